@@ -1,0 +1,113 @@
+//! Encoding values into URLs exactly as they will be sent. Alert and API values only ever
+//! enter a request through these functions, so they can fill a slot but never add a path
+//! segment, a query parameter or a different host.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::unknown;
+
+/// Characters left as-is in a path segment: RFC 3986 unreserved plus `@`, `'`, `(`, `)`, `$`,
+/// `!`, `*`, `,`, `;`, `=`, `:` which Graph and ARM accept unencoded (a UPN keeps its `@`).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'@')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'!')
+    .remove(b'*')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'$');
+
+/// Characters left as-is in a query value; everything else (notably `&`, `=`, `#`, `+`, space)
+/// is percent-encoded.
+const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'@')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'!')
+    .remove(b'*')
+    .remove(b',')
+    .remove(b':')
+    .remove(b'$')
+    .remove(b'/');
+
+/// One path segment: a guest's `#EXT#` becomes `%23EXT%23`, a `/` cannot start a new segment.
+/// A value known only at run time is shown as its placeholder.
+pub fn segment(value: &str) -> String {
+    if unknown::is_placeholder(value) {
+        return value.to_string();
+    }
+    utf8_percent_encode(value, SEGMENT).to_string()
+}
+
+/// A query parameter value.
+pub fn query_value(value: &str) -> String {
+    if unknown::is_placeholder(value) {
+        return value.to_string();
+    }
+    utf8_percent_encode(value, QUERY).to_string()
+}
+
+/// An OData string literal, quotes included: `'` inside is doubled (`O'Brien` → `'O''Brien'`).
+pub fn odata_string(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// An ARM id used as a path: each segment encoded on its own, the slashes kept.
+pub fn arm_path(id: &str) -> String {
+    if unknown::is_placeholder(id) {
+        return id.to_string();
+    }
+    id.trim_matches('/')
+        .split('/')
+        .map(segment)
+        .fold(String::new(), |mut acc, s| {
+            acc.push('/');
+            acc.push_str(&s);
+            acc
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_upn_is_encoded_as_graph_documents() {
+        assert_eq!(
+            segment("AdeleVance_adatum.com#EXT#@contoso.com"),
+            "AdeleVance_adatum.com%23EXT%23@contoso.com"
+        );
+    }
+
+    #[test]
+    fn slashes_and_queries_cannot_escape_a_segment() {
+        assert_eq!(segment("a/../b?x=1&y"), "a%2F..%2Fb%3Fx=1%26y");
+        assert_eq!(query_value("a&b=c d#e+f"), "a%26b%3Dc%20d%23e%2Bf");
+    }
+
+    #[test]
+    fn odata_quotes_are_doubled() {
+        assert_eq!(odata_string("o'brien@contoso.com"), "'o''brien@contoso.com'");
+    }
+
+    #[test]
+    fn arm_ids_keep_their_slashes() {
+        assert_eq!(
+            arm_path("/subscriptions/s/resourceGroups/r g/providers/Microsoft.Compute/disks/d#1"),
+            "/subscriptions/s/resourceGroups/r%20g/providers/Microsoft.Compute/disks/d%231"
+        );
+    }
+}

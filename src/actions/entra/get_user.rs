@@ -1,0 +1,84 @@
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::actions::{
+    Action, ActionError, ActionInfo, ActionPlan, Effect, Permissions, PlanContext, unknown,
+};
+use crate::connectors::{Api, ApiRequest, LookupOutcome};
+
+use super::{USER_SELECT, lookup_user, user_url};
+
+/// Looks up a user and the directory roles they hold, so later steps and policies can
+/// decide on facts (enabled? synced? guest? privileged?).
+pub struct GetUser;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// The user's object id or user principal name.
+    pub user: String,
+}
+
+static INFO: ActionInfo = ActionInfo {
+    name: "entra.get_user",
+    description: "Look up a user (id, UPN, enabled, synced, type) and their active directory roles.",
+    effect: Effect::Read,
+    permissions: Permissions {
+        graph: &["User.Read.All", "RoleManagement.Read.Directory"],
+        entra_roles: &[],
+        azure_rbac: &[],
+    },
+    compensation: "none needed: reads only",
+    example: "id: user\nuses: entra.get_user\nwith:\n  user: ${{ alert.principal.upn }}\n",
+};
+
+#[async_trait]
+impl Action for GetUser {
+    type Params = Params;
+
+    fn info(&self) -> &'static ActionInfo {
+        &INFO
+    }
+
+    async fn plan(&self, p: Params, ctx: &PlanContext<'_>) -> Result<ActionPlan, ActionError> {
+        let base = ctx.endpoints.graph_v1();
+        let user_get = ApiRequest::get(
+            Api::Graph,
+            format!("{}?$select={USER_SELECT}", user_url(&base, &p.user)),
+        );
+        let Some(user) = lookup_user(ctx, &p.user).await? else {
+            return Ok(ActionPlan::planned(vec![user_get])
+                .outputs(Value::Null)
+                .reason("known at run time: no credentials to look the user up"));
+        };
+        let id = user["id"].as_str().unwrap_or(&p.user).to_string();
+        let roles_url = format!(
+            "{}/transitiveMemberOf/microsoft.graph.directoryRole?$select=id,displayName,roleTemplateId",
+            user_url(&base, &id)
+        );
+        let roles = match ctx.lookup.get(Api::Graph, &roles_url).await? {
+            LookupOutcome::Found(v) => v["value"].clone(),
+            LookupOutcome::NotFound | LookupOutcome::Unavailable => Value::Array(vec![]),
+        };
+        let outputs = json!({
+            "id": id,
+            "upn": user["userPrincipalName"],
+            "display_name": user["displayName"],
+            "account_enabled": user["accountEnabled"],
+            "on_premises_sync_enabled": user["onPremisesSyncEnabled"].as_bool().unwrap_or(false),
+            "user_type": user["userType"],
+            "sign_in_sessions_valid_from": user["signInSessionsValidFromDateTime"],
+            "roles": roles.as_array().map(|rs| rs.iter().map(|r| json!({
+                "id": r["id"], "display_name": r["displayName"], "role_template_id": r["roleTemplateId"],
+            })).collect::<Vec<_>>()).unwrap_or_default(),
+        });
+        debug_assert!(!unknown::contains_placeholder(&outputs));
+        Ok(
+            ActionPlan::planned(vec![user_get, ApiRequest::get(Api::Graph, roles_url)])
+                .pre_state(outputs.clone())
+                .outputs(outputs),
+        )
+    }
+}

@@ -1,0 +1,290 @@
+//! The action catalogue: one trait, one file per action, one registry list.
+//!
+//! An action declares its name, typed parameters (with a JSON Schema), its least-privilege
+//! permissions and an example; it plans by reading (never writing) through [`Lookup`] and
+//! returns the exact requests an approved run will send.
+
+pub mod arm;
+pub mod encode;
+pub mod entra;
+pub mod evidence;
+pub mod notify;
+pub mod unknown;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::alert::Alert;
+use crate::connectors::{ApiError, ApiRequest, Endpoints, Lookup};
+
+/// What running an action does to the tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// Reads only; run for real while planning, so later steps see real values.
+    Read,
+    /// Reads that collect evidence; run when the run executes (they can be slow), never mutate.
+    Evidence,
+    /// Changes the tenant; guarded by policy and, where configured, approval.
+    Mutate,
+    /// Sends a message outside the tenant.
+    Notify,
+}
+
+/// The least privilege an action needs, per authority.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Permissions {
+    /// Microsoft Graph application permissions (`roles` claim).
+    pub graph: &'static [&'static str],
+    /// Entra directory roles the app's service principal must hold.
+    pub entra_roles: &'static [&'static str],
+    /// Azure RBAC actions on the target scope.
+    pub azure_rbac: &'static [&'static str],
+}
+
+impl Permissions {
+    pub const NONE: Permissions = Permissions {
+        graph: &[],
+        entra_roles: &[],
+        azure_rbac: &[],
+    };
+
+    /// Every permission as one flat list, as the plan shows it.
+    pub fn flat(&self) -> Vec<String> {
+        self.graph
+            .iter()
+            .chain(self.entra_roles.iter())
+            .chain(self.azure_rbac.iter())
+            .map(|p| p.to_string())
+            .collect()
+    }
+}
+
+/// How an action describes itself in `riposte actions`, the schema and the docs.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ActionInfo {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub effect: Effect,
+    pub permissions: Permissions,
+    /// How the action is undone, or why it cannot be.
+    pub compensation: &'static str,
+    /// A playbook step using the action; a test parses every example.
+    pub example: &'static str,
+}
+
+/// Deployment settings actions read (`[actions]` in configuration).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSettings {
+    /// The group a Conditional Access policy targets to require MFA.
+    pub mfa_group_id: Option<String>,
+    /// Where `notify.webhook` posts when a step gives no `url`.
+    pub notify_webhook_url: Option<String>,
+    /// The Log Analytics workspace (customer id GUID) evidence queries default to.
+    pub log_analytics_workspace: Option<String>,
+}
+
+/// What a plan-time step may see and use. It holds a [`Lookup`] (GET only) and no sender:
+/// planning cannot mutate.
+pub struct PlanContext<'a> {
+    pub endpoints: &'a Endpoints,
+    pub lookup: &'a dyn Lookup,
+    pub alert: &'a Alert,
+    pub run_id: &'a str,
+    pub step_id: &'a str,
+    pub settings: &'a ActionSettings,
+    pub now: DateTime<Utc>,
+    /// The playbook's directory, for files a step names (`query_file`).
+    pub playbook_dir: PathBuf,
+}
+
+/// Whether the step will do anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStatus {
+    Planned,
+    AlreadySatisfied,
+}
+
+/// One step's plan: the exact requests, what is true now and what will be true after.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionPlan {
+    pub status: PlanStatus,
+    pub reason: Option<String>,
+    pub pre_state: Value,
+    pub desired_state: Value,
+    pub requests: Vec<ApiRequest>,
+    /// What later steps see as `steps.<id>.outputs`; for reads, the values found.
+    /// `Null` means "known only at run time" (no credentials to look it up).
+    pub outputs: Value,
+    /// Caveats a reviewer must know (a guest's sessions are not covered, …).
+    pub notes: Vec<String>,
+}
+
+impl ActionPlan {
+    pub fn planned(requests: Vec<ApiRequest>) -> ActionPlan {
+        ActionPlan {
+            status: PlanStatus::Planned,
+            reason: None,
+            pre_state: Value::Null,
+            desired_state: Value::Null,
+            requests,
+            outputs: Value::Object(Default::default()),
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn already_satisfied(reason: impl Into<String>) -> ActionPlan {
+        ActionPlan {
+            status: PlanStatus::AlreadySatisfied,
+            reason: Some(reason.into()),
+            ..ActionPlan::planned(Vec::new())
+        }
+    }
+
+    pub fn pre_state(mut self, v: Value) -> Self {
+        self.pre_state = v;
+        self
+    }
+    pub fn desired_state(mut self, v: Value) -> Self {
+        self.desired_state = v;
+        self
+    }
+    pub fn outputs(mut self, v: Value) -> Self {
+        self.outputs = v;
+        self
+    }
+    pub fn note(mut self, n: impl Into<String>) -> Self {
+        self.notes.push(n.into());
+        self
+    }
+    pub fn reason(mut self, r: impl Into<String>) -> Self {
+        self.reason = Some(r.into());
+        self
+    }
+}
+
+/// Why an action could not be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("invalid parameters: {0}")]
+    Params(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// One action. Implement this in one file under `actions/<provider>/` and add it to
+/// [`registry`].
+#[async_trait]
+pub trait Action: Send + Sync + 'static {
+    /// The step's `with:` parameters. Unknown keys are rejected.
+    type Params: DeserializeOwned + JsonSchema + Send;
+
+    fn info(&self) -> &'static ActionInfo;
+
+    /// Reads what it needs and returns the exact requests to send, or "already satisfied".
+    async fn plan(
+        &self,
+        params: Self::Params,
+        ctx: &PlanContext<'_>,
+    ) -> Result<ActionPlan, ActionError>;
+}
+
+/// The object-safe face of [`Action`] the registry holds; implemented for every action.
+#[async_trait]
+pub trait RegisteredAction: Send + Sync {
+    fn info(&self) -> &'static ActionInfo;
+    fn params_schema(&self) -> schemars::Schema;
+    /// Checks `with:` against the parameter type; the error names the offending key.
+    fn check_params(&self, with: &Value) -> Result<(), String>;
+    async fn plan_value(
+        &self,
+        with: Value,
+        ctx: &PlanContext<'_>,
+    ) -> Result<ActionPlan, ActionError>;
+}
+
+#[async_trait]
+impl<A: Action> RegisteredAction for A {
+    fn info(&self) -> &'static ActionInfo {
+        Action::info(self)
+    }
+
+    fn params_schema(&self) -> schemars::Schema {
+        schemars::schema_for!(A::Params)
+    }
+
+    fn check_params(&self, with: &Value) -> Result<(), String> {
+        serde_json::from_value::<A::Params>(with.clone())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn plan_value(
+        &self,
+        with: Value,
+        ctx: &PlanContext<'_>,
+    ) -> Result<ActionPlan, ActionError> {
+        let params = serde_json::from_value::<A::Params>(with)
+            .map_err(|e| ActionError::Params(e.to_string()))?;
+        self.plan(params, ctx).await
+    }
+}
+
+/// Every action, in one list. Adding an action: one file plus one line here.
+pub fn registry() -> &'static [&'static dyn RegisteredAction] {
+    static REGISTRY: OnceLock<Vec<&'static dyn RegisteredAction>> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        vec![
+            &entra::get_user::GetUser,
+            &entra::disable_user::DisableUser,
+        ]
+    })
+}
+
+/// Looks an action up by name.
+pub fn find(name: &str) -> Option<&'static dyn RegisteredAction> {
+    registry().iter().copied().find(|a| a.info().name == name)
+}
+
+/// The registered name closest to `name`, for "did you mean" hints.
+pub fn closest_name(name: &str) -> Option<&'static str> {
+    crate::text::closest(name, registry().iter().map(|a| a.info().name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_provider_dot_verb() {
+        let mut names: Vec<_> = registry().iter().map(|a| a.info().name).collect();
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n, "duplicate action names");
+        for name in names {
+            let (provider, verb) = name.split_once('.').expect("provider.verb_object");
+            assert!(!provider.is_empty() && !verb.is_empty());
+            assert!(verb.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{name}");
+        }
+    }
+
+    #[test]
+    fn closest_name_suggests() {
+        assert_eq!(closest_name("entra.disable_usr"), Some("entra.disable_user"));
+        assert_eq!(closest_name("zzzzzzzzzzzzzzzzzzzzzzzz"), None);
+    }
+}

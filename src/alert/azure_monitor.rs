@@ -1,0 +1,17 @@
+use serde_json::Value;
+
+use super::{Adapter, Alert, AlertError, AlertSettings};
+
+pub(crate) struct AzureMonitor;
+
+impl Adapter for AzureMonitor {
+    fn name(&self) -> &'static str {
+        "azure-monitor"
+    }
+    fn detect(&self, _raw: &Value) -> bool {
+        false
+    }
+    fn parse(&self, _raw: Value, _settings: &AlertSettings) -> Result<Alert, AlertError> {
+        Err(AlertError::Unrecognised)
+    }
+}

@@ -1,0 +1,17 @@
+use serde_json::Value;
+
+use super::{Adapter, Alert, AlertError, AlertSettings};
+
+pub(crate) struct Defender;
+
+impl Adapter for Defender {
+    fn name(&self) -> &'static str {
+        "defender"
+    }
+    fn detect(&self, _raw: &Value) -> bool {
+        false
+    }
+    fn parse(&self, _raw: Value, _settings: &AlertSettings) -> Result<Alert, AlertError> {
+        Err(AlertError::Unrecognised)
+    }
+}

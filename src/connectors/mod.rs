@@ -1,0 +1,42 @@
+//! Every outbound HTTP call riposte makes goes through this module (STYLE.md habit 5).
+//!
+//! The rest of the crate describes requests as [`ApiRequest`] values and hands them here;
+//! planning only ever sees the read-only [`Lookup`] interface.
+
+pub mod cloud;
+mod error;
+mod request;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+pub use cloud::{Cloud, Endpoints};
+pub use error::ApiError;
+pub use request::{Api, ApiRequest, Method};
+
+/// What a read at plan time found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LookupOutcome {
+    Found(Value),
+    /// The API answered 404: the object does not exist.
+    NotFound,
+    /// Riposte has no credentials for this API, so the value is known only at run time.
+    Unavailable,
+}
+
+/// The only door the planner has to the outside: GET requests. Having no method that could
+/// send anything else is what makes planning structurally unable to mutate.
+#[async_trait]
+pub trait Lookup: Send + Sync {
+    async fn get(&self, api: Api, url: &str) -> Result<LookupOutcome, ApiError>;
+}
+
+/// A `Lookup` with no credentials: every value is unknown until run time.
+pub struct NoLookup;
+
+#[async_trait]
+impl Lookup for NoLookup {
+    async fn get(&self, _api: Api, _url: &str) -> Result<LookupOutcome, ApiError> {
+        Ok(LookupOutcome::Unavailable)
+    }
+}

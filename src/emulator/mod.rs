@@ -1,0 +1,1 @@
+//! A faithful local Entra/Graph/ARM/Log Analytics/Lacework tenant for tests, demo and dev.

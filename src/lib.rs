@@ -1,0 +1,10 @@
+//! Riposte: automated response and remediation for Microsoft Entra ID and Azure.
+//!
+//! The flow is `alert` → `playbook` → `plan` → `policy` → `engine` → `actions` →
+//! `connectors`; `ARCHITECTURE.md` draws it.
+
+pub mod actions;
+pub mod alert;
+pub mod connectors;
+pub mod emulator;
+pub mod text;
