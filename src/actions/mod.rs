@@ -127,6 +127,9 @@ pub struct ActionPlan {
     pub outputs: Value,
     /// Caveats a reviewer must know (a guest's sessions are not covered, …).
     pub notes: Vec<String>,
+    /// Set when the step must fail at run time with this instruction instead of sending a
+    /// request the API is known to refuse (a password reset for an on-premises-synced user).
+    pub blocked: Option<String>,
 }
 
 impl ActionPlan {
@@ -139,6 +142,7 @@ impl ActionPlan {
             requests,
             outputs: Value::Object(Default::default()),
             notes: Vec::new(),
+            blocked: None,
         }
     }
 
@@ -165,6 +169,15 @@ impl ActionPlan {
     pub fn note(mut self, n: impl Into<String>) -> Self {
         self.notes.push(n.into());
         self
+    }
+    /// No request will be sent; the step fails with `instruction` when the run executes.
+    pub fn blocked(instruction: impl Into<String>) -> ActionPlan {
+        let instruction = instruction.into();
+        ActionPlan {
+            reason: Some(instruction.clone()),
+            blocked: Some(instruction),
+            ..ActionPlan::planned(Vec::new())
+        }
     }
     pub fn reason(mut self, r: impl Into<String>) -> Self {
         self.reason = Some(r.into());
