@@ -7,4 +7,7 @@ pub mod actions;
 pub mod alert;
 pub mod connectors;
 pub mod emulator;
+pub mod plan;
+pub mod playbook;
+pub mod policy;
 pub mod text;

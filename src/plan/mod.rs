@@ -1,0 +1,538 @@
+//! Turning a playbook, an alert and real read-only lookups into a [`Plan`]: the exact requests
+//! each step will send, the state before and after, and the guardrail decision.
+//!
+//! The planner holds a [`Lookup`] (GET only) and nothing that could send another method: it
+//! cannot mutate, by construction.
+
+mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use minijinja::Value as JValue;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::actions::{self, ActionPlan, ActionSettings, Effect, PlanContext, PlanStatus};
+use crate::alert::Alert;
+use crate::connectors::{ApiRequest, Endpoints, Lookup};
+use crate::playbook::expr::{Unknown, from_data};
+use crate::playbook::model::{Param, Playbook, Stage, Step};
+use crate::policy::{Decision, Guard, PolicyInput, Verdict};
+
+pub use render::render_table;
+
+/// Whether riposte may change anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    #[default]
+    DryRun,
+    Enforce,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::DryRun => "dry-run",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Planned,
+    Skipped,
+    AlreadySatisfied,
+    Denied,
+    NeedsApproval,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaybookRef {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+}
+
+/// One step of a plan (field names are a contract: DESIGN.md §3).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedStep {
+    pub id: String,
+    pub action: String,
+    pub needs: Vec<String>,
+    pub status: StepStatus,
+    pub reason: Option<String>,
+    pub effect: Effect,
+    /// The guardrail decision; present for steps that change something.
+    pub policy: Option<Decision>,
+    pub pre_state: Value,
+    pub desired_state: Value,
+    pub requests: Vec<ApiRequest>,
+    pub permissions: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Set when the step will fail with this instruction instead of sending a request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
+    /// The rendered parameters (one entry per `for_each` item).
+    pub with: Value,
+    /// What later steps read as `steps.<id>.outputs`; null when known only at run time.
+    pub outputs: Value,
+}
+
+/// A reviewable dry run: what an approved run will send, request for request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub run_id: String,
+    pub mode: Mode,
+    /// `sha256:` of the canonical JSON of every step's requests and decisions; an approval
+    /// names it, so what is approved is exactly what runs.
+    pub plan_hash: String,
+    pub playbook: PlaybookRef,
+    pub alert: Alert,
+    pub inputs: Value,
+    pub created_at: DateTime<Utc>,
+    pub steps: Vec<PlannedStep>,
+    pub outputs: Value,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Why no plan could be made at all (a step that cannot be planned is shown, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("input `{0}` is required and has no default; pass --input {0}=…")]
+    MissingInput(String),
+    #[error("input `{name}`: {problem}")]
+    BadInput { name: String, problem: String },
+    #[error("the playbook declares no input `{0}`")]
+    UnknownInput(String),
+}
+
+/// Everything planning needs from outside, passed in so planning stays testable.
+pub struct Planner<'a> {
+    pub endpoints: &'a Endpoints,
+    pub lookup: &'a dyn Lookup,
+    pub settings: &'a ActionSettings,
+    pub guard: &'a dyn Guard,
+}
+
+/// The playbooks whose triggers fit the alert.
+pub fn select<'p>(playbooks: &'p [Playbook], alert: &Alert) -> Vec<&'p Playbook> {
+    let ctx = JValue::from_iter([("alert", from_data(alert))]);
+    playbooks
+        .iter()
+        .filter(|p| {
+            p.triggers_for(alert).any(|t| match &t.condition {
+                None => true,
+                Some(c) => matches!(c.eval_condition(&ctx), Ok(Some(true))),
+            })
+        })
+        .collect()
+}
+
+impl Planner<'_> {
+    pub async fn plan(
+        &self,
+        playbook: &Playbook,
+        alert: &Alert,
+        given_inputs: &BTreeMap<String, String>,
+        mode: Mode,
+        run_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Plan, PlanError> {
+        let inputs = resolve_inputs(playbook, given_inputs)?;
+        let mut notes = Vec::new();
+        let mode = if playbook.stage == Stage::Trial && mode == Mode::Enforce {
+            notes.push("the playbook is in `stage: trial`: it only plans".to_string());
+            Mode::DryRun
+        } else {
+            mode
+        };
+        let alert_value = from_data(alert);
+        let alert_json = serde_json::to_value(alert).unwrap_or(Value::Null);
+        let playbook_json = json!({"name": playbook.name, "version": playbook.version, "stage": playbook.stage});
+        let run = json!({"id": run_id, "mode": mode.as_str(), "playbook": playbook.name, "now": now.to_rfc3339()});
+        let mut results: BTreeMap<String, (StepStatus, JValue)> = BTreeMap::new();
+        let mut planned: BTreeMap<String, PlannedStep> = BTreeMap::new();
+
+        for step in topological(&playbook.steps) {
+            let action = actions::find(&step.uses).expect("validated at load");
+            let info = action.info();
+            let ctx_value = context(&alert_value, &inputs, &run, &results, None);
+            let mut ps = PlannedStep {
+                id: step.id.clone(),
+                action: step.uses.clone(),
+                needs: step.needs.clone(),
+                status: StepStatus::Planned,
+                reason: None,
+                effect: info.effect,
+                policy: None,
+                pre_state: Value::Null,
+                desired_state: Value::Null,
+                requests: Vec::new(),
+                permissions: info.permissions.flat(),
+                notes: Vec::new(),
+                blocked: None,
+                with: Value::Null,
+                outputs: Value::Null,
+            };
+            if let Some(dep) = step.needs.iter().find(|d| {
+                results
+                    .get(*d)
+                    .is_some_and(|(s, _)| matches!(s, StepStatus::Skipped | StepStatus::Denied))
+            }) {
+                ps.status = StepStatus::Skipped;
+                ps.reason = Some(format!("needs `{dep}`, which will not run"));
+            } else if let Some(cond) = &step.condition {
+                match cond.eval_condition(&ctx_value) {
+                    Ok(Some(true)) => {}
+                    Ok(Some(false)) => {
+                        ps.status = StepStatus::Skipped;
+                        ps.reason = Some("its `if` condition is false".into());
+                    }
+                    Ok(None) => ps.notes.push(
+                        "its `if` condition depends on values known only at run time; it is evaluated again then".into(),
+                    ),
+                    Err(e) => {
+                        ps.status = StepStatus::Skipped;
+                        ps.reason = Some(format!("cannot plan: `if`: {e}"));
+                    }
+                }
+            }
+            if ps.status == StepStatus::Planned {
+                self.plan_step(step, &mut ps, &alert_value, &inputs, &run, &results, alert, run_id, now, playbook)
+                    .await;
+            }
+            if info.effect == Effect::Mutate && ps.status == StepStatus::Planned {
+                let target = step
+                    .needs
+                    .iter()
+                    .filter_map(|d| planned.get(d))
+                    .map(|d| (d.id.clone(), d.outputs.clone()))
+                    .collect::<serde_json::Map<_, _>>();
+                let decision = self.guard.decide(&PolicyInput {
+                    action: &step.uses,
+                    params: &ps.with,
+                    target: &Value::Object(target),
+                    alert: &alert_json,
+                    playbook: &playbook_json,
+                    mode: mode.as_str(),
+                });
+                ps.status = match decision.decision {
+                    Verdict::Allow => StepStatus::Planned,
+                    Verdict::Deny => StepStatus::Denied,
+                    Verdict::RequireApproval => StepStatus::NeedsApproval,
+                };
+                if ps.status != StepStatus::Planned && ps.reason.is_none() {
+                    ps.reason = decision.reasons.first().cloned();
+                }
+                ps.policy = Some(decision);
+            }
+            let outputs_ctx = if ps.outputs.is_null() && ps.status != StepStatus::Skipped {
+                Unknown::value(format!("steps.{}.outputs", step.id))
+            } else {
+                from_data(&ps.outputs)
+            };
+            results.insert(step.id.clone(), (ps.status, outputs_ctx));
+            planned.insert(step.id.clone(), ps);
+        }
+
+        let final_ctx = context(&alert_value, &inputs, &run, &results, None);
+        let outputs: serde_json::Map<String, Value> = playbook
+            .outputs
+            .iter()
+            .map(|(name, t)| (name.clone(), t.eval(&final_ctx).unwrap_or(Value::Null)))
+            .collect();
+        // Steps in the playbook's order, which is how authors read them.
+        let steps: Vec<PlannedStep> = playbook
+            .steps
+            .iter()
+            .filter_map(|s| planned.remove(&s.id))
+            .collect();
+        Ok(Plan {
+            plan_hash: plan_hash(&steps),
+            run_id: run_id.to_string(),
+            mode,
+            playbook: PlaybookRef {
+                name: playbook.name.clone(),
+                version: playbook.version.clone(),
+                sha256: playbook.sha256.clone(),
+            },
+            alert: alert.clone(),
+            inputs: Value::Object(inputs.into_iter().collect()),
+            created_at: now,
+            steps,
+            outputs: Value::Object(outputs),
+            notes,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn plan_step(
+        &self,
+        step: &Step,
+        ps: &mut PlannedStep,
+        alert_value: &JValue,
+        inputs: &BTreeMap<String, Value>,
+        run: &Value,
+        results: &BTreeMap<String, (StepStatus, JValue)>,
+        alert: &Alert,
+        run_id: &str,
+        now: DateTime<Utc>,
+        playbook: &Playbook,
+    ) {
+        let action = actions::find(&step.uses).expect("validated at load");
+        let base_ctx = context(alert_value, inputs, run, results, None);
+        // `None` means a single run with no `item`.
+        let items: Vec<Option<JValue>> = match &step.for_each {
+            None => vec![None],
+            Some(t) => match t.eval(&base_ctx) {
+                Ok(Value::Array(items)) => items.iter().map(|i| Some(from_data(i))).collect(),
+                Ok(Value::String(s)) if actions::unknown::is_placeholder(&s) => {
+                    vec![Some(Unknown::value(format!("each of {}", s.trim_matches(['⟨', '⟩']))))]
+                }
+                Ok(other) => {
+                    ps.status = StepStatus::Skipped;
+                    ps.reason = Some(format!("cannot plan: `for_each` must give a list, gave {other}"));
+                    return;
+                }
+                Err(e) => {
+                    ps.status = StepStatus::Skipped;
+                    ps.reason = Some(format!("cannot plan: `for_each`: {e}"));
+                    return;
+                }
+            },
+        };
+        if items.is_empty() {
+            ps.status = StepStatus::Skipped;
+            ps.reason = Some("`for_each` gave an empty list".into());
+            return;
+        }
+        let mut plans: Vec<ActionPlan> = Vec::new();
+        let mut withs = Vec::new();
+        for item in &items {
+            let ctx_value = context(alert_value, inputs, run, results, item.clone());
+            let with = match render_params(&step.with, &ctx_value) {
+                Ok(w) => w,
+                Err(e) => {
+                    ps.status = StepStatus::Skipped;
+                    ps.reason = Some(format!("cannot plan: {e}"));
+                    return;
+                }
+            };
+            let ctx = PlanContext {
+                endpoints: self.endpoints,
+                lookup: self.lookup,
+                alert,
+                run_id,
+                step_id: &step.id,
+                settings: self.settings,
+                now,
+                playbook_dir: playbook.dir(),
+            };
+            match action.plan_value(with.clone(), &ctx).await {
+                Ok(p) => plans.push(p),
+                Err(e) => {
+                    ps.status = StepStatus::Skipped;
+                    ps.reason = Some(format!("cannot plan: {e}"));
+                    ps.with = with;
+                    return;
+                }
+            }
+            withs.push(with);
+        }
+        merge_item_plans(ps, plans, withs, step.for_each.is_some());
+    }
+}
+
+/// Folds per-item plans into one step: requests in item order; list outputs concatenated so
+/// a later step can iterate over, e.g., every snapshot id of every resource.
+fn merge_item_plans(ps: &mut PlannedStep, plans: Vec<ActionPlan>, withs: Vec<Value>, looped: bool) {
+    let all_satisfied = plans.iter().all(|p| p.status == PlanStatus::AlreadySatisfied);
+    ps.status = if all_satisfied { StepStatus::AlreadySatisfied } else { StepStatus::Planned };
+    ps.reason = plans.iter().find_map(|p| p.reason.clone());
+    ps.blocked = plans.iter().find_map(|p| p.blocked.clone());
+    let mut notes = BTreeSet::new();
+    for p in &plans {
+        notes.extend(p.notes.iter().cloned());
+    }
+    ps.notes.extend(notes);
+    ps.requests = plans.iter().flat_map(|p| p.requests.iter().cloned()).collect();
+    if !looped {
+        let p = plans.into_iter().next().expect("one item");
+        ps.pre_state = p.pre_state;
+        ps.desired_state = p.desired_state;
+        ps.outputs = p.outputs;
+        ps.with = withs.into_iter().next().unwrap_or(Value::Null);
+        return;
+    }
+    ps.pre_state = Value::Array(plans.iter().map(|p| p.pre_state.clone()).collect());
+    ps.desired_state = Value::Array(plans.iter().map(|p| p.desired_state.clone()).collect());
+    ps.with = Value::Array(withs);
+    ps.outputs = if plans.iter().any(|p| p.outputs.is_null()) {
+        Value::Null
+    } else {
+        let mut merged = serde_json::Map::new();
+        for p in &plans {
+            for (k, v) in p.outputs.as_object().into_iter().flatten() {
+                let slot = merged.entry(k.clone()).or_insert_with(|| Value::Array(Vec::new()));
+                if let Value::Array(list) = slot {
+                    match v {
+                        Value::Array(items) => list.extend(items.iter().cloned()),
+                        other => list.push(other.clone()),
+                    }
+                }
+            }
+        }
+        Value::Object(merged)
+    };
+}
+
+fn render_params(with: &[(String, Param)], ctx: &JValue) -> Result<Value, String> {
+    fn one(p: &Param, ctx: &JValue) -> Result<Value, String> {
+        Ok(match p {
+            Param::Literal(v) => v.clone(),
+            Param::Template(t) => t.eval(ctx)?,
+            Param::List(items) => Value::Array(items.iter().map(|i| one(i, ctx)).collect::<Result<_, _>>()?),
+            Param::Map(entries) => Value::Object(
+                entries.iter().map(|(k, v)| Ok((k.clone(), one(v, ctx)?))).collect::<Result<_, String>>()?,
+            ),
+        })
+    }
+    Ok(Value::Object(
+        with.iter()
+            .map(|(k, v)| one(v, ctx).map(|v| (k.clone(), v)).map_err(|e| format!("`{k}`: {e}")))
+            .collect::<Result<_, _>>()?,
+    ))
+}
+
+/// The template context: `alert`, `inputs`, `run`, `steps.<id>.{outputs,status}` and `item`.
+fn context(
+    alert: &JValue,
+    inputs: &BTreeMap<String, Value>,
+    run: &Value,
+    results: &BTreeMap<String, (StepStatus, JValue)>,
+    item: Option<JValue>,
+) -> JValue {
+    let steps: BTreeMap<String, JValue> = results
+        .iter()
+        .map(|(id, (status, outputs))| {
+            let status = serde_json::to_value(status).unwrap_or(Value::Null);
+            (
+                id.clone(),
+                JValue::from_iter([("outputs", outputs.clone()), ("status", from_data(&status))]),
+            )
+        })
+        .collect();
+    let mut entries = vec![
+        ("alert", alert.clone()),
+        ("inputs", from_data(inputs)),
+        ("run", from_data(run)),
+        ("steps", JValue::from_iter(steps)),
+    ];
+    if let Some(item) = item {
+        entries.push(("item", item));
+    }
+    JValue::from_iter(entries)
+}
+
+fn resolve_inputs(
+    playbook: &Playbook,
+    given: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, Value>, PlanError> {
+    if let Some(unknown) = given.keys().find(|k| !playbook.inputs.contains_key(*k)) {
+        return Err(PlanError::UnknownInput(unknown.clone()));
+    }
+    let mut out = BTreeMap::new();
+    for (name, spec) in &playbook.inputs {
+        let value = match given.get(name) {
+            Some(text) => spec.kind.coerce(text).map_err(|problem| PlanError::BadInput {
+                name: name.clone(),
+                problem,
+            })?,
+            None => match &spec.default {
+                Some(d) => d.clone(),
+                None if spec.required => return Err(PlanError::MissingInput(name.clone())),
+                None => Value::Null,
+            },
+        };
+        out.insert(name.clone(), value);
+    }
+    Ok(out)
+}
+
+/// Steps in an order where every step comes after the steps it needs; among steps that are
+/// ready together, file order.
+fn topological(steps: &[Step]) -> Vec<&Step> {
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    let mut out = Vec::with_capacity(steps.len());
+    while out.len() < steps.len() {
+        let before = out.len();
+        for s in steps {
+            if !done.contains(s.id.as_str()) && s.needs.iter().all(|d| done.contains(d.as_str())) {
+                done.insert(&s.id);
+                out.push(s);
+            }
+        }
+        if out.len() == before {
+            break; // a cycle; the loader has already reported it
+        }
+    }
+    out
+}
+
+/// `sha256:` over the canonical JSON (sorted keys) of what each step will do.
+pub fn plan_hash(steps: &[PlannedStep]) -> String {
+    let material: Vec<Value> = steps
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "action": s.action,
+                "status": s.status,
+                "requests": s.requests,
+                "policy": s.policy,
+                "blocked": s.blocked,
+            })
+        })
+        .collect();
+    let mut text = String::new();
+    canonical_json(&Value::Array(material), &mut text);
+    format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())))
+}
+
+/// JSON with object keys sorted and no insignificant whitespace.
+pub fn canonical_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
