@@ -5,6 +5,8 @@
 
 pub mod actions;
 pub mod alert;
+pub mod cli;
+pub mod config;
 pub mod connectors;
 pub mod emulator;
 pub mod plan;

@@ -6,6 +6,7 @@
 pub mod cloud;
 mod error;
 mod request;
+pub mod settings;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -13,6 +14,7 @@ use serde_json::Value;
 pub use cloud::{Cloud, Endpoints};
 pub use error::ApiError;
 pub use request::{Api, ApiRequest, Method};
+pub use settings::{AzureSettings, LaceworkSettings};
 
 /// What a read at plan time found.
 #[derive(Debug, Clone, PartialEq)]

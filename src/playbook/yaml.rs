@@ -131,7 +131,10 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
         });
     }
     match serde_saphyr::from_str::<Spanned<Located>>(text) {
-        Ok(root) => Ok(into_node(root)),
+        Ok(root) => {
+            let lines: Vec<&str> = text.lines().collect();
+            Ok(into_node(root, &lines, false))
+        }
         Err(e) => {
             let pos = e
                 .location()
@@ -163,22 +166,42 @@ enum Located {
     Map(Vec<(Spanned<Located>, Spanned<Located>)>),
 }
 
-fn into_node(s: Spanned<Located>) -> Node {
+/// `lines` recovers a key's spelling: YAML 1.1 reads a bare `on:` key as `true`, and a
+/// playbook's `on:` must stay the string it looks like.
+fn into_node(s: Spanned<Located>, lines: &[&str], is_key: bool) -> Node {
     let pos = Pos {
         line: s.referenced.line() as u32,
         column: s.referenced.column() as u32,
     };
     let kind = match s.value {
         Located::Null => NodeKind::Null,
+        Located::Bool(b) if is_key => {
+            let line = lines.get(pos.line.saturating_sub(1) as usize).copied().unwrap_or("");
+            let word: String = line
+                .chars()
+                .skip(pos.column.saturating_sub(1) as usize)
+                .take_while(|c| c.is_ascii_alphabetic())
+                .collect();
+            if word.is_empty() {
+                NodeKind::Bool(b)
+            } else {
+                NodeKind::Str(word)
+            }
+        }
         Located::Bool(b) => NodeKind::Bool(b),
         Located::Int(i) => NodeKind::Int(i),
         Located::Float(f) => NodeKind::Float(f),
         Located::Str(s) => NodeKind::Str(s),
-        Located::Seq(items) => NodeKind::Seq(items.into_iter().map(into_node).collect()),
+        Located::Seq(items) => NodeKind::Seq(
+            items
+                .into_iter()
+                .map(|i| into_node(i, lines, false))
+                .collect(),
+        ),
         Located::Map(entries) => NodeKind::Map(
             entries
                 .into_iter()
-                .map(|(k, v)| (into_node(k), into_node(v)))
+                .map(|(k, v)| (into_node(k, lines, true), into_node(v, lines, false)))
                 .collect(),
         ),
     };
@@ -264,6 +287,13 @@ mod tests {
     fn syntax_errors_are_located() {
         let err = parse("a: [1, 2\nb: c\n").unwrap_err();
         assert!(err.pos.line >= 1, "{err:?}");
+    }
+
+    #[test]
+    fn an_on_key_stays_a_string() {
+        let root = parse("on:\n  - source: lacework\nyes: 1\n").unwrap();
+        assert!(root.get("on").is_some());
+        assert!(root.get("yes").is_some());
     }
 
     #[test]

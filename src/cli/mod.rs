@@ -1,0 +1,92 @@
+//! The `riposte` command line (DESIGN.md §3). Each command is one file; this one parses
+//! arguments and dispatches. Errors reach `main` with context; exit codes: 0 success,
+//! 1 something the user must act on, 2 usage.
+
+mod catalogue;
+mod plan;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "riposte", version, about = "Automated response for Microsoft Entra ID and Azure, from declarative playbooks under guardrail policies.")]
+pub struct Cli {
+    /// Configuration file (default ./riposte.toml; may be absent).
+    #[arg(long, global = true, env = "RIPOSTE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check playbooks: every problem as file:line:column: message; exit 1 if any.
+    Validate {
+        /// Files or directories (default: the configured playbooks directory).
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Dry run: print the plan an alert would produce. Never mutates.
+    Plan {
+        /// The alert payload (JSON).
+        #[arg(long)]
+        alert: PathBuf,
+        /// A playbook name or file; default: every playbook whose triggers match.
+        #[arg(long)]
+        playbook: Option<String>,
+        /// The alert's source (lacework, sentinel, defender, azure-monitor, generic);
+        /// default: detected.
+        #[arg(long)]
+        source: Option<String>,
+        /// Playbook inputs, `name=value`.
+        #[arg(long = "input", value_name = "K=V")]
+        inputs: Vec<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// The action catalogue with each action's permissions.
+    Actions {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Print the playbook JSON Schema (for editors).
+    Schema,
+}
+
+/// Runs the command line; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let load_config = || Config::load(cli.config.as_deref());
+    match cli.command {
+        Command::Validate { paths, format } => validate::run(&load_config()?, paths, format),
+        Command::Plan { alert, playbook, source, inputs, format } => {
+            plan::run(&load_config()?, plan::Args { alert, playbook, source, inputs, format }).await
+        }
+        Command::Actions { format } => catalogue::actions(format),
+        Command::Schema => catalogue::schema(),
+    }
+}
+
+/// `k=v` pairs from `--input`/`--param`.
+pub(crate) fn parse_pairs(pairs: &[String], flag: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("--{flag} `{p}` must be written name=value"))
+        })
+        .collect()
+}

@@ -1,0 +1,223 @@
+//! Configuration: built-in defaults, then `riposte.toml`, then `RIPOSTE_*` environment
+//! variables (`__` between levels). Key names are a contract (DESIGN.md §3).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::actions::ActionSettings;
+use crate::alert::AlertSettings;
+use crate::connectors::{AzureSettings, LaceworkSettings};
+use crate::plan::Mode;
+
+/// The whole configuration. Every field has a default, so riposte runs with no file at all,
+/// in dry-run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `dry-run` (default): plan and never mutate. `enforce`: execute what policy allows.
+    #[serde(default)]
+    pub mode: Mode,
+    /// The directory of playbooks.
+    #[serde(default = "default_playbooks")]
+    pub playbooks: PathBuf,
+    /// The directory of guardrail policies.
+    #[serde(default = "default_policies")]
+    pub policies: PathBuf,
+    #[serde(default)]
+    pub azure: AzureSettings,
+    #[serde(default)]
+    pub lacework: LaceworkSettings,
+    #[serde(default)]
+    pub store: StoreSettings,
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default)]
+    pub guardrails: Guardrails,
+    #[serde(default)]
+    pub alerts: AlertSettings,
+    #[serde(default)]
+    pub actions: ActionSettings,
+}
+
+fn default_playbooks() -> PathBuf {
+    PathBuf::from("playbooks")
+}
+
+fn default_policies() -> PathBuf {
+    PathBuf::from("policies")
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `sqlite://relative.db`, `sqlite:///absolute.db` or `postgres://user:pass@host:port/db`.
+    #[serde(default = "default_store_url")]
+    pub url: String,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings { url: default_store_url() }
+    }
+}
+
+fn default_store_url() -> String {
+    "sqlite://riposte.db".into()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// API bearer tokens; only their sha256 is kept.
+    #[serde(default)]
+    pub tokens: Vec<TokenEntry>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings { listen: default_listen(), tokens: Vec::new() }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    pub name: String,
+    pub role: Role,
+    /// Hex sha256 of the token.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Responder,
+    Approver,
+    Admin,
+}
+
+/// Limits every deployment tunes; they reach the Rego policies as data.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guardrails {
+    /// Object ids that no action may ever target.
+    #[serde(default)]
+    pub break_glass: Vec<String>,
+    /// Principals contained per tenant per hour before approval is needed.
+    #[serde(default = "default_max_principals")]
+    pub max_principals_per_hour: u32,
+}
+
+impl Default for Guardrails {
+    fn default() -> Self {
+        Guardrails { break_glass: Vec::new(), max_principals_per_hour: default_max_principals() }
+    }
+}
+
+fn default_max_principals() -> u32 {
+    10
+}
+
+/// A configuration that cannot be used, with what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads `file` (or `./riposte.toml`, which may be absent) and the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_with_env(file, Env::prefixed("RIPOSTE_"))
+    }
+
+    fn load_with_env(file: Option<&Path>, env: Env) -> Result<Config, ConfigError> {
+        let path = match file {
+            Some(p) if !p.exists() => return Err(ConfigError::Missing(p.to_path_buf())),
+            Some(p) => p.to_path_buf(),
+            None => PathBuf::from("riposte.toml"),
+        };
+        let figment = Figment::from(Serialized::defaults(serde_json::json!({})))
+            .merge(Toml::file(&path))
+            .merge(env.split("__").ignore(&["config"]).map(|k| k.as_str().to_lowercase().into()));
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        for url in [
+            &self.azure.authority_host,
+            &self.azure.graph_endpoint,
+            &self.azure.arm_endpoint,
+            &self.azure.log_analytics_endpoint,
+            &self.lacework.endpoint,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            crate::connectors::cloud::check_endpoint_scheme(url).map_err(ConfigError::Invalid)?;
+        }
+        if !(self.store.url.starts_with("sqlite://") || self.store.url.starts_with("postgres://") || self.store.url.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid(format!(
+                "store.url `{}` must start with sqlite:// or postgres://",
+                self.store.url
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_safe() {
+        let none = || Env::prefixed("RIPOSTE_UNIT_TEST_NOTHING_");
+        let c = Config::load_with_env(Some(Path::new("/nonexistent.toml")), none()).unwrap_err();
+        assert!(matches!(c, ConfigError::Missing(_)));
+        let c = Config::load_with_env(None, none()).unwrap();
+        assert_eq!(c.mode, Mode::DryRun);
+        assert_eq!(c.store.url, "sqlite://riposte.db");
+        assert_eq!(c.guardrails.max_principals_per_hour, 10);
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_and_plain_http_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = || Env::prefixed("RIPOSTE_UNIT_TEST_NOTHING_");
+        let typo = dir.path().join("typo.toml");
+        std::fs::write(&typo, "mdoe = \"enforce\"\n").unwrap();
+        let e = Config::load_with_env(Some(&typo), none()).unwrap_err().to_string();
+        assert!(e.contains("mdoe"), "{e}");
+        let http = dir.path().join("http.toml");
+        std::fs::write(&http, "[azure]\ngraph_endpoint = \"http://graph.example.com\"\n").unwrap();
+        let e = Config::load_with_env(Some(&http), none()).unwrap_err().to_string();
+        assert!(e.contains("plain http"), "{e}");
+        let ok = dir.path().join("ok.toml");
+        std::fs::write(&ok, "mode = \"enforce\"\n[azure]\ngraph_endpoint = \"http://127.0.0.1:9\"\n").unwrap();
+        let c = Config::load_with_env(Some(&ok), none()).unwrap();
+        assert_eq!(c.mode, Mode::Enforce);
+    }
+}

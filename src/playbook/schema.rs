@@ -1,0 +1,99 @@
+//! The playbook JSON Schema, for editors. Each step's `with` is checked against the schema of
+//! the action it `uses`, straight from the action registry, so the two cannot disagree.
+
+use serde_json::{Value, json};
+
+use crate::actions;
+use crate::alert::{Severity, Source};
+
+/// The schema `riposte schema` prints and `schema/playbook.schema.json` ships.
+pub fn playbook_schema() -> Value {
+    let expression = json!({"type": "string", "pattern": "\\$\\{\\{.*\\}\\}"});
+    let duration = json!({"oneOf": [
+        {"type": "integer", "minimum": 1},
+        {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"}
+    ]});
+    let names: Vec<&str> = actions::registry().iter().map(|a| a.info().name).collect();
+    let with_by_action: Vec<Value> = actions::registry()
+        .iter()
+        .map(|a| {
+            let mut params = a.params_schema().to_value();
+            if let Some(obj) = params.as_object_mut() {
+                obj.remove("$schema");
+                obj.remove("title");
+            }
+            json!({
+                "if": {"properties": {"uses": {"const": a.info().name}}, "required": ["uses"]},
+                "then": {"properties": {"with": params}}
+            })
+        })
+        .collect();
+    let sources: Vec<&str> = Source::ALL.iter().map(|s| s.as_str()).collect();
+    let trigger = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "source": {"enum": sources, "description": "Only alerts from this source."},
+            "kind": {"type": "string", "description": "Only alerts of this kind, e.g. first_access."},
+            "title": {"type": "string", "description": "Case-insensitive substring of the alert title."},
+            "min_severity": {"enum": Severity::NAMES, "description": "Only alerts at least this severe."},
+            "if": {"type": "string", "description": "An expression over `alert`."}
+        }
+    });
+    let inputs = json!({
+        "type": "object",
+        "additionalProperties": {"oneOf": [
+            {"enum": ["string", "integer", "number", "boolean", "list", "object"]},
+            {"type": "object", "additionalProperties": false, "required": ["type"], "properties": {
+                "type": {"enum": ["string", "integer", "number", "boolean", "list", "object"]},
+                "default": {},
+                "description": {"type": "string"},
+                "required": {"type": "boolean"}
+            }}
+        ]}
+    });
+    let retry = json!({"oneOf": [
+        {"type": "integer", "minimum": 1, "maximum": 20},
+        {"type": "object", "additionalProperties": false, "properties": {
+            "attempts": {"type": "integer", "minimum": 1, "maximum": 20},
+            "backoff": duration.clone()
+        }}
+    ]});
+    let step = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["id", "uses"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+            "name": {"type": "string"},
+            "uses": {"enum": names},
+            "with": {"type": "object"},
+            "if": {"type": ["string", "boolean"]},
+            "needs": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+            "for_each": expression,
+            "retry": retry,
+            "timeout": duration,
+            "on_error": {"enum": ["fail", "continue", "compensate"]}
+        },
+        "allOf": with_by_action
+    });
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://riposte.dev/schema/playbook.schema.json",
+        "title": "riposte playbook",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["name", "steps"],
+        "properties": {
+            "name": {"type": "string", "pattern": "^[a-z0-9-]+$"},
+            "version": {"type": "string"},
+            "description": {"type": "string"},
+            "owner": {"type": "string"},
+            "stage": {"enum": ["live", "trial"], "description": "`trial` playbooks only plan."},
+            "on": {"oneOf": [trigger.clone(), {"type": "array", "items": trigger}]},
+            "inputs": inputs,
+            "steps": {"type": "array", "minItems": 1, "items": step},
+            "outputs": {"type": "object", "additionalProperties": {"type": "string"}}
+        }
+    })
+}
