@@ -86,7 +86,7 @@ fn references_must_exist_and_be_dependencies() {
     let p = problems(&GOOD.replace("steps.user.outputs.id", "steps.usr.outputs.id"));
     assert_has(&p, "14:13: `steps.usr` refers to a step that does not exist");
     let p = problems(&GOOD.replace("needs: [user]", "needs: [usr]"));
-    assert_has(&p, "12:14: `needs` names step `usr`, which does not exist; did you mean `user`?");
+    assert_has(&p, "12:13: `needs` names step `usr`, which does not exist; did you mean `user`?");
 }
 
 #[test]
