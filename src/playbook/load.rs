@@ -77,14 +77,14 @@ pub fn load_str(text: &str, path: &Path) -> Result<Playbook, Diagnostics> {
     Err(cx.finish())
 }
 
-const TOP_KEYS: &[&str] = &[
+pub const TOP_KEYS: &[&str] = &[
     "name", "version", "description", "owner", "stage", "on", "inputs", "steps", "outputs",
 ];
-const STEP_KEYS: &[&str] = &[
+pub const STEP_KEYS: &[&str] = &[
     "id", "name", "uses", "with", "if", "needs", "for_each", "retry", "timeout", "on_error",
 ];
-const TRIGGER_KEYS: &[&str] = &["source", "kind", "title", "min_severity", "if"];
-const INPUT_KEYS: &[&str] = &["type", "default", "description", "required"];
+pub const TRIGGER_KEYS: &[&str] = &["source", "kind", "title", "min_severity", "if"];
+pub const INPUT_KEYS: &[&str] = &["type", "default", "description", "required"];
 const RETRY_KEYS: &[&str] = &["attempts", "backoff"];
 /// The normalised alert's fields (DESIGN.md §3), as templates may read them.
 const ALERT_FIELDS: &[&str] = &[
