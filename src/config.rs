@@ -61,7 +61,9 @@ pub struct StoreSettings {
 
 impl Default for StoreSettings {
     fn default() -> Self {
-        StoreSettings { url: default_store_url() }
+        StoreSettings {
+            url: default_store_url(),
+        }
     }
 }
 
@@ -81,7 +83,10 @@ pub struct ServerSettings {
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        ServerSettings { listen: default_listen(), tokens: Vec::new() }
+        ServerSettings {
+            listen: default_listen(),
+            tokens: Vec::new(),
+        }
     }
 }
 
@@ -121,7 +126,10 @@ pub struct Guardrails {
 
 impl Default for Guardrails {
     fn default() -> Self {
-        Guardrails { break_glass: Vec::new(), max_principals_per_hour: default_max_principals() }
+        Guardrails {
+            break_glass: Vec::new(),
+            max_principals_per_hour: default_max_principals(),
+        }
     }
 }
 
@@ -152,7 +160,11 @@ impl Config {
         };
         let figment = Figment::from(Serialized::defaults(serde_json::json!({})))
             .merge(Toml::file(&path))
-            .merge(env.split("__").ignore(&["config"]).map(|k| k.as_str().to_lowercase().into()));
+            .merge(
+                env.split("__")
+                    .ignore(&["config"])
+                    .map(|k| k.as_str().to_lowercase().into()),
+            );
         let config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -173,7 +185,10 @@ impl Config {
         {
             crate::connectors::cloud::check_endpoint_scheme(url).map_err(ConfigError::Invalid)?;
         }
-        if !(self.store.url.starts_with("sqlite://") || self.store.url.starts_with("postgres://") || self.store.url.starts_with("postgresql://")) {
+        if !(self.store.url.starts_with("sqlite://")
+            || self.store.url.starts_with("postgres://")
+            || self.store.url.starts_with("postgresql://"))
+        {
             return Err(ConfigError::Invalid(format!(
                 "store.url `{}` must start with sqlite:// or postgres://",
                 self.store.url
@@ -209,14 +224,26 @@ mod file_tests {
         let none = || Env::prefixed("RIPOSTE_UNIT_TEST_NOTHING_");
         let typo = dir.path().join("typo.toml");
         std::fs::write(&typo, "mdoe = \"enforce\"\n").unwrap();
-        let e = Config::load_with_env(Some(&typo), none()).unwrap_err().to_string();
+        let e = Config::load_with_env(Some(&typo), none())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("mdoe"), "{e}");
         let http = dir.path().join("http.toml");
-        std::fs::write(&http, "[azure]\ngraph_endpoint = \"http://graph.example.com\"\n").unwrap();
-        let e = Config::load_with_env(Some(&http), none()).unwrap_err().to_string();
+        std::fs::write(
+            &http,
+            "[azure]\ngraph_endpoint = \"http://graph.example.com\"\n",
+        )
+        .unwrap();
+        let e = Config::load_with_env(Some(&http), none())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("plain http"), "{e}");
         let ok = dir.path().join("ok.toml");
-        std::fs::write(&ok, "mode = \"enforce\"\n[azure]\ngraph_endpoint = \"http://127.0.0.1:9\"\n").unwrap();
+        std::fs::write(
+            &ok,
+            "mode = \"enforce\"\n[azure]\ngraph_endpoint = \"http://127.0.0.1:9\"\n",
+        )
+        .unwrap();
         let c = Config::load_with_env(Some(&ok), none()).unwrap();
         assert_eq!(c.mode, Mode::Enforce);
     }

@@ -44,7 +44,10 @@ fn configuration_reference_parses_as_configuration() {
 fn every_command_is_documented_and_every_documented_command_exists() {
     let cli = section("Command line");
     let cmd = riposte::cli::Cli::command();
-    let names: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_string()).collect();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
     for name in &names {
         assert!(
             cli.contains(&format!("`riposte {name}")),
@@ -52,8 +55,14 @@ fn every_command_is_documented_and_every_documented_command_exists() {
         );
     }
     for documented in cli.split("`riposte ").skip(1) {
-        let word: String = documented.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
-        assert!(names.contains(&word), "README documents `riposte {word}`, which does not exist");
+        let word: String = documented
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        assert!(
+            names.contains(&word),
+            "README documents `riposte {word}`, which does not exist"
+        );
     }
 }
 
@@ -61,8 +70,16 @@ fn every_command_is_documented_and_every_documented_command_exists() {
 fn every_playbook_key_is_documented() {
     use riposte::playbook::load::{INPUT_KEYS, STEP_KEYS, TOP_KEYS, TRIGGER_KEYS};
     let lang = section("Playbook language");
-    for key in TOP_KEYS.iter().chain(STEP_KEYS).chain(TRIGGER_KEYS).chain(INPUT_KEYS) {
-        assert!(lang.contains(&format!("`{key}`")) || lang.contains(key), "README does not document playbook key `{key}`");
+    for key in TOP_KEYS
+        .iter()
+        .chain(STEP_KEYS)
+        .chain(TRIGGER_KEYS)
+        .chain(INPUT_KEYS)
+    {
+        assert!(
+            lang.contains(&format!("`{key}`")) || lang.contains(key),
+            "README does not document playbook key `{key}`"
+        );
     }
 }
 
@@ -77,8 +94,12 @@ fn the_readme_example_playbook_is_valid() {
 
 #[test]
 fn the_shipped_schema_is_current() {
-    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/playbook.schema.json")).unwrap();
-    let current = serde_json::to_string_pretty(&riposte::playbook::schema::playbook_schema()).unwrap();
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/playbook.schema.json"),
+    )
+    .unwrap();
+    let current =
+        serde_json::to_string_pretty(&riposte::playbook::schema::playbook_schema()).unwrap();
     assert_eq!(
         shipped.trim_end(),
         current,
@@ -92,6 +113,11 @@ fn the_quickstart_runs_the_same_tests_as_ci() {
     assert_eq!(quick.len(), 1);
     let lines: Vec<&str> = quick[0].lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 2, "the quickstart is exactly two commands");
-    let ci = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/run")).unwrap();
-    assert!(ci.lines().any(|l| l.trim() == lines[1].trim()), ".ci/run must call `{}`", lines[1]);
+    let ci =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/run")).unwrap();
+    assert!(
+        ci.lines().any(|l| l.trim() == lines[1].trim()),
+        ".ci/run must call `{}`",
+        lines[1]
+    );
 }

@@ -8,11 +8,11 @@ use riposte::playbook::load_str;
 fn problems(text: &str) -> Vec<String> {
     match load_str(text, Path::new("p.yaml")) {
         Ok(_) => Vec::new(),
-        Err(d) => d
-            .0
-            .iter()
-            .map(|d| format!("{}:{}: {}", d.pos.line, d.pos.column, d.message))
-            .collect(),
+        Err(d) => {
+            d.0.iter()
+                .map(|d| format!("{}:{}: {}", d.pos.line, d.pos.column, d.message))
+                .collect()
+        }
     }
 }
 
@@ -48,22 +48,34 @@ fn a_good_playbook_has_no_problems() {
 #[test]
 fn unknown_keys_are_located_with_a_suggestion() {
     let p = problems(&GOOD.replace("    needs: [user]", "    nedds: [user]"));
-    assert_has(&p, "12:5: unknown key `nedds` in a step; did you mean `needs`?");
+    assert_has(
+        &p,
+        "12:5: unknown key `nedds` in a step; did you mean `needs`?",
+    );
 }
 
 #[test]
 fn unknown_actions_suggest_the_closest_name() {
     let p = problems(&GOOD.replace("entra.disable_user", "entra.disable_usr"));
-    assert_has(&p, "11:11: unknown action `entra.disable_usr`; did you mean `entra.disable_user`?");
+    assert_has(
+        &p,
+        "11:11: unknown action `entra.disable_usr`; did you mean `entra.disable_user`?",
+    );
 }
 
 #[test]
 fn parameters_must_fit_the_action_schema() {
     let p = problems(&GOOD.replace("      user: ${{ steps.user.outputs.id }}", "      usr: x"));
-    assert_has(&p, "14:7: `entra.disable_user` has no parameter `usr`; did you mean `user`?");
+    assert_has(
+        &p,
+        "14:7: `entra.disable_user` has no parameter `usr`; did you mean `user`?",
+    );
     assert_has(&p, "14:7: `entra.disable_user` needs parameter `user`");
     let p = problems(&GOOD.replace("      user: ${{ steps.user.outputs.id }}", "      user: 42"));
-    assert_has(&p, "14:13: parameter `user` of `entra.disable_user`: expected string, found a number");
+    assert_has(
+        &p,
+        "14:13: parameter `user` of `entra.disable_user`: expected string, found a number",
+    );
 }
 
 #[test]
@@ -73,7 +85,10 @@ fn needs_cycles_are_reported() {
         "  - id: user\n    uses: entra.get_user\n    needs: [suspend]\n",
     );
     let p = problems(&text);
-    assert!(p.iter().any(|m| m.contains("`needs` forms a cycle")), "{p:#?}");
+    assert!(
+        p.iter().any(|m| m.contains("`needs` forms a cycle")),
+        "{p:#?}"
+    );
 }
 
 #[test]
@@ -84,9 +99,15 @@ fn references_must_exist_and_be_dependencies() {
         "13:13: step `suspend` reads `steps.user` but does not depend on it; add `user` to its `needs`",
     );
     let p = problems(&GOOD.replace("steps.user.outputs.id", "steps.usr.outputs.id"));
-    assert_has(&p, "14:13: `steps.usr` refers to a step that does not exist");
+    assert_has(
+        &p,
+        "14:13: `steps.usr` refers to a step that does not exist",
+    );
     let p = problems(&GOOD.replace("needs: [user]", "needs: [usr]"));
-    assert_has(&p, "12:13: `needs` names step `usr`, which does not exist; did you mean `user`?");
+    assert_has(
+        &p,
+        "12:13: `needs` names step `usr`, which does not exist; did you mean `user`?",
+    );
 }
 
 #[test]
@@ -104,7 +125,10 @@ fn undefined_variables_are_reported() {
 #[test]
 fn duplicate_ids_are_reported_at_the_second() {
     let text = format!("{GOOD}  - id: user\n    uses: entra.get_user\n    with: {{user: a}}\n");
-    assert_has(&problems(&text), "15:9: duplicate step id `user` (first at line 6)");
+    assert_has(
+        &problems(&text),
+        "15:9: duplicate step id `user` (first at line 6)",
+    );
 }
 
 #[test]
@@ -118,7 +142,10 @@ fn every_problem_is_reported_in_one_pass() {
     let text = GOOD
         .replace("    needs: [user]", "    nedds: [user]")
         .replace("entra.get_user", "entra.get_usr")
-        .replace("kind: first_access", "kind: first_access\n    min_severity: urgent");
+        .replace(
+            "kind: first_access",
+            "kind: first_access\n    min_severity: urgent",
+        );
     let p = problems(&text);
     assert!(p.len() >= 3, "{p:#?}");
 }

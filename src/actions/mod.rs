@@ -259,12 +259,7 @@ impl<A: Action> RegisteredAction for A {
 /// Every action, in one list. Adding an action: one file plus one line here.
 pub fn registry() -> &'static [&'static dyn RegisteredAction] {
     static REGISTRY: OnceLock<Vec<&'static dyn RegisteredAction>> = OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        vec![
-            &entra::get_user::GetUser,
-            &entra::disable_user::DisableUser,
-        ]
-    })
+    REGISTRY.get_or_init(|| vec![&entra::get_user::GetUser, &entra::disable_user::DisableUser])
 }
 
 /// Looks an action up by name.
@@ -291,13 +286,19 @@ mod tests {
         for name in names {
             let (provider, verb) = name.split_once('.').expect("provider.verb_object");
             assert!(!provider.is_empty() && !verb.is_empty());
-            assert!(verb.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{name}");
+            assert!(
+                verb.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
         }
     }
 
     #[test]
     fn closest_name_suggests() {
-        assert_eq!(closest_name("entra.disable_usr"), Some("entra.disable_user"));
+        assert_eq!(
+            closest_name("entra.disable_usr"),
+            Some("entra.disable_user")
+        );
         assert_eq!(closest_name("zzzzzzzzzzzzzzzzzzzzzzzz"), None);
     }
 }

@@ -231,7 +231,9 @@ pub enum AlertError {
          pass --source (generic needs [alerts.generic] pointers)"
     )]
     Unrecognised,
-    #[error("unknown source `{0}`; expected one of lacework, sentinel, defender, azure-monitor, generic")]
+    #[error(
+        "unknown source `{0}`; expected one of lacework, sentinel, defender, azure-monitor, generic"
+    )]
     UnknownSource(String),
 }
 
@@ -271,7 +273,8 @@ pub fn parse_alert(
     source: Option<&str>,
     settings: &AlertSettings,
 ) -> Result<Alert, AlertError> {
-    let raw: Value = serde_json::from_slice(bytes).map_err(|e| AlertError::NotJson(e.to_string()))?;
+    let raw: Value =
+        serde_json::from_slice(bytes).map_err(|e| AlertError::NotJson(e.to_string()))?;
     parse_alert_value(raw, source, settings)
 }
 

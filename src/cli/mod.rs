@@ -14,7 +14,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::Config;
 
 #[derive(Debug, Parser)]
-#[command(name = "riposte", version, about = "Automated response for Microsoft Entra ID and Azure, from declarative playbooks under guardrail policies.")]
+#[command(
+    name = "riposte",
+    version,
+    about = "Automated response for Microsoft Entra ID and Azure, from declarative playbooks under guardrail policies."
+)]
 pub struct Cli {
     /// Configuration file (default ./riposte.toml; may be absent).
     #[arg(long, global = true, env = "RIPOSTE_CONFIG")]
@@ -71,8 +75,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let load_config = || Config::load(cli.config.as_deref());
     match cli.command {
         Command::Validate { paths, format } => validate::run(&load_config()?, paths, format),
-        Command::Plan { alert, playbook, source, inputs, format } => {
-            plan::run(&load_config()?, plan::Args { alert, playbook, source, inputs, format }).await
+        Command::Plan {
+            alert,
+            playbook,
+            source,
+            inputs,
+            format,
+        } => {
+            plan::run(
+                &load_config()?,
+                plan::Args {
+                    alert,
+                    playbook,
+                    source,
+                    inputs,
+                    format,
+                },
+            )
+            .await
         }
         Command::Actions { format } => catalogue::actions(format),
         Command::Schema => catalogue::schema(),
@@ -80,7 +100,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// `k=v` pairs from `--input`/`--param`.
-pub(crate) fn parse_pairs(pairs: &[String], flag: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+pub(crate) fn parse_pairs(
+    pairs: &[String],
+    flag: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
     pairs
         .iter()
         .map(|p| {

@@ -38,7 +38,14 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     for p in &playbooks {
         let run_id = uuid::Uuid::now_v7().to_string();
         let plan = planner
-            .plan(p, &alert, &inputs, Mode::DryRun, &run_id, chrono::Utc::now())
+            .plan(
+                p,
+                &alert,
+                &inputs,
+                Mode::DryRun,
+                &run_id,
+                chrono::Utc::now(),
+            )
             .await
             .with_context(|| format!("cannot plan playbook {}", p.name))?;
         plans.push(plan);
@@ -50,7 +57,9 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     match args.format {
-        Format::Json if plans.len() == 1 => println!("{}", serde_json::to_string_pretty(&plans[0])?),
+        Format::Json if plans.len() == 1 => {
+            println!("{}", serde_json::to_string_pretty(&plans[0])?)
+        }
         Format::Json => println!("{}", serde_json::to_string_pretty(&plans)?),
         Format::Table => {
             for p in &plans {
@@ -62,7 +71,11 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// `--playbook` as a file or a name, or every playbook whose triggers match.
-fn select_playbooks(config: &Config, wanted: Option<&str>, alert: &alert::Alert) -> anyhow::Result<Vec<Playbook>> {
+fn select_playbooks(
+    config: &Config,
+    wanted: Option<&str>,
+    alert: &alert::Alert,
+) -> anyhow::Result<Vec<Playbook>> {
     if let Some(w) = wanted {
         let path = Path::new(w);
         if path.is_file() {
@@ -73,13 +86,19 @@ fn select_playbooks(config: &Config, wanted: Option<&str>, alert: &alert::Alert)
             return Ok(vec![p]);
         }
         if !diags.is_empty() {
-            anyhow::bail!("no playbook named `{w}` loaded; problems found:\n{}", playbook::Diagnostics(diags));
+            anyhow::bail!(
+                "no playbook named `{w}` loaded; problems found:\n{}",
+                playbook::Diagnostics(diags)
+            );
         }
         anyhow::bail!("no playbook named `{w}` in {}", config.playbooks.display());
     }
     let (all, diags) = playbook::load_all(std::slice::from_ref(&config.playbooks));
     if !diags.is_empty() {
-        anyhow::bail!("playbooks have problems (run `riposte validate`):\n{}", playbook::Diagnostics(diags));
+        anyhow::bail!(
+            "playbooks have problems (run `riposte validate`):\n{}",
+            playbook::Diagnostics(diags)
+        );
     }
     let matched: Vec<Playbook> = plan::select(&all, alert).into_iter().cloned().collect();
     if matched.is_empty() {

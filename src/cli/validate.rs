@@ -6,7 +6,11 @@ use crate::config::Config;
 use crate::playbook;
 
 pub fn run(config: &Config, paths: Vec<PathBuf>, format: Format) -> anyhow::Result<ExitCode> {
-    let paths = if paths.is_empty() { vec![config.playbooks.clone()] } else { paths };
+    let paths = if paths.is_empty() {
+        vec![config.playbooks.clone()]
+    } else {
+        paths
+    };
     if let Some(missing) = paths.iter().find(|p| !p.exists()) {
         anyhow::bail!("{} does not exist", missing.display());
     }
@@ -18,18 +22,31 @@ pub fn run(config: &Config, paths: Vec<PathBuf>, format: Format) -> anyhow::Resu
                 .iter()
                 .map(|d| serde_json::json!({"file": d.file, "line": d.pos.line, "column": d.pos.column, "message": d.message}))
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"files": files.len(), "playbooks": playbooks.len(), "problems": out}))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"files": files.len(), "playbooks": playbooks.len(), "problems": out})
+                )?
+            );
         }
         Format::Table => {
             for d in &diags {
                 println!("{d}");
             }
             if diags.is_empty() {
-                println!("{} playbook(s) in {} file(s): no problems", playbooks.len(), files.len());
+                println!(
+                    "{} playbook(s) in {} file(s): no problems",
+                    playbooks.len(),
+                    files.len()
+                );
             } else {
                 eprintln!("{} problem(s) in {} file(s)", diags.len(), files.len());
             }
         }
     }
-    Ok(if diags.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if diags.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -62,7 +62,10 @@ fn request_id_suffix(id: &Option<String>) -> String {
 impl ApiError {
     /// Whether the same request may succeed if sent again.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ApiError::Throttled { .. } | ApiError::Transient { .. })
+        matches!(
+            self,
+            ApiError::Throttled { .. } | ApiError::Transient { .. }
+        )
     }
 
     /// The request id Microsoft returned, when it answered at all.

@@ -123,7 +123,7 @@ pub struct Planner<'a> {
 
 /// The playbooks whose triggers fit the alert.
 pub fn select<'p>(playbooks: &'p [Playbook], alert: &Alert) -> Vec<&'p Playbook> {
-    let ctx = JValue::from_iter([("alert", from_data(alert))]);
+    let ctx = JValue::from_pairs([("alert", from_data(alert))]);
     playbooks
         .iter()
         .filter(|p| {
@@ -155,7 +155,8 @@ impl Planner<'_> {
         };
         let alert_value = from_data(alert);
         let alert_json = serde_json::to_value(alert).unwrap_or(Value::Null);
-        let playbook_json = json!({"name": playbook.name, "version": playbook.version, "stage": playbook.stage});
+        let playbook_json =
+            json!({"name": playbook.name, "version": playbook.version, "stage": playbook.stage});
         let run = json!({"id": run_id, "mode": mode.as_str(), "playbook": playbook.name, "now": now.to_rfc3339()});
         let mut results: BTreeMap<String, (StepStatus, JValue)> = BTreeMap::new();
         let mut planned: BTreeMap<String, PlannedStep> = BTreeMap::new();
@@ -205,8 +206,19 @@ impl Planner<'_> {
                 }
             }
             if ps.status == StepStatus::Planned {
-                self.plan_step(step, &mut ps, &alert_value, &inputs, &run, &results, alert, run_id, now, playbook)
-                    .await;
+                self.plan_step(
+                    step,
+                    &mut ps,
+                    &alert_value,
+                    &inputs,
+                    &run,
+                    &results,
+                    alert,
+                    run_id,
+                    now,
+                    playbook,
+                )
+                .await;
             }
             if info.effect == Effect::Mutate && ps.status == StepStatus::Planned {
                 let target = step
@@ -294,11 +306,16 @@ impl Planner<'_> {
             Some(t) => match t.eval(&base_ctx) {
                 Ok(Value::Array(items)) => items.iter().map(|i| Some(from_data(i))).collect(),
                 Ok(Value::String(s)) if actions::unknown::is_placeholder(&s) => {
-                    vec![Some(Unknown::value(format!("each of {}", s.trim_matches(['⟨', '⟩']))))]
+                    vec![Some(Unknown::value(format!(
+                        "each of {}",
+                        s.trim_matches(['⟨', '⟩'])
+                    )))]
                 }
                 Ok(other) => {
                     ps.status = StepStatus::Skipped;
-                    ps.reason = Some(format!("cannot plan: `for_each` must give a list, gave {other}"));
+                    ps.reason = Some(format!(
+                        "cannot plan: `for_each` must give a list, gave {other}"
+                    ));
                     return;
                 }
                 Err(e) => {
@@ -353,8 +370,14 @@ impl Planner<'_> {
 /// Folds per-item plans into one step: requests in item order; list outputs concatenated so
 /// a later step can iterate over, e.g., every snapshot id of every resource.
 fn merge_item_plans(ps: &mut PlannedStep, plans: Vec<ActionPlan>, withs: Vec<Value>, looped: bool) {
-    let all_satisfied = plans.iter().all(|p| p.status == PlanStatus::AlreadySatisfied);
-    ps.status = if all_satisfied { StepStatus::AlreadySatisfied } else { StepStatus::Planned };
+    let all_satisfied = plans
+        .iter()
+        .all(|p| p.status == PlanStatus::AlreadySatisfied);
+    ps.status = if all_satisfied {
+        StepStatus::AlreadySatisfied
+    } else {
+        StepStatus::Planned
+    };
     ps.reason = plans.iter().find_map(|p| p.reason.clone());
     ps.blocked = plans.iter().find_map(|p| p.blocked.clone());
     let mut notes = BTreeSet::new();
@@ -362,7 +385,10 @@ fn merge_item_plans(ps: &mut PlannedStep, plans: Vec<ActionPlan>, withs: Vec<Val
         notes.extend(p.notes.iter().cloned());
     }
     ps.notes.extend(notes);
-    ps.requests = plans.iter().flat_map(|p| p.requests.iter().cloned()).collect();
+    ps.requests = plans
+        .iter()
+        .flat_map(|p| p.requests.iter().cloned())
+        .collect();
     if !looped {
         let p = plans.into_iter().next().expect("one item");
         ps.pre_state = p.pre_state;
@@ -380,7 +406,9 @@ fn merge_item_plans(ps: &mut PlannedStep, plans: Vec<ActionPlan>, withs: Vec<Val
         let mut merged = serde_json::Map::new();
         for p in &plans {
             for (k, v) in p.outputs.as_object().into_iter().flatten() {
-                let slot = merged.entry(k.clone()).or_insert_with(|| Value::Array(Vec::new()));
+                let slot = merged
+                    .entry(k.clone())
+                    .or_insert_with(|| Value::Array(Vec::new()));
                 if let Value::Array(list) = slot {
                     match v {
                         Value::Array(items) => list.extend(items.iter().cloned()),
@@ -398,15 +426,27 @@ fn render_params(with: &[(String, Param)], ctx: &JValue) -> Result<Value, String
         Ok(match p {
             Param::Literal(v) => v.clone(),
             Param::Template(t) => t.eval(ctx)?,
-            Param::List(items) => Value::Array(items.iter().map(|i| one(i, ctx)).collect::<Result<_, _>>()?),
+            Param::List(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| one(i, ctx))
+                    .collect::<Result<_, _>>()?,
+            ),
             Param::Map(entries) => Value::Object(
-                entries.iter().map(|(k, v)| Ok((k.clone(), one(v, ctx)?))).collect::<Result<_, String>>()?,
+                entries
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), one(v, ctx)?)))
+                    .collect::<Result<_, String>>()?,
             ),
         })
     }
     Ok(Value::Object(
         with.iter()
-            .map(|(k, v)| one(v, ctx).map(|v| (k.clone(), v)).map_err(|e| format!("`{k}`: {e}")))
+            .map(|(k, v)| {
+                one(v, ctx)
+                    .map(|v| (k.clone(), v))
+                    .map_err(|e| format!("`{k}`: {e}"))
+            })
             .collect::<Result<_, _>>()?,
     ))
 }
@@ -425,7 +465,7 @@ fn context(
             let status = serde_json::to_value(status).unwrap_or(Value::Null);
             (
                 id.clone(),
-                JValue::from_iter([("outputs", outputs.clone()), ("status", from_data(&status))]),
+                JValue::from_pairs([("outputs", outputs.clone()), ("status", from_data(&status))]),
             )
         })
         .collect();
@@ -433,12 +473,12 @@ fn context(
         ("alert", alert.clone()),
         ("inputs", from_data(inputs)),
         ("run", from_data(run)),
-        ("steps", JValue::from_iter(steps)),
+        ("steps", JValue::from_pairs(steps)),
     ];
     if let Some(item) = item {
         entries.push(("item", item));
     }
-    JValue::from_iter(entries)
+    JValue::from_pairs(entries)
 }
 
 fn resolve_inputs(
@@ -451,10 +491,13 @@ fn resolve_inputs(
     let mut out = BTreeMap::new();
     for (name, spec) in &playbook.inputs {
         let value = match given.get(name) {
-            Some(text) => spec.kind.coerce(text).map_err(|problem| PlanError::BadInput {
-                name: name.clone(),
-                problem,
-            })?,
+            Some(text) => spec
+                .kind
+                .coerce(text)
+                .map_err(|problem| PlanError::BadInput {
+                    name: name.clone(),
+                    problem,
+                })?,
             None => match &spec.default {
                 Some(d) => d.clone(),
                 None if spec.required => return Err(PlanError::MissingInput(name.clone())),

@@ -33,9 +33,25 @@ pub fn render_table(plan: &Plan) -> String {
         let _ = writeln!(out, "note: {note}");
     }
     let _ = writeln!(out);
-    let id_w = plan.steps.iter().map(|s| s.id.len()).max().unwrap_or(4).max(4);
-    let act_w = plan.steps.iter().map(|s| s.action.len()).max().unwrap_or(6).max(6);
-    let _ = writeln!(out, "{:id_w$}  {:act_w$}  {:17}  NEEDS", "STEP", "ACTION", "STATUS");
+    let id_w = plan
+        .steps
+        .iter()
+        .map(|s| s.id.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let act_w = plan
+        .steps
+        .iter()
+        .map(|s| s.action.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let _ = writeln!(
+        out,
+        "{:id_w$}  {:act_w$}  {:17}  NEEDS",
+        "STEP", "ACTION", "STATUS"
+    );
     for s in &plan.steps {
         let status = serde_json::to_value(s.status)
             .ok()
@@ -47,7 +63,11 @@ pub fn render_table(plan: &Plan) -> String {
             s.id,
             s.action,
             status,
-            if s.needs.is_empty() { "-".to_string() } else { s.needs.join(", ") }
+            if s.needs.is_empty() {
+                "-".to_string()
+            } else {
+                s.needs.join(", ")
+            }
         );
         let indent = " ".repeat(id_w + 2);
         if let Some(reason) = &s.reason {
@@ -58,7 +78,10 @@ pub fn render_table(plan: &Plan) -> String {
                 let _ = writeln!(
                     out,
                     "{indent}policy: {} ({})",
-                    serde_json::to_value(policy.decision).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                    serde_json::to_value(policy.decision)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
                     policy.reasons.join("; ")
                 );
             }

@@ -37,7 +37,10 @@ pub struct Template {
 pub enum Part {
     Text(String),
     /// The expression's source and its byte offset in the string (for error columns).
-    Expr { source: String, offset: usize },
+    Expr {
+        source: String,
+        offset: usize,
+    },
 }
 
 /// A template that could not be parsed: the byte offset in the string and the problem.
@@ -251,7 +254,10 @@ pub fn to_json(v: &JValue) -> Value {
         return Value::String(unknown::placeholder(&u.path));
     }
     if let Ok(iter) = v.try_iter() {
-        if v.as_object().is_some_and(|o| matches!(o.repr(), ObjectRepr::Map)) || v.kind() == minijinja::value::ValueKind::Map {
+        if v.as_object()
+            .is_some_and(|o| matches!(o.repr(), ObjectRepr::Map))
+            || v.kind() == minijinja::value::ValueKind::Map
+        {
             let mut map = serde_json::Map::new();
             for key in iter {
                 let val = v.get_item(&key).unwrap_or_default();
@@ -259,7 +265,9 @@ pub fn to_json(v: &JValue) -> Value {
             }
             return Value::Object(map);
         }
-        if v.kind() == minijinja::value::ValueKind::Seq || v.kind() == minijinja::value::ValueKind::Iterable {
+        if v.kind() == minijinja::value::ValueKind::Seq
+            || v.kind() == minijinja::value::ValueKind::Iterable
+        {
             return Value::Array(iter.map(|item| to_json(&item)).collect());
         }
     }
@@ -280,7 +288,9 @@ mod tests {
         let t = Template::parse("user ${{ alert.principal.upn }} on ${{ alert.kind }}!").unwrap();
         assert_eq!(t.parts.len(), 5);
         let out = t
-            .eval(&ctx(json!({"alert": {"principal": {"upn": "a@b"}, "kind": "k"}})))
+            .eval(&ctx(
+                json!({"alert": {"principal": {"upn": "a@b"}, "kind": "k"}}),
+            ))
             .unwrap();
         assert_eq!(out, json!("user a@b on k!"));
     }

@@ -9,9 +9,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::expr::{Template, TemplateError, referenced_paths};
-use super::model::{
-    Input, InputType, OnError, Param, Playbook, Retry, Stage, Step, Trigger,
-};
+use super::model::{Input, InputType, OnError, Param, Playbook, Retry, Stage, Step, Trigger};
 use super::yaml::{self, Node, NodeKind, Pos};
 use crate::actions;
 use crate::alert::{Severity, Source};
@@ -78,7 +76,15 @@ pub fn load_str(text: &str, path: &Path) -> Result<Playbook, Diagnostics> {
 }
 
 pub const TOP_KEYS: &[&str] = &[
-    "name", "version", "description", "owner", "stage", "on", "inputs", "steps", "outputs",
+    "name",
+    "version",
+    "description",
+    "owner",
+    "stage",
+    "on",
+    "inputs",
+    "steps",
+    "outputs",
 ];
 pub const STEP_KEYS: &[&str] = &[
     "id", "name", "uses", "with", "if", "needs", "for_each", "retry", "timeout", "on_error",
@@ -88,8 +94,18 @@ pub const INPUT_KEYS: &[&str] = &["type", "default", "description", "required"];
 const RETRY_KEYS: &[&str] = &["attempts", "backoff"];
 /// The normalised alert's fields (DESIGN.md §3), as templates may read them.
 const ALERT_FIELDS: &[&str] = &[
-    "id", "source", "kind", "title", "severity", "observed_at", "principal", "resources",
-    "operation", "source_ip", "raw", "needs_enrichment",
+    "id",
+    "source",
+    "kind",
+    "title",
+    "severity",
+    "observed_at",
+    "principal",
+    "resources",
+    "operation",
+    "source_ip",
+    "raw",
+    "needs_enrichment",
 ];
 const PRINCIPAL_FIELDS: &[&str] = &["upn", "object_id", "tenant_id", "type"];
 const RUN_FIELDS: &[&str] = &["id", "mode", "playbook", "now"];
@@ -127,7 +143,9 @@ impl<'t> Loader<'t> {
     }
 
     fn check_keys(&mut self, node: &Node, allowed: &[&str], what: &str) {
-        let Some(entries) = node.entries() else { return };
+        let Some(entries) = node.entries() else {
+            return;
+        };
         let mut seen = HashMap::new();
         for (k, _) in entries {
             let Some(key) = k.scalar_text() else {
@@ -135,7 +153,10 @@ impl<'t> Loader<'t> {
                 continue;
             };
             if let Some(first) = seen.insert(key.clone(), k.pos) {
-                self.error(k.pos, format!("duplicate key `{key}` (first at line {})", first.line));
+                self.error(
+                    k.pos,
+                    format!("duplicate key `{key}` (first at line {})", first.line),
+                );
             }
             if !allowed.contains(&key.as_str()) {
                 let hint = crate::text::closest(&key, allowed.iter().copied())
@@ -151,7 +172,10 @@ impl<'t> Loader<'t> {
             NodeKind::Str(s) => Some(s.clone()),
             NodeKind::Int(_) | NodeKind::Float(_) => node.scalar_text(),
             _ => {
-                self.error(node.pos, format!("`{what}` must be a string, found {}", node.type_name()));
+                self.error(
+                    node.pos,
+                    format!("`{what}` must be a string, found {}", node.type_name()),
+                );
                 None
             }
         }
@@ -159,7 +183,10 @@ impl<'t> Loader<'t> {
 
     fn playbook(&mut self, root: &Node, text: &str) -> Option<Playbook> {
         if root.entries().is_none() {
-            self.error(root.pos, format!("a playbook must be a mapping, found {}", root.type_name()));
+            self.error(
+                root.pos,
+                format!("a playbook must be a mapping, found {}", root.type_name()),
+            );
             return None;
         }
         self.check_keys(root, TOP_KEYS, "the playbook");
@@ -172,14 +199,19 @@ impl<'t> Loader<'t> {
         };
         if let (Some(n), Some(node)) = (&name, root.get("name")) {
             if !valid_name(n) {
-                self.error(node.pos, format!("name `{n}` must be lower-case letters, digits and `-`"));
+                self.error(
+                    node.pos,
+                    format!("name `{n}` must be lower-case letters, digits and `-`"),
+                );
             }
         }
         let version = root
             .get("version")
             .and_then(|v| self.string(v, "version"))
             .unwrap_or_else(|| "0".into());
-        let description = root.get("description").and_then(|v| self.string(v, "description"));
+        let description = root
+            .get("description")
+            .and_then(|v| self.string(v, "description"));
         let owner = root.get("owner").and_then(|v| self.string(v, "owner"));
         let stage = match root.get("stage") {
             None => Stage::Live,
@@ -192,7 +224,10 @@ impl<'t> Loader<'t> {
                 }
             },
         };
-        let inputs = root.get("inputs").map(|n| self.inputs(n)).unwrap_or_default();
+        let inputs = root
+            .get("inputs")
+            .map(|n| self.inputs(n))
+            .unwrap_or_default();
         let input_names: BTreeSet<String> = inputs.keys().cloned().collect();
         let triggers = root
             .get("on")
@@ -228,11 +263,16 @@ impl<'t> Loader<'t> {
     fn inputs(&mut self, node: &Node) -> BTreeMap<String, Input> {
         let mut out = BTreeMap::new();
         let Some(entries) = node.entries() else {
-            self.error(node.pos, "`inputs` must be a mapping of input name to its type");
+            self.error(
+                node.pos,
+                "`inputs` must be a mapping of input name to its type",
+            );
             return out;
         };
         for (k, v) in entries {
-            let Some(name) = k.scalar_text() else { continue };
+            let Some(name) = k.scalar_text() else {
+                continue;
+            };
             if !valid_id(&name) {
                 self.error(k.pos, format!("input name `{name}` must be snake_case"));
             }
@@ -250,7 +290,13 @@ impl<'t> Loader<'t> {
             };
             let kind = match type_node.and_then(|t| t.as_str().map(|s| (t, s))) {
                 Some((t, s)) => InputType::parse(s).unwrap_or_else(|| {
-                    self.error(t.pos, format!("unknown input type `{s}`; expected one of {}", InputType::NAMES.join(", ")));
+                    self.error(
+                        t.pos,
+                        format!(
+                            "unknown input type `{s}`; expected one of {}",
+                            InputType::NAMES.join(", ")
+                        ),
+                    );
                     InputType::String
                 }),
                 None => {
@@ -261,7 +307,10 @@ impl<'t> Loader<'t> {
             let default = spec.and_then(|s| s.get("default")).map(|d| {
                 let value = d.to_json();
                 if !kind.accepts(&value) {
-                    self.error(d.pos, format!("default of `{name}` must be a {}", kind.name()));
+                    self.error(
+                        d.pos,
+                        format!("default of `{name}` must be a {}", kind.name()),
+                    );
                 }
                 value
             });
@@ -278,7 +327,15 @@ impl<'t> Loader<'t> {
                 },
                 None => default.is_none(),
             };
-            out.insert(name, Input { kind, default, description, required });
+            out.insert(
+                name,
+                Input {
+                    kind,
+                    default,
+                    description,
+                    required,
+                },
+            );
         }
         out
     }
@@ -305,7 +362,13 @@ impl<'t> Loader<'t> {
                 let parsed = Source::parse(name);
                 if parsed.is_none() {
                     let names: Vec<&str> = Source::ALL.iter().map(|s| s.as_str()).collect();
-                    self.error(s.pos, format!("unknown source `{name}`; expected one of {}", names.join(", ")));
+                    self.error(
+                        s.pos,
+                        format!(
+                            "unknown source `{name}`; expected one of {}",
+                            names.join(", ")
+                        ),
+                    );
                 }
                 parsed
             });
@@ -316,7 +379,13 @@ impl<'t> Loader<'t> {
                     .then(|| Severity::parse_loose(name))
                     .flatten();
                 if parsed.is_none() {
-                    self.error(s.pos, format!("unknown severity `{name}`; expected one of {}", Severity::NAMES.join(", ")));
+                    self.error(
+                        s.pos,
+                        format!(
+                            "unknown severity `{name}`; expected one of {}",
+                            Severity::NAMES.join(", ")
+                        ),
+                    );
                 }
                 parsed
             });
@@ -330,7 +399,13 @@ impl<'t> Loader<'t> {
                 reader: "a trigger".into(),
             };
             let condition = t.get("if").and_then(|c| self.condition(c, &scope));
-            out.push(Trigger { source, kind, title, min_severity, condition });
+            out.push(Trigger {
+                source,
+                kind,
+                title,
+                min_severity,
+                condition,
+            });
         }
         out
     }
@@ -350,7 +425,10 @@ impl<'t> Loader<'t> {
                 if let Some(id) = idn.scalar_text() {
                     if let Some(first) = ids.get(&id) {
                         let line = first.line;
-                        self.error(idn.pos, format!("duplicate step id `{id}` (first at line {line})"));
+                        self.error(
+                            idn.pos,
+                            format!("duplicate step id `{id}` (first at line {line})"),
+                        );
                     } else {
                         ids.insert(id, idn.pos);
                     }
@@ -360,8 +438,13 @@ impl<'t> Loader<'t> {
         let all: BTreeSet<String> = ids.keys().cloned().collect();
         let mut needs: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for item in items {
-            let Some(id) = item.get("id").and_then(Node::scalar_text) else { continue };
-            let list = item.get("needs").map(|n| self.needs(n, &id, &all)).unwrap_or_default();
+            let Some(id) = item.get("id").and_then(Node::scalar_text) else {
+                continue;
+            };
+            let list = item
+                .get("needs")
+                .map(|n| self.needs(n, &id, &all))
+                .unwrap_or_default();
             needs.entry(id).or_insert(list);
         }
         self.check_cycles(&needs, &ids);
@@ -370,7 +453,10 @@ impl<'t> Loader<'t> {
         let mut steps = Vec::new();
         for item in items {
             if item.entries().is_none() {
-                self.error(item.pos, format!("a step must be a mapping, found {}", item.type_name()));
+                self.error(
+                    item.pos,
+                    format!("a step must be a mapping, found {}", item.type_name()),
+                );
                 continue;
             }
             self.check_keys(item, STEP_KEYS, "a step");
@@ -400,7 +486,10 @@ impl<'t> Loader<'t> {
                     let hint = actions::closest_name(u)
                         .map(|c| format!("; did you mean `{c}`?"))
                         .unwrap_or_else(|| "; `riposte actions` lists them".into());
-                    self.error(uses_node.map(|n| n.pos).unwrap_or(item.pos), format!("unknown action `{u}`{hint}"));
+                    self.error(
+                        uses_node.map(|n| n.pos).unwrap_or(item.pos),
+                        format!("unknown action `{u}`{hint}"),
+                    );
                 }
                 found
             });
@@ -426,11 +515,16 @@ impl<'t> Loader<'t> {
             let condition = item.get("if").and_then(|c| self.condition(c, &scope));
             let for_each = item.get("for_each").and_then(|f| {
                 // `item` is what for_each defines; it cannot be read in its own list.
-                let list_scope = Scope { has_item: false, ..scope_clone(&scope) };
+                let list_scope = Scope {
+                    has_item: false,
+                    ..scope_clone(&scope)
+                };
                 self.template(f, &list_scope)
             });
             let retry = item.get("retry").map(|r| self.retry(r)).unwrap_or_default();
-            let timeout = item.get("timeout").and_then(|t| self.duration(t, "timeout"));
+            let timeout = item
+                .get("timeout")
+                .and_then(|t| self.duration(t, "timeout"));
             let on_error = match item.get("on_error") {
                 None => OnError::Fail,
                 Some(n) => match n.as_str() {
@@ -438,7 +532,10 @@ impl<'t> Loader<'t> {
                     Some("continue") => OnError::Continue,
                     Some("compensate") => OnError::Compensate,
                     _ => {
-                        self.error(n.pos, "`on_error` must be one of fail, continue, compensate");
+                        self.error(
+                            n.pos,
+                            "`on_error` must be one of fail, continue, compensate",
+                        );
                         OnError::Fail
                     }
                 },
@@ -482,7 +579,10 @@ impl<'t> Loader<'t> {
                 let hint = crate::text::closest(&dep, all.iter().map(String::as_str))
                     .map(|c| format!("; did you mean `{c}`?"))
                     .unwrap_or_default();
-                self.error(n.pos, format!("`needs` names step `{dep}`, which does not exist{hint}"));
+                self.error(
+                    n.pos,
+                    format!("`needs` names step `{dep}`, which does not exist{hint}"),
+                );
             } else {
                 out.push(dep);
             }
@@ -535,7 +635,10 @@ impl<'t> Loader<'t> {
 
     fn with(&mut self, node: &Node, scope: &Scope<'_>) -> Vec<(String, Param)> {
         let Some(entries) = node.entries() else {
-            self.error(node.pos, format!("`with` must be a mapping, found {}", node.type_name()));
+            self.error(
+                node.pos,
+                format!("`with` must be a mapping, found {}", node.type_name()),
+            );
             return Vec::new();
         };
         entries
@@ -550,7 +653,9 @@ impl<'t> Loader<'t> {
                 Some(t) => Param::Template(t),
                 None => Param::Literal(Value::String(s.clone())),
             },
-            NodeKind::Seq(items) => Param::List(items.iter().map(|i| self.param(i, scope)).collect()),
+            NodeKind::Seq(items) => {
+                Param::List(items.iter().map(|i| self.param(i, scope)).collect())
+            }
             NodeKind::Map(entries) => Param::Map(
                 entries
                     .iter()
@@ -582,22 +687,35 @@ impl<'t> Loader<'t> {
         let given: BTreeSet<&str> = with.iter().map(|(k, _)| k.as_str()).collect();
         for req in &required {
             if !given.contains(req) {
-                self.error(with_node.map(|n| n.pos).unwrap_or(step_pos), format!("`{name}` needs parameter `{req}`"));
+                self.error(
+                    with_node.map(|n| n.pos).unwrap_or(step_pos),
+                    format!("`{name}` needs parameter `{req}`"),
+                );
             }
         }
-        let Some(entries) = with_node.and_then(Node::entries) else { return };
+        let Some(entries) = with_node.and_then(Node::entries) else {
+            return;
+        };
         for ((key_node, value_node), (key, param)) in entries.iter().zip(with) {
             let Some(prop) = props.and_then(|p| p.get(key)) else {
-                let known: Vec<&str> = props.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+                let known: Vec<&str> = props
+                    .map(|p| p.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
                 let hint = crate::text::closest(key, known.iter().copied())
                     .map(|c| format!("; did you mean `{c}`?"))
                     .unwrap_or_else(|| format!("; it takes {}", known.join(", ")));
-                self.error(key_node.pos, format!("`{name}` has no parameter `{key}`{hint}"));
+                self.error(
+                    key_node.pos,
+                    format!("`{name}` has no parameter `{key}`{hint}"),
+                );
                 continue;
             };
             if let Param::Literal(v) = param {
                 if let Some(problem) = schema_mismatch(schema, prop, v) {
-                    self.error(value_node.pos, format!("parameter `{key}` of `{name}`: {problem}"));
+                    self.error(
+                        value_node.pos,
+                        format!("parameter `{key}` of `{name}`: {problem}"),
+                    );
                 }
             }
         }
@@ -608,7 +726,10 @@ impl<'t> Loader<'t> {
             NodeKind::Str(s) => s.clone(),
             NodeKind::Bool(b) => b.to_string(),
             _ => {
-                self.error(node.pos, format!("`if` must be an expression, found {}", node.type_name()));
+                self.error(
+                    node.pos,
+                    format!("`if` must be an expression, found {}", node.type_name()),
+                );
                 return None;
             }
         };
@@ -626,7 +747,10 @@ impl<'t> Loader<'t> {
 
     fn template(&mut self, node: &Node, scope: &Scope<'_>) -> Option<Template> {
         let Some(text) = node.as_str() else {
-            self.error(node.pos, format!("expected an expression string, found {}", node.type_name()));
+            self.error(
+                node.pos,
+                format!("expected an expression string, found {}", node.type_name()),
+            );
             return None;
         };
         match Template::parse(text) {
@@ -648,7 +772,11 @@ impl<'t> Loader<'t> {
 
     /// The position of byte `offset` inside a one-line scalar (after its opening quote).
     fn offset_pos(&self, node: &Node, offset: usize) -> Pos {
-        let line = self.lines.get(node.pos.line.saturating_sub(1) as usize).copied().unwrap_or("");
+        let line = self
+            .lines
+            .get(node.pos.line.saturating_sub(1) as usize)
+            .copied()
+            .unwrap_or("");
         let col0 = node.pos.column.saturating_sub(1) as usize;
         let rest = line.get(col0..).unwrap_or("");
         let quoted = rest.starts_with('"') || rest.starts_with('\'');
@@ -677,7 +805,10 @@ impl<'t> Loader<'t> {
 
     fn retry(&mut self, node: &Node) -> Retry {
         match &node.kind {
-            NodeKind::Int(n) if *n >= 1 && *n <= 20 => Retry { attempts: *n as u32, ..Retry::default() },
+            NodeKind::Int(n) if *n >= 1 && *n <= 20 => Retry {
+                attempts: *n as u32,
+                ..Retry::default()
+            },
             NodeKind::Map(_) => {
                 self.check_keys(node, RETRY_KEYS, "`retry`");
                 let mut r = Retry::default();
@@ -695,7 +826,10 @@ impl<'t> Loader<'t> {
                 r
             }
             _ => {
-                self.error(node.pos, "`retry` must be a number of attempts (1–20) or {attempts, backoff}");
+                self.error(
+                    node.pos,
+                    "`retry` must be a number of attempts (1–20) or {attempts, backoff}",
+                );
                 Retry::default()
             }
         }
@@ -708,22 +842,41 @@ impl<'t> Loader<'t> {
             _ => None,
         };
         if parsed.is_none() {
-            self.error(node.pos, format!("`{what}` must be a duration such as 30s, 5m or 1h"));
+            self.error(
+                node.pos,
+                format!("`{what}` must be a duration such as 30s, 5m or 1h"),
+            );
         }
         parsed
     }
 
-    fn outputs(&mut self, node: &Node, all: &BTreeSet<String>, inputs: &BTreeSet<String>) -> Vec<(String, Template)> {
+    fn outputs(
+        &mut self,
+        node: &Node,
+        all: &BTreeSet<String>,
+        inputs: &BTreeSet<String>,
+    ) -> Vec<(String, Template)> {
         let Some(entries) = node.entries() else {
-            self.error(node.pos, "`outputs` must be a mapping of name to expression");
+            self.error(
+                node.pos,
+                "`outputs` must be a mapping of name to expression",
+            );
             return Vec::new();
         };
-        let scope = Scope { steps: None, all_steps: all, inputs, has_item: false, reader: "`outputs`".into() };
+        let scope = Scope {
+            steps: None,
+            all_steps: all,
+            inputs,
+            has_item: false,
+            reader: "`outputs`".into(),
+        };
         entries
             .iter()
             .filter_map(|(k, v)| {
                 let name = k.scalar_text()?;
-                let t = if v.as_str().is_some() { self.template(v, &scope)? } else {
+                let t = if v.as_str().is_some() {
+                    self.template(v, &scope)?
+                } else {
                     self.error(v.pos, "an output must be a string or `${{ expression }}`");
                     return None;
                 };
@@ -734,7 +887,13 @@ impl<'t> Loader<'t> {
 }
 
 fn scope_clone<'a>(s: &Scope<'a>) -> Scope<'a> {
-    Scope { steps: s.steps, all_steps: s.all_steps, inputs: s.inputs, has_item: s.has_item, reader: s.reader.clone() }
+    Scope {
+        steps: s.steps,
+        all_steps: s.all_steps,
+        inputs: s.inputs,
+        has_item: s.has_item,
+        reader: s.reader.clone(),
+    }
 }
 
 /// Why a dotted path read by an expression cannot be satisfied, if it cannot.
@@ -758,18 +917,28 @@ fn reference_problem(path: &str, scope: &Scope<'_>) -> Option<String> {
             _ => None,
         },
         "inputs" => match second {
-            Some(name) if !scope.inputs.contains(name) => Some(format!("undefined variable `inputs.{name}`: the playbook declares no such input")),
+            Some(name) if !scope.inputs.contains(name) => Some(format!(
+                "undefined variable `inputs.{name}`: the playbook declares no such input"
+            )),
             _ => None,
         },
         "run" => match second {
-            Some(f) if !RUN_FIELDS.contains(&f) => Some(format!("`run.{f}` is not defined; `run` has {}", RUN_FIELDS.join(", "))),
+            Some(f) if !RUN_FIELDS.contains(&f) => Some(format!(
+                "`run.{f}` is not defined; `run` has {}",
+                RUN_FIELDS.join(", ")
+            )),
             _ => None,
         },
         "item" if scope.has_item => None,
-        "item" => Some(format!("undefined variable `item`: {} has no `for_each`", scope.reader)),
+        "item" => Some(format!(
+            "undefined variable `item`: {} has no `for_each`",
+            scope.reader
+        )),
         "steps" => {
             let Some(id) = second else {
-                return Some("`steps` must be followed by a step id (`steps.<id>.outputs…`)".into());
+                return Some(
+                    "`steps` must be followed by a step id (`steps.<id>.outputs…`)".into(),
+                );
             };
             if !scope.all_steps.contains(id) {
                 return Some(format!("`steps.{id}` refers to a step that does not exist"));
@@ -783,11 +952,15 @@ fn reference_problem(path: &str, scope: &Scope<'_>) -> Option<String> {
                 }
             }
             match segs.next() {
-                Some(f) if !STEP_RESULT_FIELDS.contains(&f) => Some(format!("`steps.{id}.{f}` is not defined; a step has `outputs` and `status`")),
+                Some(f) if !STEP_RESULT_FIELDS.contains(&f) => Some(format!(
+                    "`steps.{id}.{f}` is not defined; a step has `outputs` and `status`"
+                )),
                 _ => None,
             }
         }
-        other => Some(format!("undefined variable `{other}`; expressions can read alert, inputs, steps, run (and item inside for_each)")),
+        other => Some(format!(
+            "undefined variable `{other}`; expressions can read alert, inputs, steps, run (and item inside for_each)"
+        )),
     }
 }
 
@@ -817,8 +990,15 @@ fn schema_mismatch(root: &Value, prop: &Value, v: &Value) -> Option<String> {
         }
         return None;
     }
-    if let Some(one_of) = prop.get("oneOf").or_else(|| prop.get("anyOf")).and_then(Value::as_array) {
-        if one_of.iter().all(|alt| schema_mismatch(root, alt, v).is_some()) {
+    if let Some(one_of) = prop
+        .get("oneOf")
+        .or_else(|| prop.get("anyOf"))
+        .and_then(Value::as_array)
+    {
+        if one_of
+            .iter()
+            .all(|alt| schema_mismatch(root, alt, v).is_some())
+        {
             return schema_mismatch(root, &one_of[0], v);
         }
         return None;
@@ -873,7 +1053,9 @@ fn valid_id(id: &str) -> bool {
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// `30s`, `5m`, `1h`, `250ms`, or a bare number of seconds.

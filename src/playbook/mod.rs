@@ -1,11 +1,11 @@
 //! Playbooks: the YAML model, a loader that keeps source positions, validation,
 //! expressions and the JSON Schema.
 
-pub mod yaml;
 pub mod expr;
 pub mod load;
-pub mod schema;
 pub mod model;
+pub mod schema;
+pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
@@ -16,15 +16,14 @@ pub use model::Playbook;
 /// sorted so output is stable.
 pub fn playbook_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
                 walk(&path, out);
-            } else if path
-                .extension()
-                .is_some_and(|e| e == "yaml" || e == "yml")
-            {
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
                 out.push(path);
             }
         }

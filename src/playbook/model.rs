@@ -62,7 +62,8 @@ pub enum InputType {
 }
 
 impl InputType {
-    pub const NAMES: [&'static str; 6] = ["string", "integer", "number", "boolean", "list", "object"];
+    pub const NAMES: [&'static str; 6] =
+        ["string", "integer", "number", "boolean", "list", "object"];
 
     pub fn parse(s: &str) -> Option<InputType> {
         Some(match s {
@@ -161,7 +162,10 @@ impl Default for Retry {
 }
 
 mod duration_secs {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
     }
 }

@@ -176,7 +176,10 @@ fn into_node(s: Spanned<Located>, lines: &[&str], is_key: bool) -> Node {
     let kind = match s.value {
         Located::Null => NodeKind::Null,
         Located::Bool(b) if is_key => {
-            let line = lines.get(pos.line.saturating_sub(1) as usize).copied().unwrap_or("");
+            let line = lines
+                .get(pos.line.saturating_sub(1) as usize)
+                .copied()
+                .unwrap_or("");
             let word: String = line
                 .chars()
                 .skip(pos.column.saturating_sub(1) as usize)
@@ -280,7 +283,13 @@ mod tests {
         let (k, v) = &first.entries().unwrap()[1];
         assert_eq!(k.as_str(), Some("uses"));
         assert_eq!(k.pos, Pos { line: 4, column: 5 });
-        assert_eq!(v.pos, Pos { line: 4, column: 11 });
+        assert_eq!(
+            v.pos,
+            Pos {
+                line: 4,
+                column: 11
+            }
+        );
     }
 
     #[test]
