@@ -141,9 +141,10 @@ mod tests {
 
     #[test]
     fn scopes_follow_the_cloud_not_the_override() {
-        let e = Cloud::Public
-            .endpoints()
-            .with_overrides(None, Some("http://127.0.0.1:9/"), None, None);
+        let e =
+            Cloud::Public
+                .endpoints()
+                .with_overrides(None, Some("http://127.0.0.1:9/"), None, None);
         assert_eq!(e.graph, "http://127.0.0.1:9");
         assert_eq!(e.graph_scope, "https://graph.microsoft.com/.default");
         assert_eq!(
