@@ -13,7 +13,7 @@ use riposte::connectors::{
 };
 use serde_json::{Value, json};
 use sha2::Digest;
-use wiremock::matchers::{body_string_contains, header, method, path, query_param};
+use wiremock::matchers::{body_string_contains, header, header_exists, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const TENANT: &str = "contoso-tenant";
@@ -890,4 +890,83 @@ fn only_connectors_build_http_clients() {
         offenders.is_empty(),
         "HTTP clients built outside src/connectors/: {offenders:?}"
     );
+}
+
+#[tokio::test]
+async fn app_service_identity_sends_the_identity_header() {
+    let server = MockServer::start().await;
+    let expires_on = (chrono::Utc::now().timestamp() + 3600).to_string();
+    Mock::given(method("GET"))
+        .and(path("/msi/token"))
+        .and(header("X-IDENTITY-HEADER", "idh-1"))
+        .and(query_param("api-version", "2019-08-01"))
+        .and(query_param("resource", "https://management.azure.com"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "as-tok", "expires_on": expires_on,
+            "resource": "https://management.azure.com", "token_type": "Bearer"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/subscriptions/s1"))
+        .and(header("authorization", "Bearer as-tok"))
+        .and(header_exists("x-ms-client-request-id"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"subscriptionId": "s1"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let s: AzureSettings = serde_json::from_value(json!({
+        "managed_identity": true, "arm_endpoint": server.uri()}))
+    .unwrap();
+    let endpoint = format!("{}/msi/token", server.uri());
+    let env = move |k: &str| match k {
+        "IDENTITY_ENDPOINT" => Some(endpoint.clone()),
+        "IDENTITY_HEADER" => Some("idh-1".to_string()),
+        _ => None,
+    };
+    let c = Connectors::with_env(&s, None, opts(), &env).unwrap();
+    let sub = c
+        .arm()
+        .get("/subscriptions/s1", "2022-12-01")
+        .await
+        .unwrap();
+    assert_eq!(sub["subscriptionId"], "s1");
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn workload_identity_sends_the_federated_token_as_assertion() {
+    let server = MockServer::start().await;
+    mount_token(&server, 3599, 1).await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/u1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "u1"})))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "federated.jwt.value\n").unwrap();
+    let s: AzureSettings = serde_json::from_value(json!({
+        "authority_host": server.uri(), "graph_endpoint": server.uri()}))
+    .unwrap();
+    let file = file.to_str().unwrap().to_string();
+    let env = move |k: &str| match k {
+        "AZURE_FEDERATED_TOKEN_FILE" => Some(file.clone()),
+        "AZURE_CLIENT_ID" => Some(CLIENT.to_string()),
+        "AZURE_TENANT_ID" => Some(TENANT.to_string()),
+        _ => None,
+    };
+    let c = Connectors::with_env(&s, None, opts(), &env).unwrap();
+    c.graph().get_user("u1", &[]).await.unwrap();
+    let reqs = server.received_requests().await.unwrap();
+    let token_req = reqs.iter().find(|r| r.url.path() == token_path()).unwrap();
+    assert_eq!(
+        form_field(&token_req.body, "client_assertion").as_deref(),
+        Some("federated.jwt.value")
+    );
+    assert_eq!(
+        form_field(&token_req.body, "client_id").as_deref(),
+        Some(CLIENT)
+    );
+    server.verify().await;
 }
