@@ -29,8 +29,9 @@ pub struct Config {
     pub policies: PathBuf,
     #[serde(default)]
     pub azure: AzureSettings,
+    /// Present when Lacework alerts should be enriched from its API.
     #[serde(default)]
-    pub lacework: LaceworkSettings,
+    pub lacework: Option<LaceworkSettings>,
     #[serde(default)]
     pub store: StoreSettings,
     #[serde(default)]
@@ -173,17 +174,13 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        for url in [
-            &self.azure.authority_host,
-            &self.azure.graph_endpoint,
-            &self.azure.arm_endpoint,
-            &self.azure.log_analytics_endpoint,
-            &self.lacework.endpoint,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            crate::connectors::cloud::check_endpoint_scheme(url).map_err(ConfigError::Invalid)?;
+        self.azure
+            .endpoints()
+            .map_err(|e| ConfigError::Invalid(format!("[azure] {e}")))?;
+        if let Some(lacework) = &self.lacework {
+            lacework
+                .base_url()
+                .map_err(|e| ConfigError::Invalid(format!("[lacework] {e}")))?;
         }
         if !(self.store.url.starts_with("sqlite://")
             || self.store.url.starts_with("postgres://")

@@ -26,7 +26,7 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("alert {} was rejected", args.alert.display()))?;
     let inputs = parse_pairs(&args.inputs, "input")?;
     let playbooks = select_playbooks(config, args.playbook.as_deref(), &alert)?;
-    let endpoints = config.azure.endpoints().map_err(anyhow::Error::msg)?;
+    let endpoints = config.azure.endpoints()?;
     let lookup: Box<dyn Lookup> = Box::new(NoLookup);
     let planner = Planner {
         endpoints: &endpoints,

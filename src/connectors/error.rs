@@ -48,6 +48,19 @@ pub enum ApiError {
         hint: String,
         request_id: Option<String>,
     },
+    /// A long-running operation ended `Failed` or `Canceled`; `code` and `message` are the
+    /// operation's own, so the operator sees why the provider gave up.
+    #[error("operation {status}: {code}: {message}{}", request_id_suffix(.request_id))]
+    OperationFailed {
+        /// `Failed`, `Canceled`, or `TimedOut` when riposte stopped polling.
+        status: String,
+        code: String,
+        message: String,
+        request_id: Option<String>,
+    },
+    /// Refused before anything was sent (e.g. a `$batch` of more than 20 requests).
+    #[error("invalid request: {0}")]
+    Invalid(String),
     #[error("configuration: {0}")]
     Config(String),
 }
@@ -77,8 +90,44 @@ impl ApiError {
             | ApiError::NotFound { request_id, .. }
             | ApiError::Transient { request_id, .. }
             | ApiError::Permanent { request_id, .. }
-            | ApiError::Auth { request_id, .. } => request_id.as_deref(),
-            ApiError::Config(_) => None,
+            | ApiError::Auth { request_id, .. }
+            | ApiError::OperationFailed { request_id, .. } => request_id.as_deref(),
+            ApiError::Config(_) | ApiError::Invalid(_) => None,
         }
+    }
+}
+
+/// What the operator should change for the Entra (AADSTS) errors a service principal meets
+/// most; the code alone rarely tells someone on call what to do.
+pub fn entra_hint(code: u32) -> &'static str {
+    match code {
+        7000215 => {
+            "The client secret is wrong: copy the secret's *value* (not its id) from the app registration into azure.client_secret."
+        }
+        7000222 => {
+            "The client secret has expired: create a new secret on the app registration and update azure.client_secret."
+        }
+        700016 => {
+            "The application is not found in this tenant: check azure.client_id and azure.tenant_id, and that the app is consented in that tenant."
+        }
+        90002 => {
+            "The tenant is not found: check azure.tenant_id (a GUID or verified domain) and azure.cloud."
+        }
+        70011 => {
+            "The scope is invalid: riposte asks for `<resource>/.default`; check azure.cloud matches the tenant's national cloud."
+        }
+        700027 => {
+            "The client assertion signature is invalid: upload this certificate's public part to the app registration, or point azure.certificate_path at the key that matches the uploaded certificate."
+        }
+        65001 => {
+            "The application has no admin consent for the permissions it needs: grant admin consent on the app registration (riposte preflight lists them)."
+        }
+        53003 => {
+            "Conditional Access blocked the sign-in: exclude this workload identity from the policy or add its location to a trusted network."
+        }
+        700024 | 500133 => {
+            "The client assertion is outside its validity window: check the host clock (NTP)."
+        }
+        _ => "See the AADSTS code in the Entra error reference and check the azure.* settings.",
     }
 }

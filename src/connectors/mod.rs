@@ -3,18 +3,25 @@
 //! The rest of the crate describes requests as [`ApiRequest`] values and hands them here;
 //! planning only ever sees the read-only [`Lookup`] interface.
 
+pub mod azure;
+mod client;
 pub mod cloud;
 mod error;
+pub mod http;
+pub mod lacework;
 mod request;
 pub mod settings;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
+pub use client::{Connectors, ReadOnly};
 pub use cloud::{Cloud, Endpoints};
-pub use error::ApiError;
+pub use error::{ApiError, entra_hint};
+pub use http::{ApiResponse, HttpClient, HttpOptions, install_crypto_provider};
+pub use lacework::LaceworkClient;
 pub use request::{Api, ApiRequest, Method};
-pub use settings::{AzureSettings, LaceworkSettings};
+pub use settings::{AzureSettings, CertificateAlg, LaceworkSettings};
 
 /// What a read at plan time found.
 #[derive(Debug, Clone, PartialEq)]
