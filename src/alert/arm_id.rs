@@ -140,7 +140,10 @@ mod tests {
     #[test]
     fn scopes_and_garbage() {
         let rg = ArmId::parse("/subscriptions/s/resourceGroups/rg").unwrap();
-        assert_eq!(rg.resource_type().as_deref(), Some("Microsoft.Resources/resourceGroups"));
+        assert_eq!(
+            rg.resource_type().as_deref(),
+            Some("Microsoft.Resources/resourceGroups")
+        );
         assert!(ArmId::parse("not-an-id").is_none());
         assert!(ArmId::parse("/subscriptions/s/providers/Microsoft.Compute/disks").is_none());
         assert!(ArmId::parse("/foo/bar").is_none());

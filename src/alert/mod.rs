@@ -7,6 +7,7 @@ mod arm_id;
 mod azure_monitor;
 mod defender;
 mod generic;
+mod json;
 mod lacework;
 mod sentinel;
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use arm_id::ArmId;
+pub use lacework::enrich as enrich_lacework;
 
 /// Where an alert came from. The names are the `source` values of the normalised alert and of
 /// `riposte plan --source`.
@@ -231,7 +233,9 @@ pub enum AlertError {
          pass --source (generic needs [alerts.generic] pointers)"
     )]
     Unrecognised,
-    #[error("unknown source `{0}`; expected one of lacework, sentinel, defender, azure-monitor, generic")]
+    #[error(
+        "unknown source `{0}`; expected one of lacework, sentinel, defender, azure-monitor, generic"
+    )]
     UnknownSource(String),
 }
 
@@ -271,7 +275,8 @@ pub fn parse_alert(
     source: Option<&str>,
     settings: &AlertSettings,
 ) -> Result<Alert, AlertError> {
-    let raw: Value = serde_json::from_slice(bytes).map_err(|e| AlertError::NotJson(e.to_string()))?;
+    let raw: Value =
+        serde_json::from_slice(bytes).map_err(|e| AlertError::NotJson(e.to_string()))?;
     parse_alert_value(raw, source, settings)
 }
 
