@@ -20,7 +20,8 @@ impl Adapter for Defender {
     /// A `{"value": [...]}` list counts when its context says alerts_v2 or its first item is one,
     /// so that a list of the wrong length gets a clear error from `parse` rather than "unrecognised".
     fn detect(&self, raw: &Value) -> bool {
-        let context = json::at(raw, "@odata.context")
+        let context = raw
+            .get("@odata.context")
             .and_then(Value::as_str)
             .is_some_and(|c| c.contains("security/alerts_v2"));
         context
@@ -82,7 +83,7 @@ impl Adapter for Defender {
             None => &[],
         };
         for item in evidence {
-            let Some(kind) = json::at(item, "@odata.type").and_then(Value::as_str) else {
+            let Some(kind) = item.get("@odata.type").and_then(Value::as_str) else {
                 continue;
             };
             match kind.rsplit('.').next().unwrap_or_default() {
@@ -137,7 +138,8 @@ impl Adapter for Defender {
 }
 
 fn is_alert(v: &Value) -> bool {
-    let typed = json::at(v, "@odata.type")
+    let typed = v
+        .get("@odata.type")
         .and_then(Value::as_str)
         .is_some_and(|t| t.eq_ignore_ascii_case(ALERT_TYPE));
     typed

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use super::{AlertError, Principal, PrincipalType, Resource, Severity};
 
 /// The value at a dotted path (`data.essentials.alertId`; numeric segments index arrays).
+/// Keys that contain dots themselves (`@odata.type`) need `Value::get`.
 /// `null` counts as absent, since sources write `null` for "not known".
 pub(crate) fn at<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = root;
@@ -458,10 +459,15 @@ fn follow(map: &Map<String, Value>, keys: &[&str]) -> Option<String> {
     for k in path {
         cur = get_ci(cur, k)?.as_object()?;
     }
-    match get_ci(cur, last)? {
+    let text = |v: &Value| match v {
         Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
+    };
+    match get_ci(cur, last)? {
+        // Sentinel custom details are lists of strings, one per matching row.
+        Value::Array(items) => items.iter().find_map(text),
+        other => text(other),
     }
 }
 

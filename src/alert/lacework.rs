@@ -419,10 +419,9 @@ fn who_and_what(alert: &Value, settings: &AlertSettings) -> Result<Found, AlertE
         principal: hints.into_principal(),
         resources,
         operation: pick("operation", OPERATION_KEYS, |s| s.contains('/'))?,
-        source_ip: match pick("source_ip", IP_KEYS, |s| json::ip_address(s).is_some())? {
-            Some(ip) => Some(json::ip_address(&ip).unwrap_or(ip)),
-            None => None,
-        },
+        // Normalised (`203.0.113.45:51234` → `203.0.113.45`); a pointer's value is kept as is.
+        source_ip: pick("source_ip", IP_KEYS, |s| json::ip_address(s).is_some())?
+            .map(|ip| json::ip_address(&ip).unwrap_or(ip)),
     })
 }
 

@@ -151,10 +151,8 @@ impl Entities {
                     json::push_resource(&mut self.resources, id);
                 }
             }
-            "ip" => {
-                if self.source_ip.is_none() {
-                    self.source_ip = json::str_ci(props, &["address"]).and_then(json::ip_address);
-                }
+            "ip" if self.source_ip.is_none() => {
+                self.source_ip = json::str_ci(props, &["address"]).and_then(json::ip_address);
             }
             _ => {}
         }
