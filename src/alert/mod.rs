@@ -7,6 +7,7 @@ mod arm_id;
 mod azure_monitor;
 mod defender;
 mod generic;
+mod json;
 mod lacework;
 mod sentinel;
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use arm_id::ArmId;
+pub use lacework::enrich as enrich_lacework;
 
 /// Where an alert came from. The names are the `source` values of the normalised alert and of
 /// `riposte plan --source`.
