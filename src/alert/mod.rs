@@ -6,6 +6,7 @@
 mod arm_id;
 mod azure_monitor;
 mod defender;
+mod enrich;
 mod generic;
 mod json;
 mod lacework;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use arm_id::ArmId;
+pub use enrich::{EnrichError, enrich};
 pub use lacework::enrich as enrich_lacework;
 
 /// Where an alert came from. The names are the `source` values of the normalised alert and of

@@ -3,6 +3,7 @@
 //! 1 something the user must act on, 2 usage.
 
 mod catalogue;
+mod common;
 mod plan;
 mod validate;
 

@@ -3,10 +3,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::{Format, parse_pairs};
+use super::{Format, common, parse_pairs};
 use crate::alert;
 use crate::config::Config;
-use crate::connectors::{Lookup, NoLookup};
 use crate::plan::{self, Mode, Planner};
 use crate::playbook::{self, Playbook};
 use crate::policy::Unguarded;
@@ -20,14 +19,13 @@ pub struct Args {
 }
 
 pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(&args.alert)
-        .with_context(|| format!("cannot read alert {}", args.alert.display()))?;
-    let alert = alert::parse_alert(&bytes, args.source.as_deref(), &config.alerts)
-        .with_context(|| format!("alert {} was rejected", args.alert.display()))?;
+    let connectors = common::connectors(config)?;
+    let alert =
+        common::read_alert(config, &connectors, &args.alert, args.source.as_deref()).await?;
     let inputs = parse_pairs(&args.inputs, "input")?;
     let playbooks = select_playbooks(config, args.playbook.as_deref(), &alert)?;
     let endpoints = config.azure.endpoints()?;
-    let lookup: Box<dyn Lookup> = Box::new(NoLookup);
+    let lookup = common::lookup(config, &connectors);
     let planner = Planner {
         endpoints: &endpoints,
         lookup: lookup.as_ref(),
@@ -49,12 +47,6 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot plan playbook {}", p.name))?;
         plans.push(plan);
-    }
-    if alert.needs_enrichment {
-        eprintln!(
-            "note: this {} alert carries no user or resource; riposte fills them from Lacework's Details API when [lacework] is configured",
-            alert.source
-        );
     }
     match args.format {
         Format::Json if plans.len() == 1 => {
