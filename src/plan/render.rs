@@ -73,18 +73,18 @@ pub fn render_table(plan: &Plan) -> String {
         if let Some(reason) = &s.reason {
             let _ = writeln!(out, "{indent}why: {reason}");
         }
-        if let Some(policy) = &s.policy {
-            if s.status != StepStatus::Planned || policy.reasons.iter().any(|r| !r.is_empty()) {
-                let _ = writeln!(
-                    out,
-                    "{indent}policy: {} ({})",
-                    serde_json::to_value(policy.decision)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
-                    policy.reasons.join("; ")
-                );
-            }
+        if let Some(policy) = &s.policy
+            && (s.status != StepStatus::Planned || policy.reasons.iter().any(|r| !r.is_empty()))
+        {
+            let _ = writeln!(
+                out,
+                "{indent}policy: {} ({})",
+                serde_json::to_value(policy.decision)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                policy.reasons.join("; ")
+            );
         }
         for r in &s.requests {
             let body = match &r.body {

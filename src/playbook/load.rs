@@ -67,10 +67,10 @@ pub fn load_str(text: &str, path: &Path) -> Result<Playbook, Diagnostics> {
         }
     };
     let playbook = cx.playbook(&root, text);
-    if cx.diags.is_empty() {
-        if let Some(p) = playbook {
-            return Ok(p);
-        }
+    if cx.diags.is_empty()
+        && let Some(p) = playbook
+    {
+        return Ok(p);
     }
     Err(cx.finish())
 }
@@ -197,13 +197,13 @@ impl<'t> Loader<'t> {
                 None
             }
         };
-        if let (Some(n), Some(node)) = (&name, root.get("name")) {
-            if !valid_name(n) {
-                self.error(
-                    node.pos,
-                    format!("name `{n}` must be lower-case letters, digits and `-`"),
-                );
-            }
+        if let (Some(n), Some(node)) = (&name, root.get("name"))
+            && !valid_name(n)
+        {
+            self.error(
+                node.pos,
+                format!("name `{n}` must be lower-case letters, digits and `-`"),
+            );
         }
         let version = root
             .get("version")
@@ -421,17 +421,17 @@ impl<'t> Loader<'t> {
         // First pass: ids and needs, so references can be checked against the whole graph.
         let mut ids: HashMap<String, Pos> = HashMap::new();
         for item in items {
-            if let Some(idn) = item.get("id") {
-                if let Some(id) = idn.scalar_text() {
-                    if let Some(first) = ids.get(&id) {
-                        let line = first.line;
-                        self.error(
-                            idn.pos,
-                            format!("duplicate step id `{id}` (first at line {line})"),
-                        );
-                    } else {
-                        ids.insert(id, idn.pos);
-                    }
+            if let Some(idn) = item.get("id")
+                && let Some(id) = idn.scalar_text()
+            {
+                if let Some(first) = ids.get(&id) {
+                    let line = first.line;
+                    self.error(
+                        idn.pos,
+                        format!("duplicate step id `{id}` (first at line {line})"),
+                    );
+                } else {
+                    ids.insert(id, idn.pos);
                 }
             }
         }
@@ -467,10 +467,15 @@ impl<'t> Loader<'t> {
                     None
                 }
             };
-            if let (Some(id), Some(n)) = (&id, item.get("id")) {
-                if !valid_id(id) {
-                    self.error(n.pos, format!("step id `{id}` must be snake_case (a-z, 0-9, _), starting with a letter"));
-                }
+            if let (Some(id), Some(n)) = (&id, item.get("id"))
+                && !valid_id(id)
+            {
+                self.error(
+                    n.pos,
+                    format!(
+                        "step id `{id}` must be snake_case (a-z, 0-9, _), starting with a letter"
+                    ),
+                );
             }
             let uses_node = item.get("uses");
             let uses = match uses_node {
@@ -710,13 +715,13 @@ impl<'t> Loader<'t> {
                 );
                 continue;
             };
-            if let Param::Literal(v) = param {
-                if let Some(problem) = schema_mismatch(schema, prop, v) {
-                    self.error(
-                        value_node.pos,
-                        format!("parameter `{key}` of `{name}`: {problem}"),
-                    );
-                }
+            if let Param::Literal(v) = param
+                && let Some(problem) = schema_mismatch(schema, prop, v)
+            {
+                self.error(
+                    value_node.pos,
+                    format!("parameter `{key}` of `{name}`: {problem}"),
+                );
             }
         }
     }
@@ -818,10 +823,10 @@ impl<'t> Loader<'t> {
                         _ => self.error(a.pos, "`attempts` must be an integer from 1 to 20"),
                     }
                 }
-                if let Some(b) = node.get("backoff") {
-                    if let Some(d) = self.duration(b, "backoff") {
-                        r.backoff = d;
-                    }
+                if let Some(b) = node.get("backoff")
+                    && let Some(d) = self.duration(b, "backoff")
+                {
+                    r.backoff = d;
                 }
                 r
             }
@@ -943,13 +948,13 @@ fn reference_problem(path: &str, scope: &Scope<'_>) -> Option<String> {
             if !scope.all_steps.contains(id) {
                 return Some(format!("`steps.{id}` refers to a step that does not exist"));
             }
-            if let Some(allowed) = scope.steps {
-                if !allowed.contains(id) {
-                    return Some(format!(
-                        "{} reads `steps.{id}` but does not depend on it; add `{id}` to its `needs`",
-                        scope.reader
-                    ));
-                }
+            if let Some(allowed) = scope.steps
+                && !allowed.contains(id)
+            {
+                return Some(format!(
+                    "{} reads `steps.{id}` but does not depend on it; add `{id}` to its `needs`",
+                    scope.reader
+                ));
             }
             match segs.next() {
                 Some(f) if !STEP_RESULT_FIELDS.contains(&f) => Some(format!(
