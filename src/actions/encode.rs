@@ -100,7 +100,10 @@ mod tests {
 
     #[test]
     fn odata_quotes_are_doubled() {
-        assert_eq!(odata_string("o'brien@contoso.com"), "'o''brien@contoso.com'");
+        assert_eq!(
+            odata_string("o'brien@contoso.com"),
+            "'o''brien@contoso.com'"
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub mod encode;
 pub mod entra;
 pub mod evidence;
 pub mod notify;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod unknown;
 
 use std::path::PathBuf;
@@ -22,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::alert::Alert;
-use crate::connectors::{ApiError, ApiRequest, Endpoints, Lookup};
+use crate::connectors::{Api, ApiError, ApiRequest, Endpoints, Lookup, LookupOutcome};
 
 /// What running an action does to the tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -263,8 +265,65 @@ pub fn registry() -> &'static [&'static dyn RegisteredAction] {
         vec![
             &entra::get_user::GetUser,
             &entra::disable_user::DisableUser,
+            &entra::enable_user::EnableUser,
+            &entra::revoke_sessions::RevokeSessions,
+            &entra::force_password_reset::ForcePasswordReset,
+            &entra::require_mfa::RequireMfa,
         ]
     })
+}
+
+/// Whether `s` is a GUID in its usual 8-4-4-4-12 hex form (object ids, subscription and
+/// workspace ids). Values that must be one are checked before they reach a URL or a filter.
+pub fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// The most pages a plan-time read follows; beyond it the listing is refused rather than
+/// planned from a partial view.
+const MAX_PAGES: usize = 50;
+
+/// Reads a paged collection (`value` + `@odata.nextLink` on Graph, `nextLink` on ARM) to the
+/// end. `Found` holds every item as one array. A next link must stay under `base`: it is API
+/// data, and following it elsewhere would hand that host a token.
+pub(crate) async fn get_all_pages(
+    ctx: &PlanContext<'_>,
+    api: Api,
+    base: &str,
+    first_url: String,
+) -> Result<LookupOutcome, ActionError> {
+    let mut items = Vec::new();
+    let mut url = first_url;
+    for _ in 0..MAX_PAGES {
+        let page = match ctx.lookup.get(api, &url).await? {
+            LookupOutcome::Found(page) => page,
+            other => return Ok(other),
+        };
+        if let Some(values) = page.get("value").and_then(Value::as_array) {
+            items.extend(values.iter().cloned());
+        }
+        let next = page
+            .get("@odata.nextLink")
+            .or_else(|| page.get("nextLink"))
+            .and_then(Value::as_str);
+        match next {
+            None => return Ok(LookupOutcome::Found(Value::Array(items))),
+            Some(next) if next.starts_with(&format!("{base}/")) => url = next.to_string(),
+            Some(next) => {
+                return Err(ActionError::Refused(format!(
+                    "the API returned a next page link outside {base} (`{next}`); refusing to follow it"
+                )));
+            }
+        }
+    }
+    Err(ActionError::Refused(format!(
+        "more than {MAX_PAGES} pages at {url}; narrow the scope"
+    )))
 }
 
 /// Looks an action up by name.
@@ -291,13 +350,19 @@ mod tests {
         for name in names {
             let (provider, verb) = name.split_once('.').expect("provider.verb_object");
             assert!(!provider.is_empty() && !verb.is_empty());
-            assert!(verb.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{name}");
+            assert!(
+                verb.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
         }
     }
 
     #[test]
     fn closest_name_suggests() {
-        assert_eq!(closest_name("entra.disable_usr"), Some("entra.disable_user"));
+        assert_eq!(
+            closest_name("entra.disable_usr"),
+            Some("entra.disable_user")
+        );
         assert_eq!(closest_name("zzzzzzzzzzzzzzzzzzzzzzzz"), None);
     }
 }

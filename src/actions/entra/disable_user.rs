@@ -3,7 +3,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::actions::{Action, ActionError, ActionInfo, ActionPlan, Effect, Permissions, PlanContext};
+use crate::actions::{
+    Action, ActionError, ActionInfo, ActionPlan, Effect, Permissions, PlanContext,
+};
 use crate::connectors::{Api, ApiRequest, Method};
 
 use super::{lookup_user, user_key, user_url};
@@ -24,7 +26,9 @@ static INFO: ActionInfo = ActionInfo {
     effect: Effect::Mutate,
     permissions: Permissions {
         graph: &["User.EnableDisableAccount.All", "User.Read.All"],
-        entra_roles: &["Privileged Authentication Administrator (only for targets holding admin roles)"],
+        entra_roles: &[
+            "Privileged Authentication Administrator (only for targets holding admin roles)",
+        ],
         azure_rbac: &[],
     },
     compensation: "entra.enable_user",
@@ -41,13 +45,18 @@ impl Action for DisableUser {
 
     async fn plan(&self, p: Params, ctx: &PlanContext<'_>) -> Result<ActionPlan, ActionError> {
         let found = lookup_user(ctx, &p.user).await?;
-        let url = user_url(&ctx.endpoints.graph_v1(), &user_key(found.as_ref(), &p.user));
+        let url = user_url(
+            &ctx.endpoints.graph_v1(),
+            &user_key(found.as_ref(), &p.user),
+        );
         let desired = json!({ "accountEnabled": false });
         let mut plan = match &found {
             Some(u) if u["accountEnabled"] == json!(false) => {
-                return Ok(ActionPlan::already_satisfied("the account is already disabled")
-                    .pre_state(json!({ "accountEnabled": false }))
-                    .desired_state(desired));
+                return Ok(
+                    ActionPlan::already_satisfied("the account is already disabled")
+                        .pre_state(json!({ "accountEnabled": false }))
+                        .desired_state(desired),
+                );
             }
             Some(u) => ActionPlan::planned(vec![
                 ApiRequest::new(Method::Patch, Api::Graph, url)
