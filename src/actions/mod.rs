@@ -269,6 +269,10 @@ pub fn registry() -> &'static [&'static dyn RegisteredAction] {
             &entra::revoke_sessions::RevokeSessions,
             &entra::force_password_reset::ForcePasswordReset,
             &entra::require_mfa::RequireMfa,
+            &arm::get_resource::GetResource,
+            &arm::snapshot::Snapshot,
+            &arm::remove_role_assignments::RemoveRoleAssignments,
+            &arm::lock_resource::LockResource,
         ]
     })
 }

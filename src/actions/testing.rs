@@ -130,6 +130,33 @@ pub fn user_json(id: &str, upn: &str) -> Value {
     })
 }
 
+/// `vm-web-01` as ARM returns it: one OS disk and one data disk, both managed.
+pub fn vm_json() -> Value {
+    json!({
+        "id": VM_ID,
+        "name": "vm-web-01",
+        "type": "Microsoft.Compute/virtualMachines",
+        "location": "westeurope",
+        "tags": { "env": "prod" },
+        "properties": { "storageProfile": {
+            "osDisk": { "name": "vm-web-01_OsDisk_1", "osType": "Linux", "managedDisk": { "id": OS_DISK_ID } },
+            "dataDisks": [ { "lun": 0, "name": "vm-web-01_data_0", "managedDisk": { "id": DATA_DISK_ID } } ]
+        } }
+    })
+}
+
+/// A managed disk as ARM returns it.
+pub fn disk_json(id: &str, sku: &str) -> Value {
+    json!({
+        "id": id,
+        "name": id.rsplit('/').next().unwrap_or(id),
+        "type": "Microsoft.Compute/disks",
+        "location": "westeurope",
+        "sku": { "name": sku },
+        "properties": { "diskState": "Attached" }
+    })
+}
+
 /// The Lacework first-access alert of the fixtures, built by hand: Alex Wilber touched
 /// `vm-web-01` for the first time.
 pub fn first_access_alert() -> Alert {
