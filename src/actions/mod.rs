@@ -273,6 +273,9 @@ pub fn registry() -> &'static [&'static dyn RegisteredAction] {
             &arm::snapshot::Snapshot,
             &arm::remove_role_assignments::RemoveRoleAssignments,
             &arm::lock_resource::LockResource,
+            &evidence::activity_log::ActivityLog,
+            &evidence::log_analytics_query::LogAnalyticsQuery,
+            &notify::webhook::Webhook,
         ]
     })
 }
@@ -359,6 +362,88 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    /// A playbook step as far as an example needs: the keys a step has, nothing else.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ExampleStep {
+        id: String,
+        uses: String,
+        #[serde(default)]
+        needs: Vec<String>,
+        #[serde(default, rename = "if")]
+        condition: Option<String>,
+        with: serde_json::Map<String, Value>,
+    }
+
+    fn parse_example(action: &dyn RegisteredAction) -> ExampleStep {
+        let info = action.info();
+        serde_saphyr::from_str(info.example)
+            .unwrap_or_else(|e| panic!("{}: example is not a valid step: {e}", info.name))
+    }
+
+    #[test]
+    fn every_example_parses_uses_its_action_and_passes_its_params() {
+        for action in registry() {
+            let name = action.info().name;
+            let step = parse_example(*action);
+            assert_eq!(step.uses, name);
+            assert!(!step.id.is_empty(), "{name}");
+            assert!(step.needs.iter().all(|n| !n.is_empty()), "{name}");
+            assert!(
+                step.condition.as_ref().is_none_or(|c| !c.is_empty()),
+                "{name}"
+            );
+            action
+                .check_params(&Value::Object(step.with))
+                .unwrap_or_else(|e| panic!("{name}: example `with:` rejected: {e}"));
+        }
+    }
+
+    #[test]
+    fn every_params_type_rejects_unknown_keys() {
+        for action in registry() {
+            let name = action.info().name;
+            let mut with = parse_example(*action).with;
+            with.insert("no_such_parameter".into(), Value::Bool(true));
+            let err = action.check_params(&Value::Object(with)).expect_err(name);
+            assert!(
+                err.contains("unknown field `no_such_parameter`"),
+                "{name}: {err}"
+            );
+            assert_eq!(
+                action.params_schema().get("additionalProperties"),
+                Some(&Value::Bool(false)),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_action_documents_itself() {
+        for action in registry() {
+            let info = action.info();
+            assert!(!info.description.is_empty(), "{}", info.name);
+            assert!(!info.compensation.is_empty(), "{}", info.name);
+            let schema = serde_json::to_value(action.params_schema()).unwrap();
+            for (key, prop) in schema["properties"].as_object().into_iter().flatten() {
+                assert!(
+                    prop.get("description").is_some(),
+                    "{}: parameter `{key}` has no doc comment",
+                    info.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn parameter_schemas_match_the_snapshot() {
+        let schemas: std::collections::BTreeMap<&str, schemars::Schema> = registry()
+            .iter()
+            .map(|a| (a.info().name, a.params_schema()))
+            .collect();
+        insta::assert_json_snapshot!("action_parameter_schemas", schemas);
     }
 
     #[test]

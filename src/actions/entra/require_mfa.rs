@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::actions::{
@@ -17,7 +17,7 @@ pub struct RequireMfa;
 
 /// How MFA is required. Tenants differ: most target a group with a Conditional Access policy,
 /// some still use legacy per-user MFA, P2 tenants can raise the user's risk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Add the user to the group a Conditional Access policy requiring MFA targets.
