@@ -148,7 +148,7 @@ pub fn vm_disks(vm: &Value) -> (Vec<AttachedDisk>, Vec<String>) {
         let name = disk["name"]
             .as_str()
             .map(str::to_string)
-            .or_else(|| id.and_then(|i| ArmId::parse(i)).and_then(|a| a.name()));
+            .or_else(|| id.and_then(ArmId::parse).and_then(|a| a.name()));
         match (id, name) {
             (Some(id), Some(name)) => disks.push(AttachedDisk {
                 id: id.to_string(),
