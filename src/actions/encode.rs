@@ -60,6 +60,25 @@ pub fn query_value(value: &str) -> String {
     utf8_percent_encode(value, QUERY).to_string()
 }
 
+/// A query value that may contain placeholders (`⟨…⟩`) inside it, e.g. an OData filter
+/// around a value known only at run time: the placeholders stay readable, everything around
+/// them is encoded as [`query_value`] does.
+pub fn query_value_with_placeholders(value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find('⟨') {
+        let Some(len) = rest[start..].find('⟩') else {
+            break;
+        };
+        let end = start + len + '⟩'.len_utf8();
+        out.push_str(&query_value(&rest[..start]));
+        out.push_str(&rest[start..end]);
+        rest = &rest[end..];
+    }
+    out.push_str(&query_value(rest));
+    out
+}
+
 /// An OData string literal, quotes included: `'` inside is doubled (`O'Brien` → `'O''Brien'`).
 pub fn odata_string(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
@@ -96,6 +115,15 @@ mod tests {
     fn slashes_and_queries_cannot_escape_a_segment() {
         assert_eq!(segment("a/../b?x=1&y"), "a%2F..%2Fb%3Fx=1%26y");
         assert_eq!(query_value("a&b=c d#e+f"), "a%26b%3Dc%20d%23e%2Bf");
+    }
+
+    #[test]
+    fn placeholders_inside_a_query_value_stay_readable() {
+        assert_eq!(
+            query_value_with_placeholders("caller eq '⟨steps.user.outputs.upn⟩' and x"),
+            "caller%20eq%20'⟨steps.user.outputs.upn⟩'%20and%20x"
+        );
+        assert_eq!(query_value_with_placeholders("a ⟨b"), "a%20%E2%9F%A8b");
     }
 
     #[test]

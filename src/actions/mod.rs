@@ -9,6 +9,8 @@ pub mod encode;
 pub mod entra;
 pub mod evidence;
 pub mod notify;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod unknown;
 
 use std::path::PathBuf;
@@ -22,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::alert::Alert;
-use crate::connectors::{ApiError, ApiRequest, Endpoints, Lookup};
+use crate::connectors::{Api, ApiError, ApiRequest, Endpoints, Lookup, LookupOutcome};
 
 /// What running an action does to the tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -259,7 +261,76 @@ impl<A: Action> RegisteredAction for A {
 /// Every action, in one list. Adding an action: one file plus one line here.
 pub fn registry() -> &'static [&'static dyn RegisteredAction] {
     static REGISTRY: OnceLock<Vec<&'static dyn RegisteredAction>> = OnceLock::new();
-    REGISTRY.get_or_init(|| vec![&entra::get_user::GetUser, &entra::disable_user::DisableUser])
+    REGISTRY.get_or_init(|| {
+        vec![
+            &entra::get_user::GetUser,
+            &entra::disable_user::DisableUser,
+            &entra::enable_user::EnableUser,
+            &entra::revoke_sessions::RevokeSessions,
+            &entra::force_password_reset::ForcePasswordReset,
+            &entra::require_mfa::RequireMfa,
+            &arm::get_resource::GetResource,
+            &arm::snapshot::Snapshot,
+            &arm::remove_role_assignments::RemoveRoleAssignments,
+            &arm::lock_resource::LockResource,
+            &evidence::activity_log::ActivityLog,
+            &evidence::log_analytics_query::LogAnalyticsQuery,
+            &notify::webhook::Webhook,
+        ]
+    })
+}
+
+/// Whether `s` is a GUID in its usual 8-4-4-4-12 hex form (object ids, subscription and
+/// workspace ids). Values that must be one are checked before they reach a URL or a filter.
+pub fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// The most pages a plan-time read follows; beyond it the listing is refused rather than
+/// planned from a partial view.
+const MAX_PAGES: usize = 50;
+
+/// Reads a paged collection (`value` + `@odata.nextLink` on Graph, `nextLink` on ARM) to the
+/// end. `Found` holds every item as one array. A next link must stay under `base`: it is API
+/// data, and following it elsewhere would hand that host a token.
+pub(crate) async fn get_all_pages(
+    ctx: &PlanContext<'_>,
+    api: Api,
+    base: &str,
+    first_url: String,
+) -> Result<LookupOutcome, ActionError> {
+    let mut items = Vec::new();
+    let mut url = first_url;
+    for _ in 0..MAX_PAGES {
+        let page = match ctx.lookup.get(api, &url).await? {
+            LookupOutcome::Found(page) => page,
+            other => return Ok(other),
+        };
+        if let Some(values) = page.get("value").and_then(Value::as_array) {
+            items.extend(values.iter().cloned());
+        }
+        let next = page
+            .get("@odata.nextLink")
+            .or_else(|| page.get("nextLink"))
+            .and_then(Value::as_str);
+        match next {
+            None => return Ok(LookupOutcome::Found(Value::Array(items))),
+            Some(next) if next.starts_with(&format!("{base}/")) => url = next.to_string(),
+            Some(next) => {
+                return Err(ActionError::Refused(format!(
+                    "the API returned a next page link outside {base} (`{next}`); refusing to follow it"
+                )));
+            }
+        }
+    }
+    Err(ActionError::Refused(format!(
+        "more than {MAX_PAGES} pages at {url}; narrow the scope"
+    )))
 }
 
 /// Looks an action up by name.
@@ -291,6 +362,88 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    /// A playbook step as far as an example needs: the keys a step has, nothing else.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ExampleStep {
+        id: String,
+        uses: String,
+        #[serde(default)]
+        needs: Vec<String>,
+        #[serde(default, rename = "if")]
+        condition: Option<String>,
+        with: serde_json::Map<String, Value>,
+    }
+
+    fn parse_example(action: &dyn RegisteredAction) -> ExampleStep {
+        let info = action.info();
+        serde_saphyr::from_str(info.example)
+            .unwrap_or_else(|e| panic!("{}: example is not a valid step: {e}", info.name))
+    }
+
+    #[test]
+    fn every_example_parses_uses_its_action_and_passes_its_params() {
+        for action in registry() {
+            let name = action.info().name;
+            let step = parse_example(*action);
+            assert_eq!(step.uses, name);
+            assert!(!step.id.is_empty(), "{name}");
+            assert!(step.needs.iter().all(|n| !n.is_empty()), "{name}");
+            assert!(
+                step.condition.as_ref().is_none_or(|c| !c.is_empty()),
+                "{name}"
+            );
+            action
+                .check_params(&Value::Object(step.with))
+                .unwrap_or_else(|e| panic!("{name}: example `with:` rejected: {e}"));
+        }
+    }
+
+    #[test]
+    fn every_params_type_rejects_unknown_keys() {
+        for action in registry() {
+            let name = action.info().name;
+            let mut with = parse_example(*action).with;
+            with.insert("no_such_parameter".into(), Value::Bool(true));
+            let err = action.check_params(&Value::Object(with)).expect_err(name);
+            assert!(
+                err.contains("unknown field `no_such_parameter`"),
+                "{name}: {err}"
+            );
+            assert_eq!(
+                action.params_schema().get("additionalProperties"),
+                Some(&Value::Bool(false)),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_action_documents_itself() {
+        for action in registry() {
+            let info = action.info();
+            assert!(!info.description.is_empty(), "{}", info.name);
+            assert!(!info.compensation.is_empty(), "{}", info.name);
+            let schema = serde_json::to_value(action.params_schema()).unwrap();
+            for (key, prop) in schema["properties"].as_object().into_iter().flatten() {
+                assert!(
+                    prop.get("description").is_some(),
+                    "{}: parameter `{key}` has no doc comment",
+                    info.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn parameter_schemas_match_the_snapshot() {
+        let schemas: std::collections::BTreeMap<&str, schemars::Schema> = registry()
+            .iter()
+            .map(|a| (a.info().name, a.params_schema()))
+            .collect();
+        insta::assert_json_snapshot!("action_parameter_schemas", schemas);
     }
 
     #[test]

@@ -182,13 +182,15 @@ impl Planner<'_> {
                 with: Value::Null,
                 outputs: Value::Null,
             };
+            // `needs` orders steps; only a denied dependency stops its dependents, since
+            // running them would act on a decision the guardrails refused.
             if let Some(dep) = step.needs.iter().find(|d| {
                 results
                     .get(*d)
-                    .is_some_and(|(s, _)| matches!(s, StepStatus::Skipped | StepStatus::Denied))
+                    .is_some_and(|(s, _)| *s == StepStatus::Denied)
             }) {
                 ps.status = StepStatus::Skipped;
-                ps.reason = Some(format!("needs `{dep}`, which will not run"));
+                ps.reason = Some(format!("needs `{dep}`, which the guardrails denied"));
             } else if let Some(cond) = &step.condition {
                 match cond.eval_condition(&ctx_value) {
                     Ok(Some(true)) => {}

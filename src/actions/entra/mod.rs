@@ -1,7 +1,11 @@
 //! Actions on Entra ID users and groups, through Microsoft Graph.
 
 pub mod disable_user;
+pub mod enable_user;
+pub mod force_password_reset;
 pub mod get_user;
+pub mod require_mfa;
+pub mod revoke_sessions;
 
 use serde_json::Value;
 
@@ -53,6 +57,35 @@ pub fn user_key(found: Option<&Value>, given: &str) -> String {
         .and_then(Value::as_str)
         .map(str::to_string)
         .unwrap_or_else(|| given.to_string())
+}
+
+/// The user's object id, for bodies that accept nothing else (`directoryObjects/{id}`,
+/// `userIds`): the looked-up id, the given value when it already is one, else a placeholder
+/// the run fills in.
+pub fn object_id(found: Option<&Value>, given: &str) -> String {
+    if let Some(id) = found.and_then(|u| u.get("id")).and_then(Value::as_str) {
+        return id.to_string();
+    }
+    if super::is_guid(given) || unknown::is_placeholder(given) {
+        return given.to_string();
+    }
+    unknown::placeholder(&format!("object id of {given}"))
+}
+
+/// Whether the user is a B2B guest: `userType` says so, or the UPN carries `#EXT#`.
+pub fn is_guest(found: Option<&Value>, given: &str) -> bool {
+    let upn = found
+        .and_then(|u| u.get("userPrincipalName"))
+        .and_then(Value::as_str)
+        .unwrap_or(given);
+    found.is_some_and(|u| u["userType"] == "Guest")
+        || upn.to_ascii_uppercase().contains("#EXT#")
+        || given.to_ascii_uppercase().contains("#EXT#")
+}
+
+/// Whether Active Directory is the user's source of authority.
+pub fn is_synced(found: Option<&Value>) -> bool {
+    found.is_some_and(|u| u["onPremisesSyncEnabled"] == Value::Bool(true))
 }
 
 #[cfg(test)]

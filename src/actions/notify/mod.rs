@@ -1,1 +1,3 @@
-//! (filled in by the catalogue work)
+//! Actions that tell people outside the tenant what a run did.
+
+pub mod webhook;
