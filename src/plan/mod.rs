@@ -147,6 +147,12 @@ impl Planner<'_> {
     ) -> Result<Plan, PlanError> {
         let inputs = resolve_inputs(playbook, given_inputs)?;
         let mut notes = Vec::new();
+        if alert.needs_enrichment {
+            notes.push(format!(
+                "the {} alert names no user or resource: it needs enrichment from the source's API before steps can target anything",
+                alert.source
+            ));
+        }
         let mode = if playbook.stage == Stage::Trial && mode == Mode::Enforce {
             notes.push("the playbook is in `stage: trial`: it only plans".to_string());
             Mode::DryRun

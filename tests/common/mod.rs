@@ -1,0 +1,54 @@
+//! Helpers shared by the end-to-end tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, TimeZone, Utc};
+use riposte::actions::ActionSettings;
+use riposte::alert::{AlertSettings, FieldMap};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = root().join("tests/fixtures/alerts").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A fixed run id and clock, so plans are reproducible.
+pub const RUN_ID: &str = "01900000-0000-7000-8000-00000000abcd";
+
+pub fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 4, 0, 0).unwrap()
+}
+
+/// The deployment settings of the fixture tenant (tests/fixtures/README.md).
+pub fn action_settings(webhook: &str) -> ActionSettings {
+    ActionSettings {
+        mfa_group_id: Some("9f0c7e3a-1d2b-4c5e-8f6a-000000000101".into()),
+        notify_webhook_url: Some(webhook.into()),
+        log_analytics_workspace: Some("5c9e2a71-3f4b-4d8e-a6c1-000000000201".into()),
+    }
+}
+
+/// The `[alerts.generic]` pointers `generic.json` needs.
+pub fn alert_settings() -> AlertSettings {
+    let p = |s: &str| Some(s.to_string());
+    AlertSettings {
+        generic: FieldMap {
+            id: p("/alert/uid"),
+            title: p("/alert/rule"),
+            kind: None,
+            severity: p("/alert/risk"),
+            observed_at: p("/alert/detected"),
+            principal_upn: p("/alert/actor/login"),
+            principal_object_id: p("/alert/actor/aad_object_id"),
+            tenant_id: p("/alert/actor/tenant"),
+            resources: p("/alert/targets"),
+            operation: p("/alert/action"),
+            source_ip: p("/alert/actor/ip"),
+        },
+        ..AlertSettings::default()
+    }
+}
