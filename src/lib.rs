@@ -8,6 +8,7 @@ pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod connectors;
+pub mod engine;
 pub mod emulator;
 pub mod plan;
 pub mod playbook;

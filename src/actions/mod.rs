@@ -27,7 +27,7 @@ use crate::alert::Alert;
 use crate::connectors::{Api, ApiError, ApiRequest, Endpoints, Lookup, LookupOutcome};
 
 /// What running an action does to the tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Effect {
     /// Reads only; run for real while planning, so later steps see real values.
@@ -215,6 +215,70 @@ pub trait Action: Send + Sync + 'static {
         params: Self::Params,
         ctx: &PlanContext<'_>,
     ) -> Result<ActionPlan, ActionError>;
+
+    /// The request to send for a planned one, restoring what the plan deliberately hides (a
+    /// webhook's secret path). The default sends the request exactly as planned.
+    fn prepare(
+        &self,
+        planned: &ApiRequest,
+        _done: &Executed<'_>,
+        _settings: &ActionSettings,
+    ) -> Result<ApiRequest, ActionError> {
+        Ok(planned.clone())
+    }
+
+    /// Reads the state back once the step's requests succeeded.
+    async fn verify(
+        &self,
+        _done: &Executed<'_>,
+        _lookup: &dyn Lookup,
+    ) -> Result<Verification, ActionError> {
+        Ok(Verification::Unchecked(
+            "the API's success answer is the only evidence".into(),
+        ))
+    }
+
+    /// The requests that undo the step, or why it cannot be undone.
+    fn compensate(&self, _done: &Executed<'_>, _endpoints: &Endpoints) -> Compensation {
+        Compensation::Irreversible(self.info().compensation.to_string())
+    }
+}
+
+/// One executed item of a step (one `for_each` item, or the whole step), as verify and
+/// compensate see it: what was planned and what the API answered.
+#[derive(Debug, Clone, Copy)]
+pub struct Executed<'a> {
+    pub run_id: &'a str,
+    pub params: &'a Value,
+    pub pre_state: &'a Value,
+    pub desired_state: &'a Value,
+    pub requests: &'a [ApiRequest],
+    /// The response bodies, one per request, in order.
+    pub responses: &'a [Value],
+}
+
+/// What reading the state back found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", content = "detail", rename_all = "snake_case")]
+pub enum Verification {
+    /// The desired state is observed.
+    Verified(Value),
+    /// The API accepted the change but the state read back differs.
+    Mismatch(String),
+    /// Nothing can be read back; says why.
+    Unchecked(String),
+}
+
+/// How a completed step is undone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum Compensation {
+    /// Send these, in order.
+    Requests(Vec<ApiRequest>),
+    /// It cannot be undone, and why.
+    Irreversible(String),
+    /// Nothing changed, so nothing to undo (reads, evidence, already-satisfied steps).
+    NotNeeded,
 }
 
 /// The object-safe face of [`Action`] the registry holds; implemented for every action.
@@ -229,6 +293,18 @@ pub trait RegisteredAction: Send + Sync {
         with: Value,
         ctx: &PlanContext<'_>,
     ) -> Result<ActionPlan, ActionError>;
+    fn prepare_request(
+        &self,
+        planned: &ApiRequest,
+        done: &Executed<'_>,
+        settings: &ActionSettings,
+    ) -> Result<ApiRequest, ActionError>;
+    async fn verify_done(
+        &self,
+        done: &Executed<'_>,
+        lookup: &dyn Lookup,
+    ) -> Result<Verification, ActionError>;
+    fn compensation(&self, done: &Executed<'_>, endpoints: &Endpoints) -> Compensation;
 }
 
 #[async_trait]
@@ -255,6 +331,33 @@ impl<A: Action> RegisteredAction for A {
         let params = serde_json::from_value::<A::Params>(with)
             .map_err(|e| ActionError::Params(e.to_string()))?;
         self.plan(params, ctx).await
+    }
+
+    fn prepare_request(
+        &self,
+        planned: &ApiRequest,
+        done: &Executed<'_>,
+        settings: &ActionSettings,
+    ) -> Result<ApiRequest, ActionError> {
+        self.prepare(planned, done, settings)
+    }
+
+    async fn verify_done(
+        &self,
+        done: &Executed<'_>,
+        lookup: &dyn Lookup,
+    ) -> Result<Verification, ActionError> {
+        match self.info().effect {
+            Effect::Mutate => self.verify(done, lookup).await,
+            _ => Ok(Verification::Unchecked("nothing was changed".into())),
+        }
+    }
+
+    fn compensation(&self, done: &Executed<'_>, endpoints: &Endpoints) -> Compensation {
+        match self.info().effect {
+            Effect::Mutate => self.compensate(done, endpoints),
+            _ => Compensation::NotNeeded,
+        }
     }
 }
 

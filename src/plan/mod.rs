@@ -59,7 +59,7 @@ pub struct PlaybookRef {
 }
 
 /// One step of a plan (field names are a contract: DESIGN.md §3).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedStep {
     pub id: String,
     pub action: String,
@@ -80,12 +80,16 @@ pub struct PlannedStep {
     pub blocked: Option<String>,
     /// The rendered parameters (one entry per `for_each` item).
     pub with: Value,
+    /// For a `for_each` step, how many of `requests` belong to each item, in order; `with`,
+    /// `pre_state` and `desired_state` are then lists with one entry per item.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub item_requests: Vec<usize>,
     /// What later steps read as `steps.<id>.outputs`; null when known only at run time.
     pub outputs: Value,
 }
 
 /// A reviewable dry run: what an approved run will send, request for request.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub run_id: String,
     pub mode: Mode,
@@ -186,6 +190,7 @@ impl Planner<'_> {
                 notes: Vec::new(),
                 blocked: None,
                 with: Value::Null,
+                item_requests: Vec::new(),
                 outputs: Value::Null,
             };
             // `needs` orders steps; only a denied dependency stops its dependents, since
@@ -405,6 +410,7 @@ fn merge_item_plans(ps: &mut PlannedStep, plans: Vec<ActionPlan>, withs: Vec<Val
         ps.with = withs.into_iter().next().unwrap_or(Value::Null);
         return;
     }
+    ps.item_requests = plans.iter().map(|p| p.requests.len()).collect();
     ps.pre_state = Value::Array(plans.iter().map(|p| p.pre_state.clone()).collect());
     ps.desired_state = Value::Array(plans.iter().map(|p| p.desired_state.clone()).collect());
     ps.with = Value::Array(withs);

@@ -1,0 +1,495 @@
+//! The DAG executor: independent steps run in parallel (bounded), each sends exactly its
+//! planned requests, is verified by reading back, and is journaled before and after.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::{BoxFuture, join_all};
+use futures::stream::FuturesUnordered;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::report::{Evidence, RequestRecord, RunOutcome, RunReport, StepOutcome, StepReport};
+use super::{Journal, StepState, Transport};
+use crate::actions::{self, ActionSettings, Compensation, Effect, Executed, unknown};
+use crate::connectors::{ApiRequest, Endpoints, Lookup, Method};
+use crate::plan::{Plan, PlannedStep, StepStatus, canonical_json};
+use crate::playbook::Playbook;
+use crate::playbook::model::{OnError, Retry};
+
+/// Progress, as it happens, for a terminal or a log.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    StepStarted { id: &'a str, action: &'a str },
+    Request { step: &'a str, record: &'a RequestRecord },
+    StepFinished { report: &'a StepReport },
+}
+
+/// Everything execution needs, passed in.
+pub struct Executor<'a> {
+    pub transport: &'a dyn Transport,
+    pub lookup: &'a dyn Lookup,
+    pub journal: &'a dyn Journal,
+    pub settings: &'a ActionSettings,
+    pub endpoints: &'a Endpoints,
+    /// How many steps may run at once.
+    pub concurrency: usize,
+    /// Whether steps that need approval were approved (for this plan hash).
+    pub approved: bool,
+    pub on_event: &'a (dyn Fn(&Event<'_>) + Send + Sync),
+}
+
+/// A step's settings from the playbook that the plan does not carry.
+#[derive(Clone, Copy)]
+struct StepPolicy {
+    retry: Retry,
+    timeout: Option<Duration>,
+    on_error: OnError,
+}
+
+impl Executor<'_> {
+    /// Executes the plan. Steps the plan did not plan (skipped, denied, already satisfied)
+    /// send nothing.
+    pub async fn execute(&self, plan: &Plan, playbook: &Playbook) -> RunReport {
+        let policies: HashMap<&str, StepPolicy> = playbook
+            .steps
+            .iter()
+            .map(|s| {
+                (s.id.as_str(), StepPolicy { retry: s.retry, timeout: s.timeout, on_error: s.on_error })
+            })
+            .collect();
+        let default_policy = StepPolicy { retry: Retry::default(), timeout: None, on_error: OnError::Fail };
+        let mut outcomes: BTreeMap<String, StepReport> = BTreeMap::new();
+        let mut started: std::collections::HashSet<String> = Default::default();
+        let mut running: FuturesUnordered<BoxFuture<'_, StepReport>> = FuturesUnordered::new();
+        let mut halted: Option<String> = None;
+        let mut compensate = false;
+        let mut seq = 0u32;
+
+        loop {
+            if halted.is_none() {
+                for step in &plan.steps {
+                    if started.contains(&step.id) || running.len() >= self.concurrency.max(1) {
+                        continue;
+                    }
+                    let needs: Vec<&StepReport> = step.needs.iter().filter_map(|n| outcomes.get(n)).collect();
+                    if needs.len() < step.needs.len() {
+                        continue;
+                    }
+                    started.insert(step.id.clone());
+                    let blocker = needs.iter().find(|n| {
+                        matches!(n.outcome, StepOutcome::Failed | StepOutcome::Denied | StepOutcome::AwaitingApproval)
+                    });
+                    if let Some(b) = blocker {
+                        let why = match b.outcome {
+                            StepOutcome::AwaitingApproval => format!("waits for `{}`, which needs approval", b.id),
+                            StepOutcome::Denied => format!("needs `{}`, which the guardrails denied", b.id),
+                            _ => format!("needs `{}`, which failed", b.id),
+                        };
+                        let outcome = if b.outcome == StepOutcome::AwaitingApproval {
+                            StepOutcome::AwaitingApproval
+                        } else {
+                            StepOutcome::Skipped
+                        };
+                        seq += 1;
+                        let r = immediate(step, outcome, Some(why), seq);
+                        self.finish(&plan.run_id, &r).await;
+                        outcomes.insert(step.id.clone(), r);
+                        continue;
+                    }
+                    let policy = *policies.get(step.id.as_str()).unwrap_or(&default_policy);
+                    running.push(Box::pin(self.run_step(plan, step, policy)));
+                }
+            }
+            let Some(mut report) = running.next().await else {
+                if halted.is_some() || outcomes.len() == plan.steps.len() {
+                    break;
+                }
+                // Nothing running and nothing ready: remaining steps wait on a cycle the
+                // loader rejects; stop rather than spin.
+                break;
+            };
+            seq += 1;
+            report.finished_seq = seq;
+            self.finish(&plan.run_id, &report).await;
+            if report.outcome == StepOutcome::Failed {
+                let policy = policies.get(report.id.as_str()).copied().unwrap_or(default_policy);
+                match policy.on_error {
+                    OnError::Continue => {}
+                    OnError::Fail => halted = Some(report.id.clone()),
+                    OnError::Compensate => {
+                        halted = Some(report.id.clone());
+                        compensate = true;
+                    }
+                }
+            }
+            outcomes.insert(report.id.clone(), report);
+        }
+
+        for step in &plan.steps {
+            if !outcomes.contains_key(&step.id) {
+                let why = halted
+                    .as_ref()
+                    .map(|h| format!("the run stopped after `{h}` failed"))
+                    .unwrap_or_else(|| "its dependencies never finished".into());
+                seq += 1;
+                let r = immediate(step, StepOutcome::Skipped, Some(why), seq);
+                self.finish(&plan.run_id, &r).await;
+                outcomes.insert(step.id.clone(), r);
+            }
+        }
+        if compensate {
+            self.compensate_all(&plan.run_id, &mut outcomes).await;
+        }
+        let steps: Vec<StepReport> = plan.steps.iter().filter_map(|s| outcomes.remove(&s.id)).collect();
+        let outcome = if compensate {
+            RunOutcome::Compensated
+        } else if halted.is_some() || steps.iter().any(|s| s.outcome == StepOutcome::Failed) {
+            RunOutcome::Failed
+        } else if steps.iter().any(|s| s.outcome == StepOutcome::AwaitingApproval) {
+            RunOutcome::AwaitingApproval
+        } else {
+            RunOutcome::Succeeded
+        };
+        RunReport { run_id: plan.run_id.clone(), plan_hash: plan.plan_hash.clone(), outcome, steps }
+    }
+
+    async fn finish(&self, run_id: &str, report: &StepReport) {
+        let state = match report.outcome {
+            StepOutcome::Succeeded => StepState::Succeeded,
+            StepOutcome::AlreadySatisfied => StepState::AlreadySatisfied,
+            StepOutcome::Failed => StepState::Failed,
+            StepOutcome::Compensated => StepState::Compensated,
+            _ => StepState::Skipped,
+        };
+        self.journal
+            .record(run_id, &report.id, 0, state, serde_json::to_value(report).unwrap_or(Value::Null))
+            .await;
+        (self.on_event)(&Event::StepFinished { report });
+    }
+
+    async fn run_step(&self, plan: &Plan, step: &PlannedStep, policy: StepPolicy) -> StepReport {
+        let mut report = immediate(step, StepOutcome::Succeeded, None, 0);
+        match step.status {
+            StepStatus::Skipped => return immediate(step, StepOutcome::Skipped, step.reason.clone(), 0),
+            StepStatus::AlreadySatisfied => {
+                return immediate(step, StepOutcome::AlreadySatisfied, step.reason.clone(), 0);
+            }
+            StepStatus::Denied => return immediate(step, StepOutcome::Denied, step.reason.clone(), 0),
+            StepStatus::NeedsApproval if !self.approved => {
+                return immediate(step, StepOutcome::AwaitingApproval, step.reason.clone(), 0);
+            }
+            StepStatus::NeedsApproval | StepStatus::Planned => {}
+        }
+        if let Some(instruction) = &step.blocked {
+            report.outcome = StepOutcome::Failed;
+            report.reason = Some(instruction.clone());
+            return report;
+        }
+        let Some(action) = actions::find(&step.action) else {
+            report.outcome = StepOutcome::Failed;
+            report.reason = Some(format!("unknown action `{}`", step.action));
+            return report;
+        };
+        if step.requests.iter().any(|r| unknown::contains_placeholder(&json!(r))) {
+            report.outcome = StepOutcome::Failed;
+            report.reason = Some(
+                "the plan holds values known only at run time; plan again with credentials so every request is exact".into(),
+            );
+            return report;
+        }
+        if action.info().effect == Effect::Read {
+            // Reads ran while planning; their results are the plan's outputs.
+            report.reason = Some("read while planning".into());
+            return report;
+        }
+        (self.on_event)(&Event::StepStarted { id: &step.id, action: &step.action });
+        self.journal.record(&plan.run_id, &step.id, 0, StepState::Started, json!({"plan_hash": plan.plan_hash})).await;
+
+        let items = split_items(step);
+        let sending = self.send_all(plan, step, action, &items, policy);
+        let results = match policy.timeout {
+            Some(limit) => match tokio::time::timeout(limit, sending).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.journal
+                        .record(&plan.run_id, &step.id, 0, StepState::InDoubt, json!({"timeout_s": limit.as_secs_f64()}))
+                        .await;
+                    report.outcome = StepOutcome::Failed;
+                    report.reason = Some(format!(
+                        "timed out after {:?}; requests in flight may have been applied and are verified before any retry",
+                        limit
+                    ));
+                    return report;
+                }
+            },
+            None => sending.await,
+        };
+        report.requests = results.iter().map(|(rec, _)| rec.clone()).collect();
+        if let Some(failed) = results.iter().find(|(rec, _)| rec.error.is_some()) {
+            report.outcome = StepOutcome::Failed;
+            report.reason = failed.0.error.clone();
+            return report;
+        }
+        let bodies: Vec<Value> = results.into_iter().map(|(_, body)| body).collect();
+        let mut offset = 0;
+        for (i, item) in items.iter().enumerate() {
+            let responses = &bodies[offset..offset + item.requests.len()];
+            offset += item.requests.len();
+            let done = Executed {
+                run_id: &plan.run_id,
+                params: &item.params,
+                pre_state: &item.pre_state,
+                desired_state: &item.desired_state,
+                requests: item.requests,
+                responses,
+            };
+            match action.verify_done(&done, self.lookup).await {
+                Ok(v) => report.verification.push(v),
+                Err(e) => report.verification.push(crate::actions::Verification::Mismatch(format!("could not read back: {e}"))),
+            }
+            report.compensation.push(action.compensation(&done, self.endpoints));
+            if action.info().effect == Effect::Evidence {
+                for (j, body) in responses.iter().enumerate() {
+                    report.evidence.push(Evidence {
+                        name: format!("{}[{i}].{j}", step.id),
+                        sha256: digest(body),
+                        body: body.clone(),
+                    });
+                }
+            }
+        }
+        if let Some(crate::actions::Verification::Mismatch(why)) =
+            report.verification.iter().find(|v| matches!(v, crate::actions::Verification::Mismatch(_)))
+        {
+            report.outcome = StepOutcome::Failed;
+            report.reason = Some(format!("sent, but reading back found: {why}"));
+        }
+        report
+    }
+
+    /// Sends every request of the step (independent by construction, so concurrently),
+    /// retrying failed ones per the step's `retry`. Returns one record and body per request.
+    async fn send_all(
+        &self,
+        plan: &Plan,
+        step: &PlannedStep,
+        action: &dyn actions::RegisteredAction,
+        items: &[Item<'_>],
+        policy: StepPolicy,
+    ) -> Vec<(RequestRecord, Value)> {
+        let flat: Vec<(usize, &ApiRequest, &Item<'_>)> = items
+            .iter()
+            .flat_map(|item| item.requests.iter().map(move |r| (0usize, r, item)))
+            .enumerate()
+            .map(|(i, (_, r, item))| (i, r, item))
+            .collect();
+        let mut results: Vec<Option<(RequestRecord, Value)>> = vec![None; flat.len()];
+        for attempt in 1..=policy.retry.attempts.max(1) {
+            let pending: Vec<&(usize, &ApiRequest, &Item<'_>)> = flat
+                .iter()
+                .filter(|(i, _, _)| results[*i].as_ref().is_none_or(|(rec, _)| rec.error.is_some()))
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 1 {
+                let backoff = policy.retry.backoff * 2u32.saturating_pow(attempt - 2);
+                tokio::time::sleep(backoff).await;
+            }
+            let sends = pending.iter().map(|(i, req, item)| async move {
+                (*i, self.send_one(plan, step, action, req, item).await)
+            });
+            for (i, result) in join_all(sends).await {
+                results[i] = Some(result);
+            }
+        }
+        results.into_iter().map(|r| r.expect("every request attempted")).collect()
+    }
+
+    async fn send_one(
+        &self,
+        plan: &Plan,
+        step: &PlannedStep,
+        action: &dyn actions::RegisteredAction,
+        planned: &ApiRequest,
+        item: &Item<'_>,
+    ) -> (RequestRecord, Value) {
+        let mut record = RequestRecord::for_request(planned);
+        let done = Executed {
+            run_id: &plan.run_id,
+            params: &item.params,
+            pre_state: &item.pre_state,
+            desired_state: &item.desired_state,
+            requests: item.requests,
+            responses: &[],
+        };
+        let request = match action.prepare_request(planned, &done, self.settings) {
+            Ok(r) => r,
+            Err(e) => {
+                record.error = Some(e.to_string());
+                return (record, Value::Null);
+            }
+        };
+        self.journal
+            .record(
+                &plan.run_id,
+                &step.id,
+                item.index,
+                StepState::RequestSent,
+                json!({"method": planned.method, "url": planned.url, "body_sha256": planned.body.as_ref().map(digest)}),
+            )
+            .await;
+        let result = self.transport.send(&request).await;
+        let body = match result {
+            Ok(resp) => {
+                record.status = Some(resp.status);
+                record.request_id = resp.request_id.clone();
+                record.client_request_id = Some(resp.client_request_id.clone());
+                record.attempts = resp.attempts;
+                let mut body = resp.body;
+                if let Err(e) = self.follow_pages(&request, &mut body).await {
+                    record.error = Some(e.to_string());
+                    record.request_id = e.request_id().map(str::to_string).or(record.request_id);
+                }
+                record.body_sha256 = Some(digest(&body));
+                body
+            }
+            Err(e) => {
+                record.request_id = e.request_id().map(str::to_string);
+                record.error = Some(e.to_string());
+                Value::Null
+            }
+        };
+        (self.on_event)(&Event::Request { step: &step.id, record: &record });
+        (record, body)
+    }
+
+    /// Evidence reads are paged (`nextLink`); the evidence is every page.
+    async fn follow_pages(&self, first: &ApiRequest, body: &mut Value) -> Result<(), crate::connectors::ApiError> {
+        if first.method != Method::Get {
+            return Ok(());
+        }
+        let mut next = body.get("nextLink").and_then(Value::as_str).map(str::to_string);
+        let mut pages = 0;
+        while let Some(url) = next.take() {
+            pages += 1;
+            if pages > 1000 {
+                break;
+            }
+            let page = self.transport.send(&ApiRequest::get(first.api, url)).await?;
+            if let (Some(all), Some(more)) = (
+                body.get_mut("value").and_then(Value::as_array_mut),
+                page.body.get("value").and_then(Value::as_array),
+            ) {
+                all.extend(more.iter().cloned());
+            }
+            next = page.body.get("nextLink").and_then(Value::as_str).map(str::to_string);
+        }
+        if let Some(obj) = body.as_object_mut() {
+            obj.remove("nextLink");
+        }
+        Ok(())
+    }
+
+    /// Undoes completed mutating steps, newest first.
+    async fn compensate_all(&self, run_id: &str, outcomes: &mut BTreeMap<String, StepReport>) {
+        let mut done: Vec<&mut StepReport> = outcomes
+            .values_mut()
+            .filter(|r| r.outcome == StepOutcome::Succeeded)
+            .collect();
+        done.sort_by_key(|r| std::cmp::Reverse(r.finished_seq));
+        for report in done {
+            let mut all_ok = true;
+            let mut undone_any = false;
+            for comp in report.compensation.clone().iter().rev() {
+                if let Compensation::Requests(requests) = comp {
+                    for req in requests {
+                        undone_any = true;
+                        let mut rec = RequestRecord::for_request(req);
+                        match self.transport.send(req).await {
+                            Ok(resp) => {
+                                rec.status = Some(resp.status);
+                                rec.request_id = resp.request_id;
+                            }
+                            Err(e) => {
+                                all_ok = false;
+                                rec.request_id = e.request_id().map(str::to_string);
+                                rec.error = Some(e.to_string());
+                            }
+                        }
+                        report.requests.push(rec);
+                    }
+                }
+            }
+            if undone_any {
+                let state = if all_ok { StepState::Compensated } else { StepState::CompensationFailed };
+                self.journal.record(run_id, &report.id, 0, state, Value::Null).await;
+                if all_ok {
+                    report.outcome = StepOutcome::Compensated;
+                    report.reason = Some("undone after a later step failed".into());
+                }
+            }
+        }
+    }
+}
+
+/// One `for_each` item (or the whole step) of a planned step.
+struct Item<'a> {
+    index: u32,
+    params: Value,
+    pre_state: Value,
+    desired_state: Value,
+    requests: &'a [ApiRequest],
+}
+
+fn split_items(step: &PlannedStep) -> Vec<Item<'_>> {
+    if step.item_requests.is_empty() {
+        return vec![Item {
+            index: 0,
+            params: step.with.clone(),
+            pre_state: step.pre_state.clone(),
+            desired_state: step.desired_state.clone(),
+            requests: &step.requests,
+        }];
+    }
+    let nth = |v: &Value, i: usize| v.get(i).cloned().unwrap_or(Value::Null);
+    let mut offset = 0;
+    step.item_requests
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let item = Item {
+                index: i as u32,
+                params: nth(&step.with, i),
+                pre_state: nth(&step.pre_state, i),
+                desired_state: nth(&step.desired_state, i),
+                requests: &step.requests[offset..offset + n],
+            };
+            offset += n;
+            item
+        })
+        .collect()
+}
+
+fn immediate(step: &PlannedStep, outcome: StepOutcome, reason: Option<String>, seq: u32) -> StepReport {
+    StepReport {
+        id: step.id.clone(),
+        action: step.action.clone(),
+        outcome,
+        reason,
+        requests: Vec::new(),
+        verification: Vec::new(),
+        compensation: Vec::new(),
+        evidence: Vec::new(),
+        finished_seq: seq,
+    }
+}
+
+/// `sha256:` of a JSON value's canonical form.
+pub(crate) fn digest(v: &Value) -> String {
+    let mut text = String::new();
+    canonical_json(v, &mut text);
+    format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())))
+}

@@ -1,0 +1,61 @@
+//! Runs: executing an approved plan's DAG, verifying, journaling and undoing.
+//!
+//! The engine never builds a request: it sends the plan's requests (each through its
+//! action's `prepare`, which may only restore what the plan hid) via a [`Transport`], so what
+//! a dry run shows is what an approved run sends, request for request.
+
+mod executor;
+mod report;
+mod rollback;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use executor::{Event, Executor};
+pub use report::{RequestRecord, RunOutcome, RunReport, StepOutcome, StepReport};
+pub use rollback::{RollbackReport, rollback};
+
+use crate::connectors::{ApiError, ApiRequest, ApiResponse, Connectors};
+
+/// Where requests go. The connectors in production; a recorder in tests.
+#[async_trait]
+pub trait Transport: Send + Sync {
+    async fn send(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError>;
+}
+
+#[async_trait]
+impl Transport for Connectors {
+    async fn send(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        Connectors::send(self, req).await
+    }
+}
+
+/// A step's transitions, written before and after its side effects (STYLE.md habit 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Started,
+    RequestSent,
+    Succeeded,
+    AlreadySatisfied,
+    Skipped,
+    Failed,
+    InDoubt,
+    Compensated,
+    CompensationFailed,
+}
+
+/// Where the engine writes its journal.
+#[async_trait]
+pub trait Journal: Send + Sync {
+    async fn record(&self, run_id: &str, step_id: &str, item: u32, state: StepState, detail: Value);
+}
+
+/// A journal that keeps nothing, for one-shot runs without a store.
+pub struct NoJournal;
+
+#[async_trait]
+impl Journal for NoJournal {
+    async fn record(&self, _: &str, _: &str, _: u32, _: StepState, _: Value) {}
+}
