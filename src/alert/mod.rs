@@ -341,3 +341,39 @@ pub(crate) fn kind_for_title(title: &str, settings: &AlertSettings) -> String {
         .map(|(_, kind)| kind.to_string())
         .unwrap_or_else(|| "other".to_string())
 }
+
+impl Alert {
+    /// The alert a manual invocation acts on: who and what the responder names, nothing else.
+    pub fn manual(
+        id: impl Into<String>,
+        title: impl Into<String>,
+        upn: Option<String>,
+        resources: &[String],
+        now: DateTime<Utc>,
+    ) -> Alert {
+        let principal = upn.map(|upn| {
+            // An object id (GUID) is as good a key as a UPN for every action.
+            let is_guid = uuid::Uuid::parse_str(&upn).is_ok();
+            Principal {
+                upn: (!is_guid).then(|| upn.clone()),
+                object_id: is_guid.then_some(upn),
+                tenant_id: None,
+                kind: PrincipalType::User,
+            }
+        });
+        Alert {
+            id: id.into(),
+            source: Source::Generic,
+            kind: "manual".into(),
+            title: title.into(),
+            severity: Severity::High,
+            observed_at: now,
+            principal,
+            resources: resources.iter().map(|r| Resource::from_id(r)).collect(),
+            operation: None,
+            source_ip: None,
+            needs_enrichment: false,
+            raw: serde_json::json!({"manual": true}),
+        }
+    }
+}

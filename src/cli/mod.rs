@@ -5,6 +5,7 @@
 mod catalogue;
 mod common;
 mod plan;
+mod run;
 mod validate;
 
 use std::path::PathBuf;
@@ -62,6 +63,48 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Plan, then execute when the mode is enforce (`mode`, RIPOSTE_MODE or --enforce);
+    /// in dry-run it prints the plan and sends nothing.
+    Run {
+        /// The alert payload (JSON); omit it for a manual run with --playbook.
+        #[arg(long)]
+        alert: Option<PathBuf>,
+        /// A playbook name or file; default: every playbook whose triggers match the alert.
+        #[arg(long)]
+        playbook: Option<String>,
+        #[arg(long)]
+        source: Option<String>,
+        /// Playbook inputs, `name=value`.
+        #[arg(long = "input", value_name = "K=V")]
+        inputs: Vec<String>,
+        /// For a manual run: the user (UPN or object id) the run acts on.
+        #[arg(long)]
+        principal: Option<String>,
+        /// For a manual run: an affected resource's ARM id (repeatable).
+        #[arg(long = "resource")]
+        resources: Vec<String>,
+        /// Execute even if the configured mode is dry-run.
+        #[arg(long)]
+        enforce: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// One action, manually, through the same plan → guard → execute path.
+    Act {
+        /// The action, e.g. entra.disable_user.
+        action: String,
+        /// Parameters, `name=value`.
+        #[arg(long = "param", value_name = "K=V")]
+        params: Vec<String>,
+        #[arg(long)]
+        principal: Option<String>,
+        #[arg(long = "resource")]
+        resources: Vec<String>,
+        #[arg(long)]
+        enforce: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// The action catalogue with each action's permissions.
     Actions {
         #[arg(long, value_enum, default_value_t)]
@@ -94,6 +137,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             )
             .await
+        }
+        Command::Run {
+            alert,
+            playbook,
+            source,
+            inputs,
+            principal,
+            resources,
+            enforce,
+            format,
+        } => {
+            let args = run::RunArgs {
+                alert,
+                playbook,
+                source,
+                inputs,
+                principal,
+                resources,
+                enforce,
+                format,
+            };
+            run::run(&load_config()?, args).await
+        }
+        Command::Act {
+            action,
+            params,
+            principal,
+            resources,
+            enforce,
+            format,
+        } => {
+            let args = run::ActArgs {
+                action,
+                params,
+                principal,
+                resources,
+                enforce,
+                format,
+            };
+            run::act(&load_config()?, args).await
         }
         Command::Actions { format } => catalogue::actions(format),
         Command::Schema => catalogue::schema(),

@@ -63,7 +63,7 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// `--playbook` as a file or a name, or every playbook whose triggers match.
-fn select_playbooks(
+pub(super) fn select_playbooks(
     config: &Config,
     wanted: Option<&str>,
     alert: &alert::Alert,

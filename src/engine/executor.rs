@@ -21,9 +21,17 @@ use crate::playbook::model::{OnError, Retry};
 /// Progress, as it happens, for a terminal or a log.
 #[derive(Debug, Clone)]
 pub enum Event<'a> {
-    StepStarted { id: &'a str, action: &'a str },
-    Request { step: &'a str, record: &'a RequestRecord },
-    StepFinished { report: &'a StepReport },
+    StepStarted {
+        id: &'a str,
+        action: &'a str,
+    },
+    Request {
+        step: &'a str,
+        record: &'a RequestRecord,
+    },
+    StepFinished {
+        report: &'a StepReport,
+    },
 }
 
 /// Everything execution needs, passed in.
@@ -56,10 +64,21 @@ impl Executor<'_> {
             .steps
             .iter()
             .map(|s| {
-                (s.id.as_str(), StepPolicy { retry: s.retry, timeout: s.timeout, on_error: s.on_error })
+                (
+                    s.id.as_str(),
+                    StepPolicy {
+                        retry: s.retry,
+                        timeout: s.timeout,
+                        on_error: s.on_error,
+                    },
+                )
             })
             .collect();
-        let default_policy = StepPolicy { retry: Retry::default(), timeout: None, on_error: OnError::Fail };
+        let default_policy = StepPolicy {
+            retry: Retry::default(),
+            timeout: None,
+            on_error: OnError::Fail,
+        };
         let mut outcomes: BTreeMap<String, StepReport> = BTreeMap::new();
         let mut started: std::collections::HashSet<String> = Default::default();
         let mut running: FuturesUnordered<BoxFuture<'_, StepReport>> = FuturesUnordered::new();
@@ -73,18 +92,28 @@ impl Executor<'_> {
                     if started.contains(&step.id) || running.len() >= self.concurrency.max(1) {
                         continue;
                     }
-                    let needs: Vec<&StepReport> = step.needs.iter().filter_map(|n| outcomes.get(n)).collect();
+                    let needs: Vec<&StepReport> =
+                        step.needs.iter().filter_map(|n| outcomes.get(n)).collect();
                     if needs.len() < step.needs.len() {
                         continue;
                     }
                     started.insert(step.id.clone());
                     let blocker = needs.iter().find(|n| {
-                        matches!(n.outcome, StepOutcome::Failed | StepOutcome::Denied | StepOutcome::AwaitingApproval)
+                        matches!(
+                            n.outcome,
+                            StepOutcome::Failed
+                                | StepOutcome::Denied
+                                | StepOutcome::AwaitingApproval
+                        )
                     });
                     if let Some(b) = blocker {
                         let why = match b.outcome {
-                            StepOutcome::AwaitingApproval => format!("waits for `{}`, which needs approval", b.id),
-                            StepOutcome::Denied => format!("needs `{}`, which the guardrails denied", b.id),
+                            StepOutcome::AwaitingApproval => {
+                                format!("waits for `{}`, which needs approval", b.id)
+                            }
+                            StepOutcome::Denied => {
+                                format!("needs `{}`, which the guardrails denied", b.id)
+                            }
                             _ => format!("needs `{}`, which failed", b.id),
                         };
                         let outcome = if b.outcome == StepOutcome::AwaitingApproval {
@@ -114,7 +143,10 @@ impl Executor<'_> {
             report.finished_seq = seq;
             self.finish(&plan.run_id, &report).await;
             if report.outcome == StepOutcome::Failed {
-                let policy = policies.get(report.id.as_str()).copied().unwrap_or(default_policy);
+                let policy = policies
+                    .get(report.id.as_str())
+                    .copied()
+                    .unwrap_or(default_policy);
                 match policy.on_error {
                     OnError::Continue => {}
                     OnError::Fail => halted = Some(report.id.clone()),
@@ -142,17 +174,29 @@ impl Executor<'_> {
         if compensate {
             self.compensate_all(&plan.run_id, &mut outcomes).await;
         }
-        let steps: Vec<StepReport> = plan.steps.iter().filter_map(|s| outcomes.remove(&s.id)).collect();
+        let steps: Vec<StepReport> = plan
+            .steps
+            .iter()
+            .filter_map(|s| outcomes.remove(&s.id))
+            .collect();
         let outcome = if compensate {
             RunOutcome::Compensated
         } else if halted.is_some() || steps.iter().any(|s| s.outcome == StepOutcome::Failed) {
             RunOutcome::Failed
-        } else if steps.iter().any(|s| s.outcome == StepOutcome::AwaitingApproval) {
+        } else if steps
+            .iter()
+            .any(|s| s.outcome == StepOutcome::AwaitingApproval)
+        {
             RunOutcome::AwaitingApproval
         } else {
             RunOutcome::Succeeded
         };
-        RunReport { run_id: plan.run_id.clone(), plan_hash: plan.plan_hash.clone(), outcome, steps }
+        RunReport {
+            run_id: plan.run_id.clone(),
+            plan_hash: plan.plan_hash.clone(),
+            outcome,
+            steps,
+        }
     }
 
     async fn finish(&self, run_id: &str, report: &StepReport) {
@@ -164,7 +208,13 @@ impl Executor<'_> {
             _ => StepState::Skipped,
         };
         self.journal
-            .record(run_id, &report.id, 0, state, serde_json::to_value(report).unwrap_or(Value::Null))
+            .record(
+                run_id,
+                &report.id,
+                0,
+                state,
+                serde_json::to_value(report).unwrap_or(Value::Null),
+            )
             .await;
         (self.on_event)(&Event::StepFinished { report });
     }
@@ -172,11 +222,15 @@ impl Executor<'_> {
     async fn run_step(&self, plan: &Plan, step: &PlannedStep, policy: StepPolicy) -> StepReport {
         let mut report = immediate(step, StepOutcome::Succeeded, None, 0);
         match step.status {
-            StepStatus::Skipped => return immediate(step, StepOutcome::Skipped, step.reason.clone(), 0),
+            StepStatus::Skipped => {
+                return immediate(step, StepOutcome::Skipped, step.reason.clone(), 0);
+            }
             StepStatus::AlreadySatisfied => {
                 return immediate(step, StepOutcome::AlreadySatisfied, step.reason.clone(), 0);
             }
-            StepStatus::Denied => return immediate(step, StepOutcome::Denied, step.reason.clone(), 0),
+            StepStatus::Denied => {
+                return immediate(step, StepOutcome::Denied, step.reason.clone(), 0);
+            }
             StepStatus::NeedsApproval if !self.approved => {
                 return immediate(step, StepOutcome::AwaitingApproval, step.reason.clone(), 0);
             }
@@ -192,7 +246,11 @@ impl Executor<'_> {
             report.reason = Some(format!("unknown action `{}`", step.action));
             return report;
         };
-        if step.requests.iter().any(|r| unknown::contains_placeholder(&json!(r))) {
+        if step
+            .requests
+            .iter()
+            .any(|r| unknown::contains_placeholder(&json!(r)))
+        {
             report.outcome = StepOutcome::Failed;
             report.reason = Some(
                 "the plan holds values known only at run time; plan again with credentials so every request is exact".into(),
@@ -204,8 +262,19 @@ impl Executor<'_> {
             report.reason = Some("read while planning".into());
             return report;
         }
-        (self.on_event)(&Event::StepStarted { id: &step.id, action: &step.action });
-        self.journal.record(&plan.run_id, &step.id, 0, StepState::Started, json!({"plan_hash": plan.plan_hash})).await;
+        (self.on_event)(&Event::StepStarted {
+            id: &step.id,
+            action: &step.action,
+        });
+        self.journal
+            .record(
+                &plan.run_id,
+                &step.id,
+                0,
+                StepState::Started,
+                json!({"plan_hash": plan.plan_hash}),
+            )
+            .await;
 
         let items = split_items(step);
         let sending = self.send_all(plan, step, action, &items, policy);
@@ -214,7 +283,13 @@ impl Executor<'_> {
                 Ok(r) => r,
                 Err(_) => {
                     self.journal
-                        .record(&plan.run_id, &step.id, 0, StepState::InDoubt, json!({"timeout_s": limit.as_secs_f64()}))
+                        .record(
+                            &plan.run_id,
+                            &step.id,
+                            0,
+                            StepState::InDoubt,
+                            json!({"timeout_s": limit.as_secs_f64()}),
+                        )
                         .await;
                     report.outcome = StepOutcome::Failed;
                     report.reason = Some(format!(
@@ -247,9 +322,15 @@ impl Executor<'_> {
             };
             match action.verify_done(&done, self.lookup).await {
                 Ok(v) => report.verification.push(v),
-                Err(e) => report.verification.push(crate::actions::Verification::Mismatch(format!("could not read back: {e}"))),
+                Err(e) => report
+                    .verification
+                    .push(crate::actions::Verification::Mismatch(format!(
+                        "could not read back: {e}"
+                    ))),
             }
-            report.compensation.push(action.compensation(&done, self.endpoints));
+            report
+                .compensation
+                .push(action.compensation(&done, self.endpoints));
             if action.info().effect == Effect::Evidence {
                 for (j, body) in responses.iter().enumerate() {
                     report.evidence.push(Evidence {
@@ -260,8 +341,10 @@ impl Executor<'_> {
                 }
             }
         }
-        if let Some(crate::actions::Verification::Mismatch(why)) =
-            report.verification.iter().find(|v| matches!(v, crate::actions::Verification::Mismatch(_)))
+        if let Some(crate::actions::Verification::Mismatch(why)) = report
+            .verification
+            .iter()
+            .find(|v| matches!(v, crate::actions::Verification::Mismatch(_)))
         {
             report.outcome = StepOutcome::Failed;
             report.reason = Some(format!("sent, but reading back found: {why}"));
@@ -289,7 +372,11 @@ impl Executor<'_> {
         for attempt in 1..=policy.retry.attempts.max(1) {
             let pending: Vec<&(usize, &ApiRequest, &Item<'_>)> = flat
                 .iter()
-                .filter(|(i, _, _)| results[*i].as_ref().is_none_or(|(rec, _)| rec.error.is_some()))
+                .filter(|(i, _, _)| {
+                    results[*i]
+                        .as_ref()
+                        .is_none_or(|(rec, _)| rec.error.is_some())
+                })
                 .collect();
             if pending.is_empty() {
                 break;
@@ -305,7 +392,10 @@ impl Executor<'_> {
                 results[i] = Some(result);
             }
         }
-        results.into_iter().map(|r| r.expect("every request attempted")).collect()
+        results
+            .into_iter()
+            .map(|r| r.expect("every request attempted"))
+            .collect()
     }
 
     async fn send_one(
@@ -362,30 +452,47 @@ impl Executor<'_> {
                 Value::Null
             }
         };
-        (self.on_event)(&Event::Request { step: &step.id, record: &record });
+        (self.on_event)(&Event::Request {
+            step: &step.id,
+            record: &record,
+        });
         (record, body)
     }
 
     /// Evidence reads are paged (`nextLink`); the evidence is every page.
-    async fn follow_pages(&self, first: &ApiRequest, body: &mut Value) -> Result<(), crate::connectors::ApiError> {
+    async fn follow_pages(
+        &self,
+        first: &ApiRequest,
+        body: &mut Value,
+    ) -> Result<(), crate::connectors::ApiError> {
         if first.method != Method::Get {
             return Ok(());
         }
-        let mut next = body.get("nextLink").and_then(Value::as_str).map(str::to_string);
+        let mut next = body
+            .get("nextLink")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let mut pages = 0;
         while let Some(url) = next.take() {
             pages += 1;
             if pages > 1000 {
                 break;
             }
-            let page = self.transport.send(&ApiRequest::get(first.api, url)).await?;
+            let page = self
+                .transport
+                .send(&ApiRequest::get(first.api, url))
+                .await?;
             if let (Some(all), Some(more)) = (
                 body.get_mut("value").and_then(Value::as_array_mut),
                 page.body.get("value").and_then(Value::as_array),
             ) {
                 all.extend(more.iter().cloned());
             }
-            next = page.body.get("nextLink").and_then(Value::as_str).map(str::to_string);
+            next = page
+                .body
+                .get("nextLink")
+                .and_then(Value::as_str)
+                .map(str::to_string);
         }
         if let Some(obj) = body.as_object_mut() {
             obj.remove("nextLink");
@@ -424,8 +531,14 @@ impl Executor<'_> {
                 }
             }
             if undone_any {
-                let state = if all_ok { StepState::Compensated } else { StepState::CompensationFailed };
-                self.journal.record(run_id, &report.id, 0, state, Value::Null).await;
+                let state = if all_ok {
+                    StepState::Compensated
+                } else {
+                    StepState::CompensationFailed
+                };
+                self.journal
+                    .record(run_id, &report.id, 0, state, Value::Null)
+                    .await;
                 if all_ok {
                     report.outcome = StepOutcome::Compensated;
                     report.reason = Some("undone after a later step failed".into());
@@ -473,7 +586,12 @@ fn split_items(step: &PlannedStep) -> Vec<Item<'_>> {
         .collect()
 }
 
-fn immediate(step: &PlannedStep, outcome: StepOutcome, reason: Option<String>, seq: u32) -> StepReport {
+fn immediate(
+    step: &PlannedStep,
+    outcome: StepOutcome,
+    reason: Option<String>,
+    seq: u32,
+) -> StepReport {
     StepReport {
         id: step.id.clone(),
         action: step.action.clone(),

@@ -84,8 +84,14 @@ impl RunReport {
     pub fn summary(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
-        let _ = writeln!(out, "Run {} {:?} (plan {})", self.run_id, self.outcome, self.plan_hash);
-        let list = |o: StepOutcome| -> Vec<&StepReport> { self.steps.iter().filter(|s| s.outcome == o).collect() };
+        let _ = writeln!(
+            out,
+            "Run {} {:?} (plan {})",
+            self.run_id, self.outcome, self.plan_hash
+        );
+        let list = |o: StepOutcome| -> Vec<&StepReport> {
+            self.steps.iter().filter(|s| s.outcome == o).collect()
+        };
         for (title, o) in [
             ("changed", StepOutcome::Succeeded),
             ("already so", StepOutcome::AlreadySatisfied),
@@ -101,7 +107,11 @@ impl RunReport {
             }
             let _ = writeln!(out, "{title}:");
             for s in steps {
-                let ids: Vec<String> = s.requests.iter().filter_map(|r| r.request_id.clone()).collect();
+                let ids: Vec<String> = s
+                    .requests
+                    .iter()
+                    .filter_map(|r| r.request_id.clone())
+                    .collect();
                 let _ = write!(out, "  {} ({})", s.id, s.action);
                 if let Some(r) = &s.reason {
                     let _ = write!(out, ": {r}");

@@ -25,7 +25,12 @@ pub async fn rollback(report: &RunReport, transport: &dyn Transport) -> Rollback
         .filter(|s| s.outcome == StepOutcome::Succeeded)
         .collect();
     steps.sort_by_key(|s| std::cmp::Reverse(s.finished_seq));
-    let mut out = RollbackReport { run_id: report.run_id.clone(), undone: Vec::new(), refused: Vec::new(), failed: Vec::new() };
+    let mut out = RollbackReport {
+        run_id: report.run_id.clone(),
+        undone: Vec::new(),
+        refused: Vec::new(),
+        failed: Vec::new(),
+    };
     for step in steps {
         let mut sent = Vec::new();
         let mut error = None;
