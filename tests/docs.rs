@@ -100,9 +100,8 @@ fn the_shipped_schema_is_current() {
     .unwrap();
     let current =
         serde_json::to_string_pretty(&riposte::playbook::schema::playbook_schema()).unwrap();
-    assert_eq!(
-        shipped.trim_end(),
-        current,
+    assert!(
+        shipped.trim_end() == current,
         "schema/playbook.schema.json is stale: run `cargo run -- schema > schema/playbook.schema.json`"
     );
 }
@@ -120,4 +119,31 @@ fn the_quickstart_runs_the_same_tests_as_ci() {
         ".ci/run must call `{}`",
         lines[1]
     );
+}
+
+#[test]
+fn every_schema_reference_resolves() {
+    let schema = riposte::playbook::schema::playbook_schema();
+    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, c) in m {
+                    if k == "$ref" {
+                        out.push(c.as_str().unwrap().to_string());
+                    } else {
+                        refs(c, out);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|c| refs(c, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&schema, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let pointer = r.strip_prefix('#').unwrap().replace("$defs/", "$defs/");
+        assert!(schema.pointer(&pointer).is_some(), "{r} does not resolve");
+    }
 }

@@ -14,14 +14,25 @@ pub fn playbook_schema() -> Value {
         {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"}
     ]});
     let names: Vec<&str> = actions::registry().iter().map(|a| a.info().name).collect();
+    // Each action's definitions move to the root, prefixed with the action's name, because a
+    // `$ref` resolves against the whole document, not the nested parameter schema.
+    let mut defs = serde_json::Map::new();
     let with_by_action: Vec<Value> = actions::registry()
         .iter()
         .map(|a| {
             let mut params = a.params_schema().to_value();
+            let prefix = a.info().name;
             if let Some(obj) = params.as_object_mut() {
                 obj.remove("$schema");
                 obj.remove("title");
+                if let Some(Value::Object(own)) = obj.remove("$defs") {
+                    for (name, mut def) in own {
+                        rewrite_refs(&mut def, prefix);
+                        defs.insert(format!("{prefix}.{name}"), def);
+                    }
+                }
             }
+            rewrite_refs(&mut params, prefix);
             json!({
                 "if": {"properties": {"uses": {"const": a.info().name}}, "required": ["uses"]},
                 "then": {"properties": {"with": params}}
@@ -80,6 +91,7 @@ pub fn playbook_schema() -> Value {
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://riposte.dev/schema/playbook.schema.json",
+        "$defs": defs,
         "title": "riposte playbook",
         "type": "object",
         "additionalProperties": false,
@@ -96,4 +108,23 @@ pub fn playbook_schema() -> Value {
             "outputs": {"type": "object", "additionalProperties": {"type": "string"}}
         }
     })
+}
+
+/// `#/$defs/X` → `#/$defs/{prefix}.X`, everywhere in `v`.
+fn rewrite_refs(v: &mut Value, prefix: &str) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                if k == "$ref" {
+                    if let Some(name) = child.as_str().and_then(|r| r.strip_prefix("#/$defs/")) {
+                        *child = Value::String(format!("#/$defs/{prefix}.{name}"));
+                    }
+                } else {
+                    rewrite_refs(child, prefix);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| rewrite_refs(i, prefix)),
+        _ => {}
+    }
 }
