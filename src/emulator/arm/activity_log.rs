@@ -114,7 +114,7 @@ pub fn list(shared: &Shared, req: &Req, subscription: &str) -> Response<Body> {
                 .is_none_or(|(name, value)| text_of(e, name).eq_ignore_ascii_case(value))
         })
         .collect();
-    events.sort_by(|a, b| b.0.cmp(&a.0));
+    events.sort_by_key(|e| std::cmp::Reverse(e.0));
     let select: Option<Vec<String>> = req
         .query_param("$select")
         .map(|s| s.split(',').map(|f| f.trim().to_owned()).collect());

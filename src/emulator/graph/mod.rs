@@ -111,10 +111,16 @@ fn authorize(shared: &Shared, req: &Req, roles: &[&str]) -> Result<Claims, Respo
         );
         response
     })?;
+    require(req, &claims, roles)?;
+    Ok(claims)
+}
+
+/// Checks that a validated token carries one of `roles` (empty: any).
+fn require(req: &Req, claims: &Claims, roles: &[&str]) -> Result<(), Response<Body>> {
     if !roles.is_empty() && !claims.roles.iter().any(|r| roles.contains(&r.as_str())) {
         return Err(denied(req));
     }
-    Ok(claims)
+    Ok(())
 }
 
 /// Directory role templates held by the calling app's service principal.

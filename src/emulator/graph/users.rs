@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     PASSWORD_ADMIN_ROLES, PRIVILEGED_ADMIN_ROLES, authorize, bad_request, caller_directory_roles,
-    denied, error, not_found,
+    denied, error, not_found, require,
 };
 use crate::emulator::Shared;
 use crate::emulator::http::{self, Req};
@@ -127,13 +127,16 @@ pub fn full_json(user: &UserState) -> Map<String, Value> {
     m
 }
 
+/// The selected properties, and the selected names when `$select` was given.
+pub type Selected = (Map<String, Value>, Option<Vec<String>>);
+
 /// Applies `$select`: without it the default properties, with it exactly the selected ones
 /// plus `id`. Unknown names are a 400, as in Graph.
 pub fn select(
     full: &Map<String, Value>,
     select: Option<&str>,
     entity: &str,
-) -> Result<(Map<String, Value>, Option<Vec<String>>), String> {
+) -> Result<Selected, String> {
     let Some(select) = select.filter(|s| !s.trim().is_empty()) else {
         let mut out = Map::new();
         for name in DEFAULT_PROPERTIES {
@@ -265,6 +268,11 @@ impl ContextFirst for Map<String, Value> {
 
 /// `PATCH /users/{id}`: 204 with no body.
 pub fn patch(shared: &Shared, req: &Req, key: &str) -> Response<Body> {
+    // Graph checks the token before it reads the body.
+    let claims = match authorize(shared, req, &[]) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let body = match req.json() {
         Ok(Some(Value::Object(body))) => body,
         Ok(_) => {
@@ -292,10 +300,9 @@ pub fn patch(shared: &Shared, req: &Req, key: &str) -> Response<Body> {
     } else {
         WRITE
     };
-    let claims = match authorize(shared, req, needs) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    if let Err(r) = require(req, &claims, needs) {
+        return r;
+    }
     let Some(user) = find(shared, key) else {
         return not_found(req, key);
     };
