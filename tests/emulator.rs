@@ -1702,3 +1702,94 @@ mod contract {
         }
     }
 }
+
+#[tokio::test]
+async fn mfa_password_reset_and_risk_actions_change_state() {
+    let env = Env::start().await;
+    let requirements = format!("/beta/users/{ALEX}/authentication/requirements");
+    let before = json_of(env.call(Method::GET, &requirements, GRAPH, None).await).await;
+    assert_eq!(before["perUserMfaState"], "disabled");
+    let patch = env
+        .call(
+            Method::PATCH,
+            &requirements,
+            GRAPH,
+            Some(json!({"perUserMfaState": "enforced"})),
+        )
+        .await;
+    assert_eq!(patch.status(), 204);
+    let after = json_of(env.call(Method::GET, &requirements, GRAPH, None).await).await;
+    assert_eq!(after["perUserMfaState"], "enforced");
+    let v1 = env
+        .call(
+            Method::GET,
+            &format!("/v1.0/users/{ALEX}/authentication/requirements"),
+            GRAPH,
+            None,
+        )
+        .await;
+    assert_eq!(v1.status(), 400);
+    assert_eq!(
+        json_of(v1).await["error"]["message"],
+        "Resource not found for the segment 'requirements'."
+    );
+
+    let reset = env
+        .graph(
+            Method::POST,
+            &format!("/users/{ALEX}/authentication/methods/28c10230-6103-485e-b985-444c60001490/resetPassword"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(reset.status(), 202);
+    let location = reset.headers()["location"].to_str().unwrap().to_owned();
+    assert!(json_of(reset).await["newPassword"].is_string());
+    let token = env.token(GRAPH).await;
+    let operation = json_of(
+        env.http
+            .get(&location)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(operation["status"], "succeeded");
+
+    let confirm = env
+        .graph(
+            Method::POST,
+            "/identityProtection/riskyUsers/confirmCompromised",
+            Some(json!({"userIds": [ALEX]})),
+        )
+        .await;
+    assert_eq!(confirm.status(), 204);
+    let risky = json_of(
+        env.graph(
+            Method::GET,
+            &format!("/identityProtection/riskyUsers/{ALEX}"),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(risky["riskLevel"], "high");
+    assert_eq!(risky["riskState"], "confirmedCompromised");
+
+    let alert = env
+        .graph(
+            Method::GET,
+            "/security/alerts_v2/da637551227677560813_-961444813",
+            None,
+        )
+        .await;
+    assert_eq!(
+        json_of(alert).await["evidence"][0]["userAccount"]["azureAdUserId"],
+        ALEX
+    );
+    let counters = env.emulator.state().counters();
+    assert_eq!(counters["mfa_state_changed"], 1);
+    assert_eq!(counters["password_reset"], 1);
+    assert_eq!(counters["users_confirmed_compromised"], 1);
+    env.stop().await;
+}

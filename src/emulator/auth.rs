@@ -682,3 +682,63 @@ fn managed_identity_token(shared: &Shared, req: &Req, imds_shape: bool) -> Respo
     };
     http::json(StatusCode::OK, &body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_name_exactly_one_known_resource_with_default() {
+        assert_eq!(
+            parse_scope(Some("https://graph.microsoft.com/.default")).unwrap(),
+            "https://graph.microsoft.com"
+        );
+        assert!(parse_scope(Some("https://management.azure.com//.default")).is_ok());
+        assert!(parse_scope(None).is_err());
+        assert!(parse_scope(Some("https://graph.microsoft.com/User.Read")).is_err());
+        assert!(parse_scope(Some("https://example.com/.default")).is_err());
+        assert!(
+            parse_scope(Some(
+                "https://graph.microsoft.com/.default https://management.azure.com/.default"
+            ))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn issued_tokens_are_checked_for_audience_and_expiry() {
+        let issuer = Issuer::new();
+        let (token, _) = issuer.issue("t", "a", "o", "https://management.azure.com/", vec![], 60);
+        let req = |token: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+            Req {
+                method: Method::GET,
+                path: "/".into(),
+                query: String::new(),
+                headers,
+                body: Default::default(),
+                ctx: http::Ctx {
+                    request_id: "r".into(),
+                    client_request_id: None,
+                    base_url: "http://x".into(),
+                    received: chrono::Utc::now(),
+                },
+            }
+        };
+        assert!(issuer.check(&req(&token), ARM_AUDIENCES).is_ok());
+        assert!(matches!(
+            issuer.check(&req(&token), GRAPH_AUDIENCES),
+            Err(AuthFailure::WrongAudience { .. })
+        ));
+        let (old, _) = issuer.issue("t", "a", "o", "https://graph.microsoft.com", vec![], -1);
+        assert!(matches!(
+            issuer.check(&req(&old), GRAPH_AUDIENCES),
+            Err(AuthFailure::Expired { .. })
+        ));
+        assert!(matches!(
+            Issuer::new().check(&req(&token), ARM_AUDIENCES),
+            Err(AuthFailure::Invalid)
+        ));
+    }
+}

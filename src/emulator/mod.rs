@@ -4,6 +4,27 @@
 //! It follows `reference/azure-api.md`: status codes, bodies, error shapes, throttling and
 //! long-running operations, because every test trusts it.
 //!
+//! # Routes
+//! - Entra: `POST /{tenant}/oauth2/v2.0/token` (client credentials: secret in the form or HTTP
+//!   Basic, or a PS256/RS256 certificate assertion); IMDS `GET /metadata/identity/oauth2/token`
+//!   (`Metadata: true`); App Service `GET /msi/token` (`X-IDENTITY-HEADER`).
+//! - Graph `/v1.0` and `/beta`: users (GET with `$select`, PATCH, revokeSignInSessions,
+//!   transitiveMemberOf/microsoft.graph.directoryRole, resetPassword + operation status), beta
+//!   authentication/requirements, groups and members `$ref`, riskyUsers confirmCompromised,
+//!   security/alerts_v2, conditionalAccess/policies, `$batch`.
+//! - ARM (`api-version` required): any seeded resource by id, snapshots (PUT as a long-running
+//!   operation, GET, DELETE), Compute operation status, role assignments and locks at any scope,
+//!   the Activity Log.
+//! - Log Analytics `/v1/workspaces/{customerId}/query`; Lacework `/api/v2/access/tokens`,
+//!   `/api/v2/Alerts`, `/api/v2/Alerts/{id}?scope=Details`.
+//!
+//! # Control routes (no token, never logged or faulted)
+//! - `GET /_emulator/requests[?since=SEQ]` → `[LoggedRequest]`; `DELETE` empties it (204).
+//! - `GET /_emulator/state` → `{tenant_id, users, groups, directory_roles,
+//!   conditional_access_policies, snapshots, locks, role_assignments, counters}`.
+//! - `POST /_emulator/faults` with a [`FaultSpec`] → 201 [`Fault`] (400 `{"error":{code,message}}`
+//!   when invalid); `GET` lists them; `DELETE` removes all (204).
+//!
 //! Architecture Invariant: nothing outside tests, `riposte emulator` and `riposte demo` uses
 //! this module; production code paths never reach it.
 

@@ -388,3 +388,27 @@ fn is_within(inner: &str, outer: &str) -> bool {
     let outer = outer.trim_end_matches('/').to_ascii_lowercase();
     inner == outer || inner.starts_with(&format!("{outer}/"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_versions_are_dates_with_optional_suffix() {
+        assert!(api_version_valid("2025-01-02"));
+        assert!(api_version_valid("2022-04-01-preview"));
+        assert!(!api_version_valid("latest"));
+        assert!(!api_version_valid("2025-1-02"));
+        assert!(!api_version_valid("2025-01-02preview"));
+    }
+
+    #[test]
+    fn scopes_nest_by_whole_segments() {
+        assert!(is_within(
+            "/subscriptions/S/resourceGroups/rg",
+            "/subscriptions/s"
+        ));
+        assert!(!is_within("/subscriptions/s2", "/subscriptions/s"));
+        assert!(is_within("/subscriptions/s/", "/subscriptions/S"));
+    }
+}

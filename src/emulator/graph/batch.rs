@@ -181,7 +181,12 @@ async fn run(
     version: &str,
     outer_seq: u64,
 ) -> (u16, Value, Option<Value>) {
-    let relative = item.url.trim_start_matches('/');
+    // Graph takes relative URLs; tolerate an absolute one by dropping scheme and host.
+    let url = match item.url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
+        None => item.url.as_str(),
+    };
+    let relative = url.trim_start_matches('/');
     let relative = relative
         .strip_prefix("v1.0/")
         .or_else(|| relative.strip_prefix("beta/"))

@@ -228,37 +228,99 @@ fn handle_one(shared: &Shared, req: &Req, route: &[&str]) -> Response<Body> {
         ["identity", "conditionalaccess", "policies"] if m == Method::GET => {
             security::ca_policies(shared, req)
         }
-        _ => unknown_route(req, route),
+        _ => unknown_route(req, route, &lower, beta),
     }
 }
 
-fn unknown_route(req: &Req, route: &[&str]) -> Response<Body> {
-    let known = [
-        "users",
-        "groups",
-        "identityProtection",
-        "security",
-        "identity",
-        "$batch",
-    ];
-    match route.first() {
-        Some(first) if known.iter().any(|k| k.eq_ignore_ascii_case(first)) => error(
+/// Whether a path has a route for some method (then the method is what is wrong).
+fn known_shape(route: &[&str], beta: bool) -> bool {
+    matches!(
+        route,
+        ["users"]
+            | ["users", _]
+            | ["users", _, "revokesigninsessions"]
+            | [
+                "users",
+                _,
+                "transitivememberof",
+                "microsoft.graph.directoryrole"
+            ]
+            | ["users", _, "authentication", "methods", _, "resetpassword"]
+            | ["users", _, "authentication", "operations", _]
+            | ["groups", _]
+            | ["groups", _, "members"]
+            | ["groups", _, "members", "$ref"]
+            | ["groups", _, "members", _, "$ref"]
+            | ["identityprotection", "riskyusers", "confirmcompromised"]
+            | ["identityprotection", "riskyusers", _]
+            | ["security", "alerts_v2"]
+            | ["security", "alerts_v2", _]
+            | ["identity", "conditionalaccess", "policies"]
+    ) || (beta
+        && matches!(
+            route,
+            ["users", _, "authentication"] | ["users", _, "authentication", "requirements"]
+        ))
+}
+
+/// 405 for a known path with the wrong method; otherwise Graph's 400 naming the first segment
+/// it could not resolve.
+fn unknown_route(req: &Req, route: &[&str], lower: &[&str], beta: bool) -> Response<Body> {
+    if known_shape(lower, beta) {
+        return error(
             req,
             StatusCode::METHOD_NOT_ALLOWED,
             "Request_BadRequest",
             "Specified HTTP method is not allowed for the request target.",
-        ),
-        Some(first) => error(
-            req,
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            &format!("Resource not found for the segment '{first}'."),
-        ),
-        None => error(
-            req,
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "Invalid request.",
-        ),
+        );
     }
+    let resolved = (0..=lower.len())
+        .rev()
+        .find(|&n| known_prefix(&lower[..n], beta))
+        .unwrap_or(0);
+    let segment = route
+        .get(resolved)
+        .or(route.last())
+        .copied()
+        .unwrap_or_default();
+    error(
+        req,
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
+        &format!("Resource not found for the segment '{segment}'."),
+    )
+}
+
+/// Whether some known route starts with `prefix`.
+fn known_prefix(prefix: &[&str], beta: bool) -> bool {
+    const SHAPES: &[&[&str]] = &[
+        &["users", "*", "revokesigninsessions"],
+        &[
+            "users",
+            "*",
+            "transitivememberof",
+            "microsoft.graph.directoryrole",
+        ],
+        &[
+            "users",
+            "*",
+            "authentication",
+            "methods",
+            "*",
+            "resetpassword",
+        ],
+        &["users", "*", "authentication", "operations", "*"],
+        &["groups", "*", "members", "*", "$ref"],
+        &["identityprotection", "riskyusers", "confirmcompromised"],
+        &["security", "alerts_v2", "*"],
+        &["identity", "conditionalaccess", "policies"],
+    ];
+    const BETA: &[&[&str]] = &[&["users", "*", "authentication", "requirements"]];
+    SHAPES
+        .iter()
+        .chain(if beta { BETA } else { &[] })
+        .any(|shape| {
+            shape.len() >= prefix.len()
+                && shape.iter().zip(prefix).all(|(s, p)| *s == "*" || s == p)
+        })
 }
