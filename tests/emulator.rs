@@ -1402,6 +1402,9 @@ async fn control_routes_show_requests_without_secrets_and_state_counters() {
 fn the_bundled_fixture_parses_and_unknown_keys_are_rejected() {
     let tenant = Tenant::default_fixture();
     assert_eq!(tenant.tenant.id, TENANT);
+    let from_file = Tenant::from_file(std::path::Path::new("tests/fixtures/tenant.yaml")).unwrap();
+    assert_eq!(from_file.users.len(), 6);
+    assert!(Tenant::from_file(std::path::Path::new("tests/fixtures/missing.yaml")).is_err());
     assert!(
         Tenant::from_yaml_str(&FIXTURE.replace("behaviour:\n", "behaviour:\n  surprise: 1\n"))
             .is_err()
