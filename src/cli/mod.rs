@@ -4,6 +4,7 @@
 
 mod catalogue;
 mod common;
+mod emulator;
 mod plan;
 mod run;
 mod validate;
@@ -112,6 +113,15 @@ pub enum Command {
     },
     /// Print the playbook JSON Schema (for editors).
     Schema,
+    /// Start the local Entra/Graph/ARM/Log Analytics/Lacework tenant; prints its address.
+    Emulator {
+        /// Loopback address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Tenant file (YAML); default: the bundled fixture tenant.
+        #[arg(long)]
+        tenant: Option<PathBuf>,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -180,6 +190,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Actions { format } => catalogue::actions(format),
         Command::Schema => catalogue::schema(),
+        Command::Emulator { listen, tenant } => emulator::run(listen, tenant).await,
     }
 }
 
