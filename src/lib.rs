@@ -12,4 +12,5 @@ pub mod emulator;
 pub mod plan;
 pub mod playbook;
 pub mod policy;
+pub mod store;
 pub mod text;
