@@ -473,12 +473,12 @@ async fn run_status_transitions_and_listing(db: Db) {
         ids(s.list_runs(10, Some(RunStatus::Pending)).await.unwrap()),
         ["run-3"]
     );
-    let listed = s
-        .list_runs(10, Some(RunStatus::RolledBack))
-        .await
-        .unwrap();
+    let listed = s.list_runs(10, Some(RunStatus::RolledBack)).await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].alerts[0].source_id, "LW-1", "listing carries alerts");
+    assert_eq!(
+        listed[0].alerts[0].source_id, "LW-1",
+        "listing carries alerts"
+    );
     assert!(
         s.list_runs(10, Some(RunStatus::Failed))
             .await
@@ -636,7 +636,11 @@ async fn concurrent_claims_never_overlap(db: Db) {
         all.extend(t.await.unwrap());
     }
     let distinct: BTreeSet<&String> = all.iter().collect();
-    assert_eq!(distinct.len(), all.len(), "a run was claimed twice: {all:?}");
+    assert_eq!(
+        distinct.len(),
+        all.len(),
+        "a run was claimed twice: {all:?}"
+    );
     assert_eq!(all.len(), 40);
 }
 
@@ -779,7 +783,7 @@ fn event(i: usize) -> AuditEvent {
     AuditEvent {
         kind: "step.succeeded".into(),
         run_id: Some(format!("run-{}", i % 7)),
-        actor: if i % 2 == 0 {
+        actor: if i.is_multiple_of(2) {
             Some("engine".into())
         } else {
             None
