@@ -970,9 +970,11 @@ async fn sqlite_file_is_created_and_reopened() {
     assert!(s.get_run("run-1").await.unwrap().is_some());
     assert_eq!(s.verify_audit().await.unwrap(), 1);
 
-    let mem = store::open("sqlite::memory:").await.unwrap();
-    mem.create_run(&run("run-1", "u", None)).await.unwrap();
-    assert!(mem.get_run("run-1").await.unwrap().is_some());
+    for memory in ["sqlite::memory:", "sqlite://:memory:"] {
+        let mem = store::open(memory).await.unwrap();
+        mem.create_run(&run("run-1", "u", None)).await.unwrap();
+        assert!(mem.get_run("run-1").await.unwrap().is_some());
+    }
 }
 
 /// Ingestion throughput with group commit on SQLite (durable commits). Informational: prints

@@ -40,8 +40,10 @@ impl SqliteStore {
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        let in_memory = url.trim_start_matches("sqlite:").starts_with(":memory:")
-            || url.contains("mode=memory");
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        let in_memory = path.starts_with(":memory:") || path.contains("mode=memory");
         let (write, read) = if in_memory {
             // An in-memory database lives as long as its one connection: keep it open forever
             // and let it serve reads too (another connection would see another database).
