@@ -13,4 +13,5 @@ pub mod engine;
 pub mod plan;
 pub mod playbook;
 pub mod policy;
+pub mod store;
 pub mod text;

@@ -1,0 +1,779 @@
+//! Durable state: alerts, runs, the step journal, leases, approvals, guardrail counters,
+//! evidence and the hash-chained audit trail, behind one [`Store`] trait.
+//!
+//! Two backends implement it with the same SQL and the same behaviour: SQLite (embedded, the
+//! default, one process) and PostgreSQL (shared by replicas, DESIGN.md §4). Queries are built at
+//! run time (no `query!` macros, so a clean clone builds without a database or offline data) and
+//! the schema migrations are embedded in the binary and applied by [`open`].
+//!
+//! Architecture Invariant: no SQL exists outside `src/store/`; the rest of riposte sees typed
+//! records only.
+//!
+//! Every timestamp the store writes is truncated to whole microseconds, PostgreSQL's
+//! resolution, so a value reads back equal on both backends and the audit hash computed at
+//! append time is the one recomputed at verification.
+
+pub mod batch;
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::plan::{Mode, canonical_json};
+
+pub use batch::Batcher;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// `prev_hash` of the first audit record: there is nothing before it.
+pub const AUDIT_GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Opens (creating and migrating if needed) the store a `[store] url` names.
+///
+/// `sqlite://relative.db`, `sqlite:///absolute/path.db` and `sqlite::memory:` choose SQLite;
+/// `postgres://…` (or `postgresql://…`) chooses PostgreSQL.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::open(url).await?))
+    } else {
+        // Only the scheme is echoed: the rest of a URL may hold a password.
+        let scheme = url.split_once(':').map_or("", |(s, _)| s).to_string();
+        Err(StoreError::UnsupportedUrl { scheme })
+    }
+}
+
+/// Everything that can go wrong at the store boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "store URL scheme `{scheme}` is not supported; use sqlite://FILE, sqlite:///ABS/PATH, sqlite::memory: or postgres://user@host:port/db in [store] url"
+    )]
+    UnsupportedUrl { scheme: String },
+    #[error("cannot open the store: {0}; check [store] url and that the database is reachable")]
+    Open(#[source] sqlx::Error),
+    #[error("cannot bring the store schema up to date: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("store query failed: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("{what} `{id}` does not exist")]
+    NotFound { what: &'static str, id: String },
+    #[error("{what} `{id}` already exists")]
+    AlreadyExists { what: &'static str, id: String },
+    #[error("run `{run_id}` is no longer leased to worker `{worker_id}`; stop working on it")]
+    LeaseLost { run_id: String, worker_id: String },
+    #[error("the store holds a value riposte cannot read: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    AuditChainBroken(AuditBreak),
+    #[error("the alert batch writer has stopped")]
+    BatcherClosed,
+    /// One failed group commit, shared by every caller whose alert was in it.
+    #[error("the alert batch was not stored: {0}")]
+    BatchFailed(#[source] Arc<StoreError>),
+}
+
+impl StoreError {
+    /// Maps constraint violations to what they mean for the caller.
+    pub(crate) fn from_write(e: sqlx::Error, what: &'static str, id: &str) -> StoreError {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                return StoreError::AlreadyExists {
+                    what,
+                    id: id.to_string(),
+                };
+            }
+            if db.is_foreign_key_violation() {
+                return StoreError::NotFound {
+                    what,
+                    id: id.to_string(),
+                };
+            }
+        }
+        StoreError::Database(e)
+    }
+}
+
+/// An alert to persist, already normalised; `body` is the normalised alert (with `raw`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewAlert {
+    pub source: String,
+    /// The source's own id: storing is idempotent on `(source, source_id)`.
+    pub source_id: String,
+    /// Who the alert is about (e.g. the principal's object id), the key runs coalesce on.
+    pub principal_key: Option<String>,
+    pub body: Value,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What storing an alert did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum InsertOutcome {
+    Inserted {
+        alert_id: String,
+    },
+    /// Stored before: the caller answers with the existing ids and starts nothing.
+    Duplicate {
+        alert_id: String,
+        run_ids: Vec<String>,
+    },
+}
+
+impl InsertOutcome {
+    pub fn alert_id(&self) -> &str {
+        match self {
+            InsertOutcome::Inserted { alert_id } | InsertOutcome::Duplicate { alert_id, .. } => {
+                alert_id
+            }
+        }
+    }
+}
+
+/// A stored alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertRecord {
+    pub id: String,
+    pub source: String,
+    pub source_id: String,
+    pub principal_key: Option<String>,
+    pub body: Value,
+    pub received_at: DateTime<Utc>,
+    /// When matching finished; `None` means a crash may have interrupted it.
+    pub processed_at: Option<DateTime<Utc>>,
+}
+
+/// Where a run stands (DESIGN.md §3, HTTP API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Pending,
+    Planning,
+    AwaitingApproval,
+    Running,
+    Succeeded,
+    Failed,
+    Denied,
+    RolledBack,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 8] = [
+        RunStatus::Pending,
+        RunStatus::Planning,
+        RunStatus::AwaitingApproval,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Denied,
+        RunStatus::RolledBack,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Planning => "planning",
+            RunStatus::AwaitingApproval => "awaiting_approval",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Denied => "denied",
+            RunStatus::RolledBack => "rolled_back",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// A finished run: new alerts start a new run instead of coalescing into it.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Denied | RunStatus::RolledBack
+        )
+    }
+}
+
+/// A run to create; it starts `pending`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    pub id: String,
+    pub playbook: String,
+    pub principal_key: Option<String>,
+    pub tenant: Option<String>,
+    pub mode: Mode,
+    /// Who asked (an API token name, `cli`, or `alert`); an approver cannot approve their own run.
+    pub requested_by: Option<String>,
+    /// The alert that started the run, linked in the same transaction.
+    pub alert_id: Option<String>,
+}
+
+/// An alert as a run shows it: the source and the source's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertRef {
+    pub source: String,
+    #[serde(rename = "id")]
+    pub source_id: String,
+}
+
+/// A stored run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub status: RunStatus,
+    pub playbook: String,
+    pub principal_key: Option<String>,
+    pub tenant: Option<String>,
+    pub mode: Mode,
+    pub requested_by: Option<String>,
+    /// Every alert attached to the run, the first one first.
+    pub alerts: Vec<AlertRef>,
+    pub plan: Option<Value>,
+    pub plan_hash: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The worker holding the run and until when; a lapsed lease may be taken over.
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+}
+
+/// A step's state in the journal (STYLE habit 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Pending,
+    Started,
+    /// Requests may have reached the API: after a crash, verify before re-sending.
+    RequestSent,
+    Succeeded,
+    AlreadySatisfied,
+    Failed,
+    Skipped,
+    InDoubt,
+    Compensated,
+    CompensationFailed,
+}
+
+impl StepState {
+    pub const ALL: [StepState; 10] = [
+        StepState::Pending,
+        StepState::Started,
+        StepState::RequestSent,
+        StepState::Succeeded,
+        StepState::AlreadySatisfied,
+        StepState::Failed,
+        StepState::Skipped,
+        StepState::InDoubt,
+        StepState::Compensated,
+        StepState::CompensationFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Started => "started",
+            StepState::RequestSent => "request_sent",
+            StepState::Succeeded => "succeeded",
+            StepState::AlreadySatisfied => "already_satisfied",
+            StepState::Failed => "failed",
+            StepState::Skipped => "skipped",
+            StepState::InDoubt => "in_doubt",
+            StepState::Compensated => "compensated",
+            StepState::CompensationFailed => "compensation_failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StepState> {
+        StepState::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// One recorded transition of one step item (a `for_each` step has one item per element).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JournalEntry {
+    /// Store-wide order of writing; a run's entries read in this order are its history.
+    pub seq: i64,
+    pub step_id: String,
+    pub item: u32,
+    pub state: StepState,
+    pub detail: Value,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalDecision {
+    Approve,
+    Reject,
+}
+
+impl ApprovalDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalDecision::Approve => "approve",
+            ApprovalDecision::Reject => "reject",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ApprovalDecision> {
+        match s {
+            "approve" => Some(ApprovalDecision::Approve),
+            "reject" => Some(ApprovalDecision::Reject),
+            _ => None,
+        }
+    }
+}
+
+/// An approval or rejection, bound to the plan hash it was given for, not to the run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Approval {
+    pub run_id: String,
+    pub plan_hash: String,
+    pub approver: String,
+    pub decision: ApprovalDecision,
+    /// After this an approval no longer lets the plan run.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub at: DateTime<Utc>,
+}
+
+/// Evidence to keep: bytes plus what they are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvidence {
+    pub run_id: String,
+    pub step_id: String,
+    pub name: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Stored evidence without its bytes: what a run view shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvidenceRecord {
+    pub id: String,
+    pub run_id: String,
+    pub step_id: String,
+    pub name: String,
+    pub content_type: String,
+    /// Hex sha256 of the bytes, computed by the store when it wrote them.
+    pub sha256: String,
+    pub size: u64,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    pub record: EvidenceRecord,
+    pub bytes: Vec<u8>,
+}
+
+/// An audit event to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    /// What happened, e.g. `run.created`, `approval.recorded`, `step.succeeded`.
+    pub kind: String,
+    pub run_id: Option<String>,
+    pub actor: Option<String>,
+    pub body: Value,
+}
+
+/// One link of the audit chain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    /// 1, 2, 3, … without gaps: a gap is a removed record.
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub run_id: Option<String>,
+    pub actor: Option<String>,
+    pub body: Value,
+    pub prev_hash: String,
+    /// Hex sha256 of `prev_hash` followed by [`audit_material`] of this record.
+    pub hash: String,
+}
+
+/// Where and how the audit chain stopped being trustworthy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("the audit trail is broken at record {seq}: {problem}")]
+pub struct AuditBreak {
+    pub seq: i64,
+    pub problem: AuditProblem,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditProblem {
+    /// The record's content no longer matches its hash.
+    Edited,
+    /// The record is not where the sequence says it should be: one or more were removed.
+    Missing,
+    /// `prev_hash` is not the previous record's hash: the chain was re-linked.
+    Relinked,
+    /// Fewer records (or a different last hash) than the head row says were appended.
+    Truncated { expected: i64, found: i64 },
+}
+
+impl std::fmt::Display for AuditProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuditProblem::Edited => write!(f, "its content does not match its hash (edited)"),
+            AuditProblem::Missing => write!(f, "the record is missing (removed)"),
+            AuditProblem::Relinked => {
+                write!(f, "its prev_hash is not the previous record's hash")
+            }
+            AuditProblem::Truncated { expected, found } => write!(
+                f,
+                "{expected} records were appended but {found} remain, or the last was replaced (truncated)"
+            ),
+        }
+    }
+}
+
+/// The durable state riposte keeps. Every method is one transaction: it is stored entirely
+/// or not at all.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+
+    // --- alerts ---
+
+    /// Stores an alert once per `(source, source_id)`; a repeat answers with the stored ids.
+    async fn insert_alert(&self, alert: &NewAlert) -> Result<InsertOutcome, StoreError>;
+    /// Stores many alerts in one transaction (one durable commit): the group commit that
+    /// [`Batcher`] uses for ingestion throughput. Outcomes are in input order.
+    async fn insert_alerts_batch(
+        &self,
+        alerts: &[NewAlert],
+    ) -> Result<Vec<InsertOutcome>, StoreError>;
+    async fn get_alert(&self, id: &str) -> Result<Option<AlertRecord>, StoreError>;
+    /// Alerts stored but not yet matched to runs, oldest first: what to redo after a crash.
+    async fn pending_alerts(&self, limit: u32) -> Result<Vec<AlertRecord>, StoreError>;
+    async fn mark_alert_processed(&self, id: &str) -> Result<(), StoreError>;
+
+    // --- runs ---
+
+    /// Creates a `pending` run, linked to its alert in the same transaction.
+    async fn create_run(&self, run: &NewRun) -> Result<(), StoreError>;
+    /// Links another alert to a run (coalescing); linking twice is harmless.
+    async fn attach_alert(&self, run_id: &str, alert_id: &str) -> Result<(), StoreError>;
+    /// The newest unfinished run of `playbook` for `principal_key` created at or after `since`:
+    /// the run a duplicate alert joins instead of starting another.
+    async fn find_open_run(
+        &self,
+        playbook: &str,
+        principal_key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError>;
+    async fn set_run_status(&self, id: &str, status: RunStatus) -> Result<(), StoreError>;
+    async fn get_run(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
+    /// Newest first, optionally only runs with `status`.
+    async fn list_runs(
+        &self,
+        limit: u32,
+        status: Option<RunStatus>,
+    ) -> Result<Vec<RunRecord>, StoreError>;
+    async fn save_plan(
+        &self,
+        run_id: &str,
+        plan: &Value,
+        plan_hash: &str,
+    ) -> Result<(), StoreError>;
+
+    // --- journal ---
+
+    /// Appends one step transition; written before and after every side effect.
+    async fn journal(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        item: u32,
+        state: StepState,
+        detail: &Value,
+    ) -> Result<JournalEntry, StoreError>;
+    /// A run's whole journal in the order it was written.
+    async fn journal_for(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError>;
+    /// The last entry of every `(step_id, item)` of a run, sorted by step and item: what
+    /// recovery resumes from.
+    async fn latest_step_states(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError>;
+
+    // --- leases (recovery and replicas, DESIGN.md §4) ---
+
+    /// Leases up to `limit` runs that are `pending`, `planning` or `running` and whose lease is
+    /// absent or lapsed to `worker_id` for `lease`. No run is ever leased to two workers.
+    async fn claim_runs(
+        &self,
+        worker_id: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Extends a lease the worker still holds; [`StoreError::LeaseLost`] when it does not.
+    async fn heartbeat(
+        &self,
+        worker_id: &str,
+        run_id: &str,
+        lease: Duration,
+    ) -> Result<(), StoreError>;
+    /// Gives a run back (finished, or shutting down); a lease held by another is left alone.
+    async fn release(&self, worker_id: &str, run_id: &str) -> Result<(), StoreError>;
+
+    // --- approvals ---
+
+    async fn record_approval(&self, approval: &Approval) -> Result<(), StoreError>;
+    /// In the order they were given.
+    async fn approvals_for(&self, run_id: &str) -> Result<Vec<Approval>, StoreError>;
+
+    // --- guardrail counters, shared by replicas ---
+
+    /// Records that `action` changed `principal_key` in `tenant`.
+    async fn record_effect(
+        &self,
+        tenant: &str,
+        action: &str,
+        principal_key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Effects of `action` in `tenant` at or after `since`.
+    async fn count_effects(
+        &self,
+        tenant: &str,
+        action: &str,
+        since: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+    /// Distinct principals affected in `tenant` at or after `since` (blast radius).
+    async fn count_principals(&self, tenant: &str, since: DateTime<Utc>)
+    -> Result<u64, StoreError>;
+
+    // --- evidence ---
+
+    /// Stores bytes and their sha256, computed here so the digest is of what was stored.
+    async fn store_evidence(&self, evidence: &NewEvidence) -> Result<EvidenceRecord, StoreError>;
+    /// Digests only, in the order stored.
+    async fn evidence_for(&self, run_id: &str) -> Result<Vec<EvidenceRecord>, StoreError>;
+    async fn get_evidence(&self, id: &str) -> Result<Option<Evidence>, StoreError>;
+
+    // --- audit trail ---
+
+    /// Appends to the hash chain. Appends are serialised on the head row, so concurrent
+    /// appends (from any replica) never fork the chain.
+    async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError>;
+    /// Records with `seq >= from_seq`, in order.
+    async fn audit_records(
+        &self,
+        from_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Walks the whole chain: the number of records checked, or
+    /// [`StoreError::AuditChainBroken`] naming the first bad one. An edited record, a removed
+    /// record and a truncated tail are all detected; someone able to rewrite every record
+    /// *and* the head row is not — publish the head hash elsewhere to cover that.
+    async fn verify_audit(&self) -> Result<u64, StoreError>;
+}
+
+/// Now, at the resolution both backends keep.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+pub(crate) fn truncate(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
+pub(crate) fn lease_until(lease: Duration) -> DateTime<Utc> {
+    let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+    now()
+        .checked_add_signed(lease)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The canonical JSON an audit record's hash covers (everything but the hashes).
+pub fn audit_material(
+    seq: i64,
+    at: DateTime<Utc>,
+    kind: &str,
+    run_id: Option<&str>,
+    actor: Option<&str>,
+    body: &Value,
+) -> String {
+    let mut out = String::new();
+    canonical_json(
+        &json!({
+            "seq": seq,
+            "at": at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            "kind": kind,
+            "run_id": run_id,
+            "actor": actor,
+            "body": body,
+        }),
+        &mut out,
+    );
+    out
+}
+
+/// `sha256(prev_hash || material)`, hex.
+pub fn audit_hash(prev_hash: &str, material: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(material.as_bytes());
+    hex::encode(h.finalize())
+}
+
+pub(crate) fn canonical_text(v: &Value) -> String {
+    let mut out = String::new();
+    canonical_json(v, &mut out);
+    out
+}
+
+/// Checks audit records page by page; `state` carries the expected next seq and hash.
+pub(crate) struct ChainCheck {
+    pub next_seq: i64,
+    pub prev_hash: String,
+}
+
+impl ChainCheck {
+    pub fn new() -> ChainCheck {
+        ChainCheck {
+            next_seq: 1,
+            prev_hash: AUDIT_GENESIS.to_string(),
+        }
+    }
+
+    pub fn check(&mut self, r: &AuditRecord) -> Result<(), AuditBreak> {
+        if r.seq != self.next_seq {
+            return Err(AuditBreak {
+                seq: self.next_seq,
+                problem: AuditProblem::Missing,
+            });
+        }
+        if r.prev_hash != self.prev_hash {
+            return Err(AuditBreak {
+                seq: r.seq,
+                problem: AuditProblem::Relinked,
+            });
+        }
+        let material = audit_material(
+            r.seq,
+            r.at,
+            &r.kind,
+            r.run_id.as_deref(),
+            r.actor.as_deref(),
+            &r.body,
+        );
+        if audit_hash(&r.prev_hash, &material) != r.hash {
+            return Err(AuditBreak {
+                seq: r.seq,
+                problem: AuditProblem::Edited,
+            });
+        }
+        self.next_seq += 1;
+        self.prev_hash = r.hash.clone();
+        Ok(())
+    }
+
+    /// Compares the end of the chain with the head row written alongside every append.
+    pub fn finish(self, head_count: i64, head_hash: &str) -> Result<u64, AuditBreak> {
+        let found = self.next_seq - 1;
+        if found != head_count || self.prev_hash != head_hash {
+            return Err(AuditBreak {
+                seq: found + 1,
+                problem: AuditProblem::Truncated {
+                    expected: head_count,
+                    found,
+                },
+            });
+        }
+        Ok(found as u64)
+    }
+}
+
+pub(crate) fn parse_mode(s: &str) -> Result<Mode, StoreError> {
+    match s {
+        "dry-run" => Ok(Mode::DryRun),
+        "enforce" => Ok(Mode::Enforce),
+        other => Err(StoreError::Corrupt(format!("unknown run mode `{other}`"))),
+    }
+}
+
+pub(crate) fn parse_status(s: &str) -> Result<RunStatus, StoreError> {
+    RunStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown run status `{s}`")))
+}
+
+pub(crate) fn parse_state(s: &str) -> Result<StepState, StoreError> {
+    StepState::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown step state `{s}`")))
+}
+
+pub(crate) fn parse_decision(s: &str) -> Result<ApprovalDecision, StoreError> {
+    ApprovalDecision::parse(s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown approval decision `{s}`")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for s in RunStatus::ALL {
+            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
+        }
+        for s in StepState::ALL {
+            assert_eq!(StepState::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
+        }
+    }
+
+    #[test]
+    fn audit_hash_covers_every_field() {
+        let at = now();
+        let base = audit_material(1, at, "k", Some("r"), Some("a"), &json!({"x": 1}));
+        let variants = [
+            audit_material(2, at, "k", Some("r"), Some("a"), &json!({"x": 1})),
+            audit_material(1, at, "j", Some("r"), Some("a"), &json!({"x": 1})),
+            audit_material(1, at, "k", None, Some("a"), &json!({"x": 1})),
+            audit_material(1, at, "k", Some("r"), None, &json!({"x": 1})),
+            audit_material(1, at, "k", Some("r"), Some("a"), &json!({"x": 2})),
+        ];
+        for v in variants {
+            assert_ne!(
+                audit_hash(AUDIT_GENESIS, &base),
+                audit_hash(AUDIT_GENESIS, &v)
+            );
+        }
+        // Key order does not matter: the material is canonical.
+        let a = audit_material(1, at, "k", None, None, &json!({"a": 1, "b": 2}));
+        let b = audit_material(1, at, "k", None, None, &json!({"b": 2, "a": 1}));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn unsupported_url_hides_everything_but_the_scheme() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let err = match rt.block_on(open("mysql://root:hunter2@db/x")) {
+            Err(e) => e,
+            Ok(_) => panic!("mysql is not supported"),
+        };
+        let text = err.to_string();
+        assert!(text.contains("`mysql`"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+}

@@ -1,0 +1,71 @@
+//! PostgreSQL: one database shared by every `riposte serve` replica (DESIGN.md §4).
+//!
+//! Replicas coordinate only through the database: runs are claimed with
+//! `SELECT … FOR UPDATE SKIP LOCKED` plus a lease, audit appends serialise on the head row, and
+//! migrations run under sqlx's advisory lock so replicas starting together migrate once.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::StoreError;
+
+/// Connections per replica; enough for the engine's parallel steps and the API.
+const CONNECTIONS: u32 = 10;
+
+/// The PostgreSQL store; see the module documentation.
+pub struct PgStore {
+    write: PgPool,
+    /// The same pool: PostgreSQL needs no reader/writer split.
+    read: PgPool,
+}
+
+impl PgStore {
+    /// Opens `postgres://user[:password]@host:port/db` (sqlx URL parameters such as `sslmode`
+    /// and `options[search_path]` apply) and applies migrations.
+    pub async fn open(url: &str) -> Result<PgStore, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(StoreError::Open)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Open)?;
+        migrator().run(&pool).await?;
+        Ok(PgStore {
+            write: pool.clone(),
+            read: pool,
+        })
+    }
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "init".into(),
+        MigrationType::Simple,
+        include_str!("migrations/postgres/0001_init.sql").into_sql_str(),
+        false,
+    )])
+}
+
+/// Bound as `timestamptz`.
+fn ts(t: DateTime<Utc>) -> DateTime<Utc> {
+    t
+}
+
+/// `SKIP LOCKED` lets replicas claim concurrently without waiting on each other's rows; the
+/// lapsed-lease condition is repeated on the update so a row changed since the subquery read it
+/// is re-checked (READ COMMITTED re-evaluates the outer `WHERE` on the new row version).
+const CLAIM_SQL: &str = "UPDATE runs SET lease_owner = $1, lease_until = $2 \
+     WHERE id IN (SELECT id FROM runs \
+       WHERE status IN ('pending', 'planning', 'running') \
+       AND (lease_until IS NULL OR lease_until <= $3) \
+       ORDER BY created_at, id LIMIT $4 \
+       FOR UPDATE SKIP LOCKED) \
+     AND (lease_until IS NULL OR lease_until <= $3) \
+     RETURNING id";
+
+super::sql::store_impl!(PgStore, sqlx::Postgres, "postgres");

@@ -1,0 +1,776 @@
+//! The one implementation of [`Store`](super::Store), instantiated for each backend.
+//!
+//! Both backends run the same SQL text (SQLite accepts PostgreSQL's `$1` placeholders,
+//! `ON CONFLICT … DO NOTHING` and `RETURNING`), so behaviour cannot drift between them. What
+//! differs lives in the backend's own file and is reached by name from here:
+//!
+//! - `ts(DateTime<Utc>)`: how a timestamp is bound (PostgreSQL `timestamptz`; SQLite fixed-width
+//!   UTC text, so comparing text compares time);
+//! - `CLAIM_SQL`: PostgreSQL adds `FOR UPDATE SKIP LOCKED`;
+//! - `self.write` / `self.read`: the pools (SQLite has one writer connection, which serialises
+//!   writes in the order they were asked for instead of retrying on `SQLITE_BUSY`).
+//!
+//! A generic `impl<DB: Database>` would need a dozen higher-ranked bounds repeated on every
+//! function; a macro over two concrete types keeps the code plain.
+
+/// Expands to `impl Store for $store` over the sqlx database `$db`.
+macro_rules! store_impl {
+    ($store:ident, $db:ty, $name:literal) => {
+        // A module of its own, so the backend file's imports and these cannot collide.
+        mod imp {
+        use super::{$store, CLAIM_SQL, ts};
+        use sqlx::Row as _;
+        use sqlx::types::Json;
+
+        use $crate::store::{
+            AlertRecord, AlertRef, Approval, AuditEvent, AuditRecord, ChainCheck, Evidence,
+            EvidenceRecord, InsertOutcome, JournalEntry, NewAlert, NewEvidence, NewRun, RunRecord,
+            RunStatus, StepState, Store, StoreError, audit_hash, audit_material, canonical_text,
+            lease_until, new_id, now, parse_decision, parse_mode, parse_state, parse_status,
+            sha256_hex, truncate,
+        };
+
+        type Row = <$db as sqlx::Database>::Row;
+        type Tx = sqlx::Transaction<'static, $db>;
+
+        const ALERT_COLUMNS: &str =
+            "id, source, source_id, principal_key, body, received_at, processed_at";
+        const RUN_COLUMNS: &str = "id, status, playbook, principal_key, tenant, mode, \
+             requested_by, plan, plan_hash, created_at, updated_at, lease_owner, lease_until";
+        const JOURNAL_COLUMNS: &str = "seq, step_id, item, state, detail, at";
+        const EVIDENCE_COLUMNS: &str =
+            "id, run_id, step_id, name, content_type, sha256, size, at";
+        const AUDIT_COLUMNS: &str =
+            "seq, at, kind, run_id, actor, body, prev_hash, hash";
+        /// Verification reads the chain in pages of this many records.
+        const AUDIT_PAGE: i64 = 1000;
+
+        fn alert_from_row(row: &Row) -> Result<AlertRecord, StoreError> {
+            Ok(AlertRecord {
+                id: row.try_get("id")?,
+                source: row.try_get("source")?,
+                source_id: row.try_get("source_id")?,
+                principal_key: row.try_get("principal_key")?,
+                body: row.try_get::<Json<serde_json::Value>, _>("body")?.0,
+                received_at: row.try_get("received_at")?,
+                processed_at: row.try_get("processed_at")?,
+            })
+        }
+
+        fn run_from_row(row: &Row, alerts: Vec<AlertRef>) -> Result<RunRecord, StoreError> {
+            Ok(RunRecord {
+                id: row.try_get("id")?,
+                status: parse_status(&row.try_get::<String, _>("status")?)?,
+                playbook: row.try_get("playbook")?,
+                principal_key: row.try_get("principal_key")?,
+                tenant: row.try_get("tenant")?,
+                mode: parse_mode(&row.try_get::<String, _>("mode")?)?,
+                requested_by: row.try_get("requested_by")?,
+                alerts,
+                plan: row
+                    .try_get::<Option<Json<serde_json::Value>>, _>("plan")?
+                    .map(|j| j.0),
+                plan_hash: row.try_get("plan_hash")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+                lease_owner: row.try_get("lease_owner")?,
+                lease_until: row.try_get("lease_until")?,
+            })
+        }
+
+        fn journal_from_row(row: &Row) -> Result<JournalEntry, StoreError> {
+            let item: i64 = row.try_get("item")?;
+            Ok(JournalEntry {
+                seq: row.try_get("seq")?,
+                step_id: row.try_get("step_id")?,
+                item: u32::try_from(item)
+                    .map_err(|_| StoreError::Corrupt(format!("journal item {item}")))?,
+                state: parse_state(&row.try_get::<String, _>("state")?)?,
+                detail: row.try_get::<Json<serde_json::Value>, _>("detail")?.0,
+                at: row.try_get("at")?,
+            })
+        }
+
+        fn evidence_from_row(row: &Row) -> Result<EvidenceRecord, StoreError> {
+            let size: i64 = row.try_get("size")?;
+            Ok(EvidenceRecord {
+                id: row.try_get("id")?,
+                run_id: row.try_get("run_id")?,
+                step_id: row.try_get("step_id")?,
+                name: row.try_get("name")?,
+                content_type: row.try_get("content_type")?,
+                sha256: row.try_get("sha256")?,
+                size: u64::try_from(size)
+                    .map_err(|_| StoreError::Corrupt(format!("evidence size {size}")))?,
+                at: row.try_get("at")?,
+            })
+        }
+
+        fn audit_from_row(row: &Row) -> Result<AuditRecord, StoreError> {
+            let body: String = row.try_get("body")?;
+            Ok(AuditRecord {
+                seq: row.try_get("seq")?,
+                at: row.try_get("at")?,
+                kind: row.try_get("kind")?,
+                run_id: row.try_get("run_id")?,
+                actor: row.try_get("actor")?,
+                // Text that no longer parses was edited; verification reports it as such.
+                body: serde_json::from_str(&body)
+                    .unwrap_or(serde_json::Value::String(body)),
+                prev_hash: row.try_get("prev_hash")?,
+                hash: row.try_get("hash")?,
+            })
+        }
+
+        /// Inserts one alert inside `tx`; a conflict on `(source, source_id)` reads the
+        /// stored ids instead.
+        async fn insert_alert_in(tx: &mut Tx, a: &NewAlert) -> Result<InsertOutcome, StoreError> {
+            let inserted: Option<String> = sqlx::query_scalar(
+                "INSERT INTO alerts (id, source, source_id, principal_key, body, received_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (source, source_id) DO NOTHING RETURNING id",
+            )
+            .bind(new_id())
+            .bind(&a.source)
+            .bind(&a.source_id)
+            .bind(&a.principal_key)
+            .bind(Json(&a.body))
+            .bind(ts(truncate(a.received_at)))
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some(alert_id) = inserted {
+                return Ok(InsertOutcome::Inserted { alert_id });
+            }
+            let alert_id: String =
+                sqlx::query_scalar("SELECT id FROM alerts WHERE source = $1 AND source_id = $2")
+                    .bind(&a.source)
+                    .bind(&a.source_id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+            let run_ids: Vec<String> = sqlx::query_scalar(
+                "SELECT run_id FROM run_alerts WHERE alert_id = $1 ORDER BY attached_at, run_id",
+            )
+            .bind(&alert_id)
+            .fetch_all(&mut **tx)
+            .await?;
+            Ok(InsertOutcome::Duplicate { alert_id, run_ids })
+        }
+
+        async fn link_alert_in(tx: &mut Tx, run_id: &str, alert_id: &str) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO run_alerts (run_id, alert_id, attached_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (run_id, alert_id) DO NOTHING",
+            )
+            .bind(run_id)
+            .bind(alert_id)
+            .bind(ts(now()))
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| StoreError::from_write(e, "run or alert", &format!("{run_id}/{alert_id}")))?;
+            Ok(())
+        }
+
+        /// The alerts of the runs `filter_sql` selects, grouped by run id.
+        fn group_alerts(
+            rows: Vec<Row>,
+        ) -> Result<std::collections::HashMap<String, Vec<AlertRef>>, StoreError> {
+            let mut out: std::collections::HashMap<String, Vec<AlertRef>> =
+                std::collections::HashMap::new();
+            for row in rows {
+                out.entry(row.try_get("run_id")?).or_default().push(AlertRef {
+                    source: row.try_get("source")?,
+                    source_id: row.try_get("source_id")?,
+                });
+            }
+            Ok(out)
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                $name
+            }
+
+            async fn insert_alert(&self, alert: &NewAlert) -> Result<InsertOutcome, StoreError> {
+                let mut tx = self.write.begin().await?;
+                let outcome = insert_alert_in(&mut tx, alert).await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn insert_alerts_batch(
+                &self,
+                alerts: &[NewAlert],
+            ) -> Result<Vec<InsertOutcome>, StoreError> {
+                if alerts.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // Insert in key order so two concurrent batches that share keys take their
+                // row locks in the same order and cannot deadlock (PostgreSQL).
+                let mut order: Vec<usize> = (0..alerts.len()).collect();
+                order.sort_by(|&a, &b| {
+                    (&alerts[a].source, &alerts[a].source_id)
+                        .cmp(&(&alerts[b].source, &alerts[b].source_id))
+                });
+                let mut outcomes: Vec<Option<InsertOutcome>> = vec![None; alerts.len()];
+                let mut tx = self.write.begin().await?;
+                for i in order {
+                    outcomes[i] = Some(insert_alert_in(&mut tx, &alerts[i]).await?);
+                }
+                tx.commit().await?;
+                Ok(outcomes.into_iter().map(|o| o.expect("every alert inserted")).collect())
+            }
+
+            async fn get_alert(&self, id: &str) -> Result<Option<AlertRecord>, StoreError> {
+                let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1");
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?;
+                row.as_ref().map(alert_from_row).transpose()
+            }
+
+            async fn pending_alerts(&self, limit: u32) -> Result<Vec<AlertRecord>, StoreError> {
+                let sql = format!(
+                    "SELECT {ALERT_COLUMNS} FROM alerts WHERE processed_at IS NULL \
+                     ORDER BY received_at, id LIMIT $1"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.read)
+                    .await?;
+                rows.iter().map(alert_from_row).collect()
+            }
+
+            async fn mark_alert_processed(&self, id: &str) -> Result<(), StoreError> {
+                let done = sqlx::query(
+                    "UPDATE alerts SET processed_at = $2 WHERE id = $1 AND processed_at IS NULL",
+                )
+                .bind(id)
+                .bind(ts(now()))
+                .execute(&self.write)
+                .await?;
+                if done.rows_affected() == 0 {
+                    let exists: Option<String> =
+                        sqlx::query_scalar("SELECT id FROM alerts WHERE id = $1")
+                            .bind(id)
+                            .fetch_optional(&self.write)
+                            .await?;
+                    if exists.is_none() {
+                        return Err(StoreError::NotFound { what: "alert", id: id.to_string() });
+                    }
+                }
+                Ok(())
+            }
+
+            async fn create_run(&self, run: &NewRun) -> Result<(), StoreError> {
+                let at = now();
+                let mut tx = self.write.begin().await?;
+                sqlx::query(
+                    "INSERT INTO runs (id, status, playbook, principal_key, tenant, mode, \
+                     requested_by, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                )
+                .bind(&run.id)
+                .bind(RunStatus::Pending.as_str())
+                .bind(&run.playbook)
+                .bind(&run.principal_key)
+                .bind(&run.tenant)
+                .bind(run.mode.as_str())
+                .bind(&run.requested_by)
+                .bind(ts(at))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_write(e, "run", &run.id))?;
+                if let Some(alert_id) = &run.alert_id {
+                    link_alert_in(&mut tx, &run.id, alert_id).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn attach_alert(&self, run_id: &str, alert_id: &str) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await?;
+                link_alert_in(&mut tx, run_id, alert_id).await?;
+                sqlx::query("UPDATE runs SET updated_at = $2 WHERE id = $1")
+                    .bind(run_id)
+                    .bind(ts(now()))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn find_open_run(
+                &self,
+                playbook: &str,
+                principal_key: &str,
+                since: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT id FROM runs WHERE playbook = $1 AND principal_key = $2 \
+                     AND created_at >= $3 \
+                     AND status NOT IN ('succeeded', 'failed', 'denied', 'rolled_back') \
+                     ORDER BY created_at DESC, id DESC LIMIT 1",
+                )
+                .bind(playbook)
+                .bind(principal_key)
+                .bind(ts(truncate(since)))
+                .fetch_optional(&self.read)
+                .await?)
+            }
+
+            async fn set_run_status(&self, id: &str, status: RunStatus) -> Result<(), StoreError> {
+                let done = sqlx::query("UPDATE runs SET status = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(status.as_str())
+                    .bind(ts(now()))
+                    .execute(&self.write)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound { what: "run", id: id.to_string() });
+                }
+                Ok(())
+            }
+
+            async fn get_run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+                let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
+                let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let alerts = sqlx::query(
+                    "SELECT ra.run_id, a.source, a.source_id FROM run_alerts ra \
+                     JOIN alerts a ON a.id = ra.alert_id WHERE ra.run_id = $1 \
+                     ORDER BY ra.attached_at, a.received_at, a.id",
+                )
+                .bind(id)
+                .fetch_all(&self.read)
+                .await?;
+                let mut alerts = group_alerts(alerts)?;
+                run_from_row(&row, alerts.remove(id).unwrap_or_default()).map(Some)
+            }
+
+            async fn list_runs(
+                &self,
+                limit: u32,
+                status: Option<RunStatus>,
+            ) -> Result<Vec<RunRecord>, StoreError> {
+                const FILTER: &str = "SELECT id FROM runs WHERE ($1 IS NULL OR status = $1) \
+                     ORDER BY created_at DESC, id DESC LIMIT $2";
+                let status = status.map(RunStatus::as_str);
+                let sql = format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE id IN ({FILTER}) \
+                     ORDER BY created_at DESC, id DESC"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(status)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.read)
+                    .await?;
+                let sql = format!(
+                    "SELECT ra.run_id, a.source, a.source_id FROM run_alerts ra \
+                     JOIN alerts a ON a.id = ra.alert_id WHERE ra.run_id IN ({FILTER}) \
+                     ORDER BY ra.attached_at, a.received_at, a.id"
+                );
+                let alerts = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(status)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.read)
+                    .await?;
+                let mut alerts = group_alerts(alerts)?;
+                rows.iter()
+                    .map(|row| {
+                        let id: String = row.try_get("id")?;
+                        run_from_row(row, alerts.remove(&id).unwrap_or_default())
+                    })
+                    .collect()
+            }
+
+            async fn save_plan(
+                &self,
+                run_id: &str,
+                plan: &serde_json::Value,
+                plan_hash: &str,
+            ) -> Result<(), StoreError> {
+                let done = sqlx::query(
+                    "UPDATE runs SET plan = $2, plan_hash = $3, updated_at = $4 WHERE id = $1",
+                )
+                .bind(run_id)
+                .bind(Json(plan))
+                .bind(plan_hash)
+                .bind(ts(now()))
+                .execute(&self.write)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound { what: "run", id: run_id.to_string() });
+                }
+                Ok(())
+            }
+
+            async fn journal(
+                &self,
+                run_id: &str,
+                step_id: &str,
+                item: u32,
+                state: StepState,
+                detail: &serde_json::Value,
+            ) -> Result<JournalEntry, StoreError> {
+                let at = now();
+                let seq: i64 = sqlx::query_scalar(
+                    "INSERT INTO journal (run_id, step_id, item, state, detail, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+                )
+                .bind(run_id)
+                .bind(step_id)
+                .bind(i64::from(item))
+                .bind(state.as_str())
+                .bind(Json(detail))
+                .bind(ts(at))
+                .fetch_one(&self.write)
+                .await
+                .map_err(|e| StoreError::from_write(e, "run", run_id))?;
+                Ok(JournalEntry {
+                    seq,
+                    step_id: step_id.to_string(),
+                    item,
+                    state,
+                    detail: detail.clone(),
+                    at,
+                })
+            }
+
+            async fn journal_for(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
+                let sql = format!(
+                    "SELECT {JOURNAL_COLUMNS} FROM journal WHERE run_id = $1 ORDER BY seq"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(run_id)
+                    .fetch_all(&self.read)
+                    .await?;
+                rows.iter().map(journal_from_row).collect()
+            }
+
+            async fn latest_step_states(
+                &self,
+                run_id: &str,
+            ) -> Result<Vec<JournalEntry>, StoreError> {
+                let sql = format!(
+                    "SELECT {JOURNAL_COLUMNS} FROM journal j WHERE run_id = $1 AND seq = \
+                     (SELECT MAX(seq) FROM journal l WHERE l.run_id = j.run_id \
+                      AND l.step_id = j.step_id AND l.item = j.item) \
+                     ORDER BY step_id, item"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(run_id)
+                    .fetch_all(&self.read)
+                    .await?;
+                rows.iter().map(journal_from_row).collect()
+            }
+
+            async fn claim_runs(
+                &self,
+                worker_id: &str,
+                lease: std::time::Duration,
+                limit: u32,
+            ) -> Result<Vec<String>, StoreError> {
+                let mut ids: Vec<String> = sqlx::query_scalar(CLAIM_SQL)
+                    .bind(worker_id)
+                    .bind(ts(lease_until(lease)))
+                    .bind(ts(now()))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.write)
+                    .await?;
+                ids.sort();
+                Ok(ids)
+            }
+
+            async fn heartbeat(
+                &self,
+                worker_id: &str,
+                run_id: &str,
+                lease: std::time::Duration,
+            ) -> Result<(), StoreError> {
+                let done = sqlx::query(
+                    "UPDATE runs SET lease_until = $3 WHERE id = $1 AND lease_owner = $2",
+                )
+                .bind(run_id)
+                .bind(worker_id)
+                .bind(ts(lease_until(lease)))
+                .execute(&self.write)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::LeaseLost {
+                        run_id: run_id.to_string(),
+                        worker_id: worker_id.to_string(),
+                    });
+                }
+                Ok(())
+            }
+
+            async fn release(&self, worker_id: &str, run_id: &str) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE runs SET lease_owner = NULL, lease_until = NULL \
+                     WHERE id = $1 AND lease_owner = $2",
+                )
+                .bind(run_id)
+                .bind(worker_id)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn record_approval(&self, a: &Approval) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO approvals (run_id, plan_hash, approver, decision, expires_at, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&a.run_id)
+                .bind(&a.plan_hash)
+                .bind(&a.approver)
+                .bind(a.decision.as_str())
+                .bind(a.expires_at.map(|t| ts(truncate(t))))
+                .bind(ts(truncate(a.at)))
+                .execute(&self.write)
+                .await
+                .map_err(|e| StoreError::from_write(e, "run", &a.run_id))?;
+                Ok(())
+            }
+
+            async fn approvals_for(&self, run_id: &str) -> Result<Vec<Approval>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT run_id, plan_hash, approver, decision, expires_at, at \
+                     FROM approvals WHERE run_id = $1 ORDER BY seq",
+                )
+                .bind(run_id)
+                .fetch_all(&self.read)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(Approval {
+                            run_id: row.try_get("run_id")?,
+                            plan_hash: row.try_get("plan_hash")?,
+                            approver: row.try_get("approver")?,
+                            decision: parse_decision(&row.try_get::<String, _>("decision")?)?,
+                            expires_at: row.try_get("expires_at")?,
+                            at: row.try_get("at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn record_effect(
+                &self,
+                tenant: &str,
+                action: &str,
+                principal_key: &str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO effects (tenant, action, principal_key, at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(tenant)
+                .bind(action)
+                .bind(principal_key)
+                .bind(ts(truncate(at)))
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn count_effects(
+                &self,
+                tenant: &str,
+                action: &str,
+                since: chrono::DateTime<chrono::Utc>,
+            ) -> Result<u64, StoreError> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM effects WHERE tenant = $1 AND action = $2 AND at >= $3",
+                )
+                .bind(tenant)
+                .bind(action)
+                .bind(ts(truncate(since)))
+                .fetch_one(&self.read)
+                .await?;
+                Ok(n.max(0) as u64)
+            }
+
+            async fn count_principals(
+                &self,
+                tenant: &str,
+                since: chrono::DateTime<chrono::Utc>,
+            ) -> Result<u64, StoreError> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(DISTINCT principal_key) FROM effects \
+                     WHERE tenant = $1 AND at >= $2",
+                )
+                .bind(tenant)
+                .bind(ts(truncate(since)))
+                .fetch_one(&self.read)
+                .await?;
+                Ok(n.max(0) as u64)
+            }
+
+            async fn store_evidence(&self, e: &NewEvidence) -> Result<EvidenceRecord, StoreError> {
+                let record = EvidenceRecord {
+                    id: new_id(),
+                    run_id: e.run_id.clone(),
+                    step_id: e.step_id.clone(),
+                    name: e.name.clone(),
+                    content_type: e.content_type.clone(),
+                    sha256: sha256_hex(&e.bytes),
+                    size: e.bytes.len() as u64,
+                    at: now(),
+                };
+                sqlx::query(
+                    "INSERT INTO evidence (id, run_id, step_id, name, content_type, sha256, size, \
+                     content, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&record.id)
+                .bind(&record.run_id)
+                .bind(&record.step_id)
+                .bind(&record.name)
+                .bind(&record.content_type)
+                .bind(&record.sha256)
+                .bind(i64::try_from(record.size).unwrap_or(i64::MAX))
+                .bind(&e.bytes)
+                .bind(ts(record.at))
+                .execute(&self.write)
+                .await
+                .map_err(|err| StoreError::from_write(err, "run", &e.run_id))?;
+                Ok(record)
+            }
+
+            async fn evidence_for(&self, run_id: &str) -> Result<Vec<EvidenceRecord>, StoreError> {
+                let sql = format!(
+                    "SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE run_id = $1 ORDER BY at, id"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(run_id)
+                    .fetch_all(&self.read)
+                    .await?;
+                rows.iter().map(evidence_from_row).collect()
+            }
+
+            async fn get_evidence(&self, id: &str) -> Result<Option<Evidence>, StoreError> {
+                let sql =
+                    format!("SELECT {EVIDENCE_COLUMNS}, content FROM evidence WHERE id = $1");
+                let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                Ok(Some(Evidence {
+                    record: evidence_from_row(&row)?,
+                    bytes: row.try_get("content")?,
+                }))
+            }
+
+            async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
+                let mut tx = self.write.begin().await?;
+                // The first statement writes the head row: every other append (on any
+                // replica) waits here until this transaction ends, so each sees the hash
+                // the previous one left and the chain cannot fork.
+                let (seq, prev_hash): (i64, String) = sqlx::query_as(
+                    "UPDATE audit_head SET count = count + 1 WHERE id = 1 \
+                     RETURNING count, head_hash",
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                let at = now();
+                let material = audit_material(
+                    seq,
+                    at,
+                    &event.kind,
+                    event.run_id.as_deref(),
+                    event.actor.as_deref(),
+                    &event.body,
+                );
+                let hash = audit_hash(&prev_hash, &material);
+                sqlx::query(
+                    "INSERT INTO audit_log (seq, at, kind, run_id, actor, body, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(seq)
+                .bind(ts(at))
+                .bind(&event.kind)
+                .bind(&event.run_id)
+                .bind(&event.actor)
+                .bind(canonical_text(&event.body))
+                .bind(&prev_hash)
+                .bind(&hash)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE audit_head SET head_hash = $1 WHERE id = 1")
+                    .bind(&hash)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(AuditRecord {
+                    seq,
+                    at,
+                    kind: event.kind.clone(),
+                    run_id: event.run_id.clone(),
+                    actor: event.actor.clone(),
+                    body: event.body.clone(),
+                    prev_hash,
+                    hash,
+                })
+            }
+
+            async fn audit_records(
+                &self,
+                from_seq: i64,
+                limit: u32,
+            ) -> Result<Vec<AuditRecord>, StoreError> {
+                let sql = format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(from_seq)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.read)
+                    .await?;
+                rows.iter().map(audit_from_row).collect()
+            }
+
+            async fn verify_audit(&self) -> Result<u64, StoreError> {
+                // The head first: records appended while we walk are beyond it and ignored.
+                let (count, head_hash): (i64, String) =
+                    sqlx::query_as("SELECT count, head_hash FROM audit_head WHERE id = 1")
+                        .fetch_one(&self.read)
+                        .await?;
+                let sql = format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq >= $1 AND seq <= $2 \
+                     ORDER BY seq LIMIT $3"
+                );
+                let mut check = ChainCheck::new();
+                let mut from = 1;
+                loop {
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                        .bind(from)
+                        .bind(count)
+                        .bind(AUDIT_PAGE)
+                        .fetch_all(&self.read)
+                        .await?;
+                    let Some(last) = rows.last() else { break };
+                    from = last.try_get::<i64, _>("seq")? + 1;
+                    for row in &rows {
+                        check
+                            .check(&audit_from_row(row)?)
+                            .map_err(StoreError::AuditChainBroken)?;
+                    }
+                }
+                check.finish(count, &head_hash).map_err(StoreError::AuditChainBroken)
+            }
+        }
+        }
+    };
+}
+
+pub(crate) use store_impl;

@@ -1,0 +1,1006 @@
+//! One suite, every backend: SQLite (a fresh file in a temp dir) always, and PostgreSQL when
+//! `RIPOSTE_TEST_POSTGRES_URL` is set (each test in its own schema, dropped afterwards).
+//! `scripts/pg-test.sh cargo test --test store` starts a throwaway PostgreSQL for that.
+//!
+//! Tampering tests use raw SQL on a second connection, as an attacker with database access
+//! would.
+
+use std::collections::{BTreeSet, HashSet};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{Duration as Span, Utc};
+use futures::FutureExt;
+use riposte::plan::Mode;
+use riposte::store::{
+    self, Approval, ApprovalDecision, AuditEvent, AuditProblem, Batcher, InsertOutcome, NewAlert,
+    NewEvidence, NewRun, RunStatus, StepState, Store, StoreError,
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::AssertSqlSafe;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+
+const PG_ENV: &str = "RIPOSTE_TEST_POSTGRES_URL";
+
+/// A store under test plus a raw connection to the same database.
+#[derive(Clone)]
+struct Db {
+    store: Arc<dyn Store>,
+    raw: Raw,
+}
+
+#[derive(Clone)]
+enum Raw {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Db {
+    /// Runs SQL behind the store's back (tampering).
+    async fn exec(&self, sql: &str) -> u64 {
+        let sql = AssertSqlSafe(sql.to_string());
+        match &self.raw {
+            Raw::Sqlite(p) => sqlx::query(sql).execute(p).await.unwrap().rows_affected(),
+            Raw::Postgres(p) => sqlx::query(sql).execute(p).await.unwrap().rows_affected(),
+        }
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        let sql = AssertSqlSafe(sql.to_string());
+        match &self.raw {
+            Raw::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+            Raw::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+        }
+    }
+}
+
+async fn with_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("riposte.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = store::open(&url).await.unwrap();
+    assert_eq!(store.backend(), "sqlite");
+    let raw = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            SqliteConnectOptions::from_str(&url)
+                .unwrap()
+                .busy_timeout(Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
+    test(Db {
+        store,
+        raw: Raw::Sqlite(raw),
+    })
+    .await;
+}
+
+async fn with_postgres<F, Fut>(test: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Ok(base) = std::env::var(PG_ENV) else {
+        eprintln!("{PG_ENV} is not set: skipping the PostgreSQL run of this test");
+        return;
+    };
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&base)
+        .await
+        .expect("RIPOSTE_TEST_POSTGRES_URL must name a reachable database");
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options[search_path]={schema}");
+    let outcome = AssertUnwindSafe(async {
+        let store = store::open(&url).await.unwrap();
+        assert_eq!(store.backend(), "postgres");
+        let raw = PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(PgConnectOptions::from_str(&url).unwrap())
+            .await
+            .unwrap();
+        test(Db {
+            store,
+            raw: Raw::Postgres(raw),
+        })
+        .await;
+    })
+    .catch_unwind()
+    .await;
+    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Every test below runs once per backend: `sqlite::NAME` and `postgres::NAME`.
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::with_sqlite(super::$name).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::with_postgres(super::$name).await
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    alert_insert_is_idempotent,
+    concurrent_duplicate_inserts_store_one_row,
+    run_creation_is_atomic,
+    coalescing_window,
+    run_status_transitions_and_listing,
+    journal_keeps_write_order,
+    lease_claim_heartbeat_and_expiry,
+    concurrent_claims_never_overlap,
+    approvals_are_kept_in_order,
+    guardrail_counters,
+    evidence_digests,
+    audit_chain_survives_concurrent_appends,
+    audit_verify_detects_an_edited_record,
+    audit_verify_detects_a_deleted_record,
+    audit_verify_detects_a_truncated_tail,
+    batch_insert_in_one_transaction,
+    batcher_acknowledges_after_commit,
+);
+
+fn alert(source_id: &str, principal: &str) -> NewAlert {
+    NewAlert {
+        source: "lacework".into(),
+        source_id: source_id.into(),
+        principal_key: Some(principal.into()),
+        body: json!({"id": source_id, "title": "First access", "nested": {"b": 1, "a": [1, 2]}}),
+        received_at: Utc::now(),
+    }
+}
+
+fn run(id: &str, principal: &str, alert_id: Option<&str>) -> NewRun {
+    NewRun {
+        id: id.into(),
+        playbook: "first-access-containment".into(),
+        principal_key: Some(principal.into()),
+        tenant: Some("tenant-1".into()),
+        mode: Mode::Enforce,
+        requested_by: Some("alert".into()),
+        alert_id: alert_id.map(str::to_string),
+    }
+}
+
+async fn alert_insert_is_idempotent(db: Db) {
+    let s = &db.store;
+    let a = alert("LW-1", "user-1");
+    let InsertOutcome::Inserted { alert_id } = s.insert_alert(&a).await.unwrap() else {
+        panic!("first insert must insert");
+    };
+    assert_eq!(
+        s.insert_alert(&a).await.unwrap(),
+        InsertOutcome::Duplicate {
+            alert_id: alert_id.clone(),
+            run_ids: vec![]
+        }
+    );
+    s.create_run(&run("run-1", "user-1", Some(&alert_id)))
+        .await
+        .unwrap();
+    // A repeat after a run started names that run, so the caller starts no other.
+    let mut again = a.clone();
+    again.body = json!({"different": "payload"});
+    assert_eq!(
+        s.insert_alert(&again).await.unwrap(),
+        InsertOutcome::Duplicate {
+            alert_id: alert_id.clone(),
+            run_ids: vec!["run-1".into()]
+        }
+    );
+    // Another source with the same id is another alert.
+    let mut other = a.clone();
+    other.source = "sentinel".into();
+    assert!(matches!(
+        s.insert_alert(&other).await.unwrap(),
+        InsertOutcome::Inserted { .. }
+    ));
+
+    let stored = s.get_alert(&alert_id).await.unwrap().unwrap();
+    assert_eq!(stored.body, a.body, "the first body is kept");
+    assert_eq!(stored.source_id, "LW-1");
+    assert_eq!(stored.principal_key.as_deref(), Some("user-1"));
+    assert!(s.get_alert("no-such-alert").await.unwrap().is_none());
+
+    let pending: Vec<_> = s
+        .pending_alerts(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(pending.len(), 2);
+    assert!(pending.contains(&alert_id));
+    s.mark_alert_processed(&alert_id).await.unwrap();
+    s.mark_alert_processed(&alert_id).await.unwrap();
+    let pending = s.pending_alerts(10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_ne!(pending[0].id, alert_id);
+    assert!(
+        s.get_alert(&alert_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .processed_at
+            .is_some()
+    );
+    assert!(matches!(
+        s.mark_alert_processed("no-such-alert").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn concurrent_duplicate_inserts_store_one_row(db: Db) {
+    let a = alert("LW-race", "user-1");
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = db.store.clone();
+            let a = a.clone();
+            tokio::spawn(async move { s.insert_alert(&a).await.unwrap() })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    let inserted = outcomes
+        .iter()
+        .filter(|o| matches!(o, InsertOutcome::Inserted { .. }))
+        .count();
+    assert_eq!(inserted, 1, "{outcomes:?}");
+    let ids: HashSet<&str> = outcomes.iter().map(|o| o.alert_id()).collect();
+    assert_eq!(ids.len(), 1, "every caller gets the same alert id");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM alerts WHERE source_id = 'LW-race'")
+            .await,
+        1
+    );
+}
+
+async fn run_creation_is_atomic(db: Db) {
+    let s = &db.store;
+    // The alert link fails, so the run must not exist either.
+    let err = s
+        .create_run(&run("run-1", "user-1", Some("missing-alert")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    assert!(s.get_run("run-1").await.unwrap().is_none());
+    assert_eq!(db.count("SELECT COUNT(*) FROM runs").await, 0);
+
+    s.create_run(&run("run-1", "user-1", None)).await.unwrap();
+    let err = s
+        .create_run(&run("run-1", "user-2", None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
+    let r = s.get_run("run-1").await.unwrap().unwrap();
+    assert_eq!(r.principal_key.as_deref(), Some("user-1"));
+
+    // A journal entry, evidence or approval for a run that does not exist is refused.
+    assert!(matches!(
+        s.journal("nope", "step", 0, StepState::Started, &json!({}))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.attach_alert("nope", "nope").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn coalescing_window(db: Db) {
+    let s = &db.store;
+    let window_start = Utc::now() - Span::minutes(10);
+    s.create_run(&run("run-1", "user-1", None)).await.unwrap();
+    let pb = "first-access-containment";
+    assert_eq!(
+        s.find_open_run(pb, "user-1", window_start).await.unwrap(),
+        Some("run-1".into())
+    );
+    // Created before the window began: not coalesced into.
+    assert_eq!(
+        s.find_open_run(pb, "user-1", Utc::now() + Span::seconds(5))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.find_open_run(pb, "user-2", window_start).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.find_open_run("other-playbook", "user-1", window_start)
+            .await
+            .unwrap(),
+        None
+    );
+    // Waiting for approval is still open.
+    s.set_run_status("run-1", RunStatus::AwaitingApproval)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.find_open_run(pb, "user-1", window_start).await.unwrap(),
+        Some("run-1".into())
+    );
+    for terminal in [
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Denied,
+        RunStatus::RolledBack,
+    ] {
+        assert!(terminal.is_terminal());
+        s.set_run_status("run-1", terminal).await.unwrap();
+        assert_eq!(
+            s.find_open_run(pb, "user-1", window_start).await.unwrap(),
+            None,
+            "{terminal:?} is finished"
+        );
+    }
+    s.create_run(&run("run-2", "user-1", None)).await.unwrap();
+    assert_eq!(
+        s.find_open_run(pb, "user-1", window_start).await.unwrap(),
+        Some("run-2".into())
+    );
+
+    // Coalescing attaches the duplicate alert to the open run.
+    let InsertOutcome::Inserted { alert_id: a1 } =
+        s.insert_alert(&alert("LW-1", "user-1")).await.unwrap()
+    else {
+        panic!()
+    };
+    let InsertOutcome::Inserted { alert_id: a2 } =
+        s.insert_alert(&alert("LW-2", "user-1")).await.unwrap()
+    else {
+        panic!()
+    };
+    s.attach_alert("run-2", &a1).await.unwrap();
+    s.attach_alert("run-2", &a2).await.unwrap();
+    s.attach_alert("run-2", &a1).await.unwrap();
+    let r = s.get_run("run-2").await.unwrap().unwrap();
+    let ids: Vec<&str> = r.alerts.iter().map(|a| a.source_id.as_str()).collect();
+    assert_eq!(ids, ["LW-1", "LW-2"]);
+    assert!(r.alerts.iter().all(|a| a.source == "lacework"));
+    assert_eq!(
+        s.insert_alert(&alert("LW-2", "user-1")).await.unwrap(),
+        InsertOutcome::Duplicate {
+            alert_id: a2,
+            run_ids: vec!["run-2".into()]
+        }
+    );
+}
+
+async fn run_status_transitions_and_listing(db: Db) {
+    let s = &db.store;
+    let InsertOutcome::Inserted { alert_id } =
+        s.insert_alert(&alert("LW-1", "user-1")).await.unwrap()
+    else {
+        panic!()
+    };
+    s.create_run(&run("run-1", "user-1", Some(&alert_id)))
+        .await
+        .unwrap();
+    let mut manual = run("run-2", "user-2", None);
+    manual.mode = Mode::DryRun;
+    manual.requested_by = Some("cli".into());
+    s.create_run(&manual).await.unwrap();
+    s.create_run(&run("run-3", "user-3", None)).await.unwrap();
+
+    let r1 = s.get_run("run-1").await.unwrap().unwrap();
+    assert_eq!(r1.status, RunStatus::Pending);
+    assert_eq!(r1.mode, Mode::Enforce);
+    assert_eq!(r1.tenant.as_deref(), Some("tenant-1"));
+    assert_eq!(r1.requested_by.as_deref(), Some("alert"));
+    assert_eq!(r1.alerts.len(), 1);
+    assert_eq!(r1.alerts[0].source_id, "LW-1");
+    assert_eq!(r1.plan, None);
+    let r2 = s.get_run("run-2").await.unwrap().unwrap();
+    assert_eq!(r2.mode, Mode::DryRun);
+    assert_eq!(r2.requested_by.as_deref(), Some("cli"));
+    assert!(r2.alerts.is_empty());
+
+    for status in [
+        RunStatus::Planning,
+        RunStatus::AwaitingApproval,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::RolledBack,
+    ] {
+        s.set_run_status("run-1", status).await.unwrap();
+        assert_eq!(s.get_run("run-1").await.unwrap().unwrap().status, status);
+    }
+    let plan = json!({"run_id": "run-2", "steps": [{"id": "suspend", "requests": []}]});
+    s.save_plan("run-2", &plan, "sha256:abc").await.unwrap();
+    s.set_run_status("run-2", RunStatus::AwaitingApproval)
+        .await
+        .unwrap();
+    let r2 = s.get_run("run-2").await.unwrap().unwrap();
+    assert_eq!(r2.plan, Some(plan));
+    assert_eq!(r2.plan_hash.as_deref(), Some("sha256:abc"));
+    assert!(r2.updated_at >= r2.created_at);
+
+    assert!(matches!(
+        s.set_run_status("nope", RunStatus::Running).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.save_plan("nope", &json!({}), "h").await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let ids = |runs: Vec<riposte::store::RunRecord>| -> Vec<String> {
+        runs.into_iter().map(|r| r.id).collect()
+    };
+    assert_eq!(
+        ids(s.list_runs(10, None).await.unwrap()),
+        ["run-3", "run-2", "run-1"]
+    );
+    assert_eq!(ids(s.list_runs(2, None).await.unwrap()), ["run-3", "run-2"]);
+    assert_eq!(
+        ids(s.list_runs(10, Some(RunStatus::Pending)).await.unwrap()),
+        ["run-3"]
+    );
+    let listed = s.list_runs(10, Some(RunStatus::RolledBack)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0].alerts[0].source_id, "LW-1",
+        "listing carries alerts"
+    );
+    assert!(
+        s.list_runs(10, Some(RunStatus::Failed))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn journal_keeps_write_order(db: Db) {
+    let s = &db.store;
+    s.create_run(&run("run-1", "user-1", None)).await.unwrap();
+    s.create_run(&run("run-2", "user-1", None)).await.unwrap();
+    let writes = [
+        ("suspend", 0, StepState::Pending),
+        ("snapshot", 0, StepState::Pending),
+        ("snapshot", 1, StepState::Pending),
+        ("suspend", 0, StepState::Started),
+        ("snapshot", 1, StepState::Started),
+        ("suspend", 0, StepState::RequestSent),
+        ("snapshot", 1, StepState::RequestSent),
+        ("suspend", 0, StepState::Succeeded),
+        ("snapshot", 1, StepState::InDoubt),
+    ];
+    for (i, (step, item, state)) in writes.iter().enumerate() {
+        let e = s
+            .journal("run-1", step, *item, *state, &json!({"n": i}))
+            .await
+            .unwrap();
+        assert_eq!(e.state, *state);
+        // Another run's entries interleave and must not leak into run-1's journal.
+        s.journal("run-2", "other", 0, StepState::Started, &json!({}))
+            .await
+            .unwrap();
+    }
+    let journal = s.journal_for("run-1").await.unwrap();
+    let got: Vec<_> = journal
+        .iter()
+        .map(|e| (e.step_id.as_str(), e.item, e.state))
+        .collect();
+    assert_eq!(got, writes);
+    assert!(journal.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert!(journal.windows(2).all(|w| w[0].at <= w[1].at));
+    assert_eq!(journal[3].detail, json!({"n": 3}));
+
+    let latest: Vec<_> = s
+        .latest_step_states("run-1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.step_id, e.item, e.state))
+        .collect();
+    assert_eq!(
+        latest,
+        [
+            ("snapshot".to_string(), 0, StepState::Pending),
+            ("snapshot".to_string(), 1, StepState::InDoubt),
+            ("suspend".to_string(), 0, StepState::Succeeded),
+        ]
+    );
+    assert!(s.journal_for("nope").await.unwrap().is_empty());
+}
+
+async fn lease_claim_heartbeat_and_expiry(db: Db) {
+    let s = &db.store;
+    for i in 0..10 {
+        s.create_run(&run(&format!("run-{i:02}"), "u", None))
+            .await
+            .unwrap();
+    }
+    s.create_run(&run("done", "u", None)).await.unwrap();
+    s.set_run_status("done", RunStatus::Succeeded)
+        .await
+        .unwrap();
+    s.create_run(&run("waiting", "u", None)).await.unwrap();
+    s.set_run_status("waiting", RunStatus::AwaitingApproval)
+        .await
+        .unwrap();
+    s.set_run_status("run-00", RunStatus::Running)
+        .await
+        .unwrap();
+    s.set_run_status("run-01", RunStatus::Planning)
+        .await
+        .unwrap();
+
+    let hour = Duration::from_secs(3600);
+    let w1 = s.claim_runs("w1", hour, 4).await.unwrap();
+    assert_eq!(w1, ["run-00", "run-01", "run-02", "run-03"], "oldest first");
+    let w2 = s.claim_runs("w2", hour, 100).await.unwrap();
+    assert_eq!(w2.len(), 6);
+    assert!(w2.iter().all(|id| !w1.contains(id)));
+    assert!(!w2.iter().any(|id| id == "done" || id == "waiting"));
+    assert!(s.claim_runs("w3", hour, 100).await.unwrap().is_empty());
+
+    let r = s.get_run("run-00").await.unwrap().unwrap();
+    assert_eq!(r.lease_owner.as_deref(), Some("w1"));
+    assert!(r.lease_until.unwrap() > Utc::now());
+
+    s.heartbeat("w1", "run-00", hour).await.unwrap();
+    assert!(matches!(
+        s.heartbeat("w2", "run-00", hour).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+
+    // w1 stops heartbeating run-01 (a lease that has already lapsed): w3 takes it over.
+    s.heartbeat("w1", "run-01", Duration::ZERO).await.unwrap();
+    assert_eq!(
+        s.claim_runs("w3", hour, 100).await.unwrap(),
+        ["run-01"],
+        "only the lapsed lease is taken over"
+    );
+    assert!(matches!(
+        s.heartbeat("w1", "run-01", hour).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+
+    // Releasing someone else's lease does nothing; releasing one's own frees the run.
+    s.release("w1", "run-01").await.unwrap();
+    assert!(s.claim_runs("w4", hour, 100).await.unwrap().is_empty());
+    s.release("w3", "run-01").await.unwrap();
+    assert_eq!(s.claim_runs("w4", hour, 100).await.unwrap(), ["run-01"]);
+
+    // A finished run is never claimed, even with a lapsed lease.
+    s.heartbeat("w4", "run-01", Duration::ZERO).await.unwrap();
+    s.set_run_status("run-01", RunStatus::Failed).await.unwrap();
+    assert!(s.claim_runs("w5", hour, 100).await.unwrap().is_empty());
+}
+
+async fn concurrent_claims_never_overlap(db: Db) {
+    let s = &db.store;
+    for i in 0..40 {
+        s.create_run(&run(&format!("run-{i:02}"), "u", None))
+            .await
+            .unwrap();
+    }
+    let tasks: Vec<_> = (0..8)
+        .map(|w| {
+            let s = db.store.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = s
+                        .claim_runs(&format!("w{w}"), Duration::from_secs(3600), 3)
+                        .await
+                        .unwrap();
+                    if got.is_empty() {
+                        break mine;
+                    }
+                    mine.extend(got);
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let distinct: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        all.len(),
+        "a run was claimed twice: {all:?}"
+    );
+    assert_eq!(all.len(), 40);
+}
+
+async fn approvals_are_kept_in_order(db: Db) {
+    let s = &db.store;
+    s.create_run(&run("run-1", "u", None)).await.unwrap();
+    let now = Utc::now();
+    let reject = Approval {
+        run_id: "run-1".into(),
+        plan_hash: "sha256:old".into(),
+        approver: "alice".into(),
+        decision: ApprovalDecision::Reject,
+        expires_at: None,
+        at: now,
+    };
+    let approve = Approval {
+        plan_hash: "sha256:new".into(),
+        approver: "bob".into(),
+        decision: ApprovalDecision::Approve,
+        expires_at: Some(now + Span::hours(1)),
+        at: now + Span::seconds(1),
+        ..reject.clone()
+    };
+    s.record_approval(&reject).await.unwrap();
+    s.record_approval(&approve).await.unwrap();
+    let got = s.approvals_for("run-1").await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].decision, ApprovalDecision::Reject);
+    assert_eq!(got[0].approver, "alice");
+    assert_eq!(got[0].expires_at, None);
+    assert_eq!(got[1].plan_hash, "sha256:new");
+    assert_eq!(got[1].decision, ApprovalDecision::Approve);
+    // Stored to the microsecond, on both backends.
+    assert_eq!(
+        got[1].expires_at.unwrap().timestamp_micros(),
+        (now + Span::hours(1)).timestamp_micros()
+    );
+    assert!(s.approvals_for("nope").await.unwrap().is_empty());
+    assert!(matches!(
+        s.record_approval(&Approval {
+            run_id: "nope".into(),
+            ..approve
+        })
+        .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn guardrail_counters(db: Db) {
+    let s = &db.store;
+    let now = Utc::now();
+    let effects = [
+        ("t1", "entra.disable_user", "p1", now - Span::hours(2)),
+        ("t1", "entra.disable_user", "p1", now - Span::minutes(10)),
+        ("t1", "entra.disable_user", "p2", now - Span::minutes(5)),
+        ("t1", "entra.revoke_sessions", "p3", now),
+        ("t2", "entra.disable_user", "p9", now),
+    ];
+    for (tenant, action, principal, at) in effects {
+        s.record_effect(tenant, action, principal, at)
+            .await
+            .unwrap();
+    }
+    let hour_ago = now - Span::hours(1);
+    assert_eq!(
+        s.count_effects("t1", "entra.disable_user", hour_ago)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.count_effects("t1", "entra.disable_user", now - Span::hours(3))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        s.count_effects("t1", "entra.revoke_sessions", now)
+            .await
+            .unwrap(),
+        1,
+        "the window includes its start"
+    );
+    assert_eq!(s.count_principals("t1", hour_ago).await.unwrap(), 3);
+    assert_eq!(s.count_principals("t2", hour_ago).await.unwrap(), 1);
+    assert_eq!(s.count_principals("t3", hour_ago).await.unwrap(), 0);
+}
+
+async fn evidence_digests(db: Db) {
+    let s = &db.store;
+    s.create_run(&run("run-1", "u", None)).await.unwrap();
+    let bytes = b"TimeGenerated,Caller\n2025-01-01,alice\n".to_vec();
+    let rec = s
+        .store_evidence(&NewEvidence {
+            run_id: "run-1".into(),
+            step_id: "activity".into(),
+            name: "activity.csv".into(),
+            content_type: "text/csv".into(),
+            bytes: bytes.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(rec.sha256, hex::encode(Sha256::digest(&bytes)));
+    assert_eq!(rec.size, bytes.len() as u64);
+    let empty = s
+        .store_evidence(&NewEvidence {
+            run_id: "run-1".into(),
+            step_id: "activity".into(),
+            name: "empty.json".into(),
+            content_type: "application/json".into(),
+            bytes: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        empty.sha256,
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+
+    let listed = s.evidence_for("run-1").await.unwrap();
+    assert_eq!(listed, [rec.clone(), empty]);
+    let got = s.get_evidence(&rec.id).await.unwrap().unwrap();
+    assert_eq!(got.bytes, bytes);
+    assert_eq!(got.record, rec);
+    assert!(s.get_evidence("nope").await.unwrap().is_none());
+    assert!(matches!(
+        s.store_evidence(&NewEvidence {
+            run_id: "nope".into(),
+            step_id: "x".into(),
+            name: "x".into(),
+            content_type: "text/plain".into(),
+            bytes: vec![1],
+        })
+        .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+fn event(i: usize) -> AuditEvent {
+    AuditEvent {
+        kind: "step.succeeded".into(),
+        run_id: Some(format!("run-{}", i % 7)),
+        actor: if i.is_multiple_of(2) {
+            Some("engine".into())
+        } else {
+            None
+        },
+        body: json!({"i": i, "z": [1, {"b": true, "a": null}], "float": 0.5}),
+    }
+}
+
+async fn append_events(db: &Db, n: usize) {
+    for i in 0..n {
+        db.store.append_audit(&event(i)).await.unwrap();
+    }
+}
+
+async fn audit_chain_survives_concurrent_appends(db: Db) {
+    assert_eq!(db.store.verify_audit().await.unwrap(), 0, "empty is valid");
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let s = db.store.clone();
+            tokio::spawn(async move { s.append_audit(&event(i)).await.unwrap() })
+        })
+        .collect();
+    let mut seqs = BTreeSet::new();
+    for t in tasks {
+        seqs.insert(t.await.unwrap().seq);
+    }
+    assert_eq!(seqs, (1..=100).collect());
+    assert_eq!(db.store.verify_audit().await.unwrap(), 100);
+
+    let records = db.store.audit_records(1, 1000).await.unwrap();
+    assert_eq!(records.len(), 100);
+    assert_eq!(records[0].prev_hash, store::AUDIT_GENESIS);
+    for w in records.windows(2) {
+        assert_eq!(w[1].prev_hash, w[0].hash);
+    }
+    let page = db.store.audit_records(98, 10).await.unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [98, 99, 100]
+    );
+    assert_eq!(page[0], records[97], "records read back as appended");
+}
+
+fn broken(result: Result<u64, StoreError>) -> (i64, AuditProblem) {
+    match result {
+        Err(StoreError::AuditChainBroken(b)) => (b.seq, b.problem),
+        other => panic!("expected a broken chain, got {other:?}"),
+    }
+}
+
+async fn audit_verify_detects_an_edited_record(db: Db) {
+    append_events(&db, 5).await;
+    assert_eq!(db.store.verify_audit().await.unwrap(), 5);
+    let n = db
+        .exec(r#"UPDATE audit_log SET body = '{"i":2,"approved":true}' WHERE seq = 3"#)
+        .await;
+    assert_eq!(n, 1);
+    assert_eq!(
+        broken(db.store.verify_audit().await),
+        (3, AuditProblem::Edited)
+    );
+    let message = db.store.verify_audit().await.unwrap_err().to_string();
+    assert!(message.contains("record 3"), "{message}");
+}
+
+async fn audit_verify_detects_a_deleted_record(db: Db) {
+    append_events(&db, 5).await;
+    assert_eq!(db.exec("DELETE FROM audit_log WHERE seq = 3").await, 1);
+    assert_eq!(
+        broken(db.store.verify_audit().await),
+        (3, AuditProblem::Missing)
+    );
+}
+
+async fn audit_verify_detects_a_truncated_tail(db: Db) {
+    append_events(&db, 5).await;
+    assert_eq!(db.exec("DELETE FROM audit_log WHERE seq >= 4").await, 2);
+    assert_eq!(
+        broken(db.store.verify_audit().await),
+        (
+            4,
+            AuditProblem::Truncated {
+                expected: 5,
+                found: 3
+            }
+        )
+    );
+    // Appending after the cut does not paper over it.
+    db.store.append_audit(&event(9)).await.unwrap();
+    assert!(db.store.verify_audit().await.is_err());
+}
+
+async fn batch_insert_in_one_transaction(db: Db) {
+    let s = &db.store;
+    let InsertOutcome::Inserted { alert_id: earlier } =
+        s.insert_alert(&alert("LW-0005", "u")).await.unwrap()
+    else {
+        panic!()
+    };
+    let mut batch: Vec<NewAlert> = (0..300)
+        .map(|i| alert(&format!("LW-{i:04}"), &format!("u{}", i % 10)))
+        .collect();
+    // Repeated inside the batch, and in reverse order so input order != key order.
+    batch.push(alert("LW-0001", "u1"));
+    batch.reverse();
+    let outcomes = s.insert_alerts_batch(&batch).await.unwrap();
+    assert_eq!(outcomes.len(), batch.len());
+    assert!(s.insert_alerts_batch(&[]).await.unwrap().is_empty());
+
+    for (a, o) in batch.iter().zip(&outcomes) {
+        let stored = s.get_alert(o.alert_id()).await.unwrap().unwrap();
+        assert_eq!(stored.source_id, a.source_id, "outcomes are in input order");
+    }
+    let lw5 = batch.iter().position(|a| a.source_id == "LW-0005").unwrap();
+    assert_eq!(
+        outcomes[lw5],
+        InsertOutcome::Duplicate {
+            alert_id: earlier,
+            run_ids: vec![]
+        }
+    );
+    let ones: Vec<&InsertOutcome> = batch
+        .iter()
+        .zip(&outcomes)
+        .filter(|(a, _)| a.source_id == "LW-0001")
+        .map(|(_, o)| o)
+        .collect();
+    assert_eq!(ones.len(), 2);
+    assert_eq!(ones[0].alert_id(), ones[1].alert_id());
+    let inserted = outcomes
+        .iter()
+        .filter(|o| matches!(o, InsertOutcome::Inserted { .. }))
+        .count();
+    assert_eq!(inserted, 299);
+    assert_eq!(db.count("SELECT COUNT(*) FROM alerts").await, 300);
+}
+
+async fn batcher_acknowledges_after_commit(db: Db) {
+    let batcher = Batcher::spawn(db.store.clone());
+    let tasks: Vec<_> = (0..600)
+        .map(|i| {
+            let b = batcher.clone();
+            // Every alert is sent twice: 300 distinct alerts.
+            let a = alert(&format!("LW-{:04}", i % 300), "u");
+            tokio::spawn(async move { (a.source_id.clone(), b.insert(a).await.unwrap()) })
+        })
+        .collect();
+    let mut ids = std::collections::HashMap::new();
+    let mut inserted = 0;
+    for t in tasks {
+        let (source_id, outcome) = t.await.unwrap();
+        if matches!(outcome, InsertOutcome::Inserted { .. }) {
+            inserted += 1;
+        }
+        // Acknowledged means stored: readable at once through the store.
+        assert!(
+            db.store
+                .get_alert(outcome.alert_id())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let id = outcome.alert_id().to_string();
+        assert_eq!(ids.entry(source_id).or_insert_with(|| id.clone()), &id);
+    }
+    assert_eq!(inserted, 300);
+    assert_eq!(db.count("SELECT COUNT(*) FROM alerts").await, 300);
+}
+
+/// SQLite only: a store file is created if missing, and reopening it keeps the data and does
+/// not re-run migrations.
+#[tokio::test]
+async fn sqlite_file_is_created_and_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub-dir-free.db");
+    let url = format!("sqlite://{}", path.display());
+    {
+        let s = store::open(&url).await.unwrap();
+        s.create_run(&run("run-1", "u", None)).await.unwrap();
+        s.append_audit(&event(1)).await.unwrap();
+    }
+    assert!(path.exists());
+    let s = store::open(&url).await.unwrap();
+    assert!(s.get_run("run-1").await.unwrap().is_some());
+    assert_eq!(s.verify_audit().await.unwrap(), 1);
+
+    for memory in ["sqlite::memory:", "sqlite://:memory:"] {
+        let mem = store::open(memory).await.unwrap();
+        mem.create_run(&run("run-1", "u", None)).await.unwrap();
+        assert!(mem.get_run("run-1").await.unwrap().is_some());
+    }
+}
+
+/// Ingestion throughput with group commit on SQLite (durable commits). Informational: prints
+/// the rate instead of asserting on wall-clock time. `cargo test --release --test store --
+/// --ignored --nocapture throughput`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn sqlite_batcher_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let s = store::open(&url).await.unwrap();
+    let batcher = Batcher::spawn(s.clone());
+    let n = 20_000;
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let b = batcher.clone();
+            tokio::spawn(async move { b.insert(alert(&format!("A-{i}"), "u")).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{n} alerts in {secs:.2}s: {:.0} alerts/s durable",
+        n as f64 / secs
+    );
+}
