@@ -12,7 +12,8 @@ pub async fn run(listen: SocketAddr, tenant: Option<PathBuf>) -> anyhow::Result<
         anyhow::bail!("the emulator listens on loopback addresses only (got {listen})");
     }
     let tenant = match tenant {
-        Some(path) => Tenant::from_file(&path).with_context(|| format!("cannot load tenant {}", path.display()))?,
+        Some(path) => Tenant::from_file(&path)
+            .with_context(|| format!("cannot load tenant {}", path.display()))?,
         None => Tenant::default_fixture(),
     };
     let handle = Emulator::start(listen, tenant).context("cannot start the emulator")?;
@@ -21,7 +22,9 @@ pub async fn run(listen: SocketAddr, tenant: Option<PathBuf>) -> anyhow::Result<
         "emulator listening on {} (Entra, Graph, ARM, Log Analytics, Lacework, IMDS; control routes under /_emulator/). Ctrl-C stops it.",
         handle.base_url()
     );
-    tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
     handle.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

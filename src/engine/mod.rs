@@ -7,9 +7,9 @@
 mod executor;
 mod report;
 mod rollback;
+pub mod service;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use executor::{Event, Executor};
@@ -32,24 +32,30 @@ impl Transport for Connectors {
 }
 
 /// A step's transitions, written before and after its side effects (STYLE.md habit 6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepState {
-    Started,
-    RequestSent,
-    Succeeded,
-    AlreadySatisfied,
-    Skipped,
-    Failed,
-    InDoubt,
-    Compensated,
-    CompensationFailed,
-}
+pub use crate::store::StepState;
 
 /// Where the engine writes its journal.
 #[async_trait]
 pub trait Journal: Send + Sync {
     async fn record(&self, run_id: &str, step_id: &str, item: u32, state: StepState, detail: Value);
+}
+
+#[async_trait]
+impl Journal for std::sync::Arc<dyn crate::store::Store> {
+    async fn record(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        item: u32,
+        state: StepState,
+        detail: Value,
+    ) {
+        // The journal is the truth: a write that fails is logged loudly; the step's own
+        // outcome is still reported to the caller.
+        if let Err(error) = self.journal(run_id, step_id, item, state, &detail).await {
+            tracing::error!(message = "Journal write failed.", %run_id, %step_id, %error);
+        }
+    }
 }
 
 /// A journal that keeps nothing, for one-shot runs without a store.
