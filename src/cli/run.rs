@@ -227,6 +227,7 @@ async fn execute(
         endpoints: &endpoints,
         concurrency: 8,
         approved: false,
+        completed: &Default::default(),
         on_event: &on_event,
     };
     let report = executor.execute(&plan, playbook).await;

@@ -45,6 +45,9 @@ pub struct Executor<'a> {
     pub concurrency: usize,
     /// Whether steps that need approval were approved (for this plan hash).
     pub approved: bool,
+    /// Steps the journal shows finished before (a resumed run), with their reports: they send
+    /// nothing again, and their recorded compensations stay available to rollback.
+    pub completed: &'a HashMap<String, StepReport>,
     pub on_event: &'a (dyn Fn(&Event<'_>) + Send + Sync),
 }
 
@@ -220,6 +223,9 @@ impl Executor<'_> {
     }
 
     async fn run_step(&self, plan: &Plan, step: &PlannedStep, policy: StepPolicy) -> StepReport {
+        if let Some(done) = self.completed.get(&step.id) {
+            return done.clone();
+        }
         let mut report = immediate(step, StepOutcome::Succeeded, None, 0);
         match step.status {
             StepStatus::Skipped => {
@@ -549,15 +555,15 @@ impl Executor<'_> {
 }
 
 /// One `for_each` item (or the whole step) of a planned step.
-struct Item<'a> {
-    index: u32,
-    params: Value,
-    pre_state: Value,
-    desired_state: Value,
-    requests: &'a [ApiRequest],
+pub(crate) struct Item<'a> {
+    pub(crate) index: u32,
+    pub(crate) params: Value,
+    pub(crate) pre_state: Value,
+    pub(crate) desired_state: Value,
+    pub(crate) requests: &'a [ApiRequest],
 }
 
-fn split_items(step: &PlannedStep) -> Vec<Item<'_>> {
+pub(crate) fn split_items(step: &PlannedStep) -> Vec<Item<'_>> {
     if step.item_requests.is_empty() {
         return vec![Item {
             index: 0,

@@ -7,6 +7,7 @@
 mod executor;
 mod report;
 mod rollback;
+pub mod runner;
 pub mod service;
 
 use async_trait::async_trait;

@@ -221,6 +221,8 @@ pub struct NewRun {
 /// An alert as a run shows it: the source and the source's id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AlertRef {
+    /// Riposte's id of the stored alert.
+    pub alert_id: String,
     pub source: String,
     #[serde(rename = "id")]
     pub source_id: String,

@@ -178,6 +178,7 @@ macro_rules! store_impl {
                 std::collections::HashMap::new();
             for row in rows {
                 out.entry(row.try_get("run_id")?).or_default().push(AlertRef {
+                    alert_id: row.try_get("alert_id")?,
                     source: row.try_get("source")?,
                     source_id: row.try_get("source_id")?,
                 });
@@ -343,7 +344,7 @@ macro_rules! store_impl {
                     return Ok(None);
                 };
                 let alerts = sqlx::query(
-                    "SELECT ra.run_id, a.source, a.source_id FROM run_alerts ra \
+                    "SELECT ra.run_id, a.id AS alert_id, a.source, a.source_id FROM run_alerts ra \
                      JOIN alerts a ON a.id = ra.alert_id WHERE ra.run_id = $1 \
                      ORDER BY ra.attached_at, a.received_at, a.id",
                 )
@@ -372,7 +373,7 @@ macro_rules! store_impl {
                     .fetch_all(&self.read)
                     .await?;
                 let sql = format!(
-                    "SELECT ra.run_id, a.source, a.source_id FROM run_alerts ra \
+                    "SELECT ra.run_id, a.id AS alert_id, a.source, a.source_id FROM run_alerts ra \
                      JOIN alerts a ON a.id = ra.alert_id WHERE ra.run_id IN ({FILTER}) \
                      ORDER BY ra.attached_at, a.received_at, a.id"
                 );
