@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::connectors::{Lookup, NoLookup};
 use crate::plan::{self, Mode, Planner};
 use crate::playbook::{self, Playbook};
-use crate::policy::Unguarded;
+use crate::policy::{self, Guard, Unguarded};
 
 pub struct Args {
     pub alert: PathBuf,
@@ -28,11 +28,23 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let playbooks = select_playbooks(config, args.playbook.as_deref(), &alert)?;
     let endpoints = config.azure.endpoints().map_err(anyhow::Error::msg)?;
     let lookup: Box<dyn Lookup> = Box::new(NoLookup);
+    // No policies directory: unguarded, and every decision says so. A directory that does not
+    // load is an error — planning must not quietly drop the guardrails.
+    let guard: Box<dyn Guard> = if config.policies.is_dir() {
+        policy::load_guard(&config.policies, &config.guardrails).with_context(|| {
+            format!(
+                "cannot load the guardrail policies in {}",
+                config.policies.display()
+            )
+        })?
+    } else {
+        Box::new(Unguarded)
+    };
     let planner = Planner {
         endpoints: &endpoints,
         lookup: lookup.as_ref(),
         settings: &config.actions,
-        guard: &Unguarded,
+        guard: guard.as_ref(),
     };
     let mut plans = Vec::new();
     for p in &playbooks {

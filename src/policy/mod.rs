@@ -45,8 +45,8 @@ use serde_json::Value;
 use crate::config::Guardrails;
 
 pub use rego::{
-    DECISION_RULE, EVALUATION_TIME_LIMIT, PolicyError, Problem, RegoGuard, TestOutcome, check_files,
-    run_tests,
+    DECISION_RULE, EVALUATION_TIME_LIMIT, PolicyError, Problem, RegoGuard, TestOutcome,
+    check_files, run_tests,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

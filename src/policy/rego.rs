@@ -222,12 +222,11 @@ fn prepared_engine(
         return Err(PolicyError::NoDecisionRule(dir.to_path_buf()));
     }
     let data = merged_data(data, guardrails);
-    let data = regorus::Value::from_json_str(&data.to_string()).map_err(|e| {
-        PolicyError::Invalid {
+    let data =
+        regorus::Value::from_json_str(&data.to_string()).map_err(|e| PolicyError::Invalid {
             dir: dir.to_path_buf(),
             message: one_line(&e),
-        }
-    })?;
+        })?;
     engine.add_data(data).map_err(|e| PolicyError::Invalid {
         dir: dir.to_path_buf(),
         message: one_line(&e),
@@ -359,7 +358,12 @@ fn located(e: &anyhow::Error) -> Option<(PathBuf, u32, u32, String)> {
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
-        .map(|l| l.trim().strip_prefix("error: ").unwrap_or(l.trim()).to_string())
+        .map(|l| {
+            l.trim()
+                .strip_prefix("error: ")
+                .unwrap_or(l.trim())
+                .to_string()
+        })
         .unwrap_or_default();
     Some((file, line, column, message))
 }
@@ -608,10 +612,7 @@ decision := {"decision": "allow", "reasons": []} if count(deny) == 0
     fn a_working_policy_decides() {
         let g = guard(OK).unwrap();
         assert_eq!(g.decide_document(&json!({"x": 1})), Decision::deny("nope"));
-        assert_eq!(
-            g.decide_document(&json!({"x": 2})).decision,
-            Verdict::Allow
-        );
+        assert_eq!(g.decide_document(&json!({"x": 2})).decision, Verdict::Allow);
     }
 
     #[test]
@@ -647,7 +648,8 @@ decision := {"decision": "allow", "reasons": []} if count(deny) == 0
 
     #[test]
     fn a_malformed_decision_fails_closed() {
-        let g = guard("package riposte.guardrails\ndecision := {\"decision\": \"maybe\"}\n").unwrap();
+        let g =
+            guard("package riposte.guardrails\ndecision := {\"decision\": \"maybe\"}\n").unwrap();
         let d = g.decide_document(&json!({}));
         assert_eq!(d.decision, Verdict::Deny);
         assert!(d.reasons[0].contains("maybe"), "{d:?}");
@@ -666,7 +668,10 @@ decision := {"decision": "allow", "reasons": []} if count(deny) == 0
         );
         let d = g.decide_document(&json!({"a": true, "b": true}));
         assert_eq!(d.decision, Verdict::Deny);
-        assert!(d.reasons[0].starts_with("guardrail policy failed closed"), "{d:?}");
+        assert!(
+            d.reasons[0].starts_with("guardrail policy failed closed"),
+            "{d:?}"
+        );
     }
 
     #[test]
@@ -683,13 +688,17 @@ decision := {"decision": "allow", "reasons": []} if count(deny) == 0
 
     #[test]
     fn configuration_extends_break_glass_and_sets_the_limit() {
-        let data = json!({"riposte": {"config": {"break_glass": ["a"], "max_principals_per_hour": 3}}});
+        let data =
+            json!({"riposte": {"config": {"break_glass": ["a"], "max_principals_per_hour": 3}}});
         let g = Guardrails {
             break_glass: vec!["b".into(), "a".into()],
             max_principals_per_hour: 7,
         };
         let merged = merged_data(data, &g);
-        assert_eq!(merged["riposte"]["config"]["break_glass"], json!(["a", "b"]));
+        assert_eq!(
+            merged["riposte"]["config"]["break_glass"],
+            json!(["a", "b"])
+        );
         assert_eq!(merged["riposte"]["config"]["max_principals_per_hour"], 7);
     }
 
