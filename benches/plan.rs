@@ -13,23 +13,41 @@ use riposte::policy::Unguarded;
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let playbook = riposte::playbook::load_file(&root.join("playbooks/first-access-containment.yaml"))
-        .expect("bundled playbook loads");
-    let alert_bytes = std::fs::read(root.join("tests/fixtures/alerts/lacework-details.json")).expect("fixture");
-    let alert = riposte::alert::parse_alert(&alert_bytes, None, &Default::default()).expect("fixture parses");
+    let playbook =
+        riposte::playbook::load_file(&root.join("playbooks/first-access-containment.yaml"))
+            .expect("bundled playbook loads");
+    let alert_bytes =
+        std::fs::read(root.join("tests/fixtures/alerts/lacework-details.json")).expect("fixture");
+    let alert = riposte::alert::parse_alert(&alert_bytes, None, &Default::default())
+        .expect("fixture parses");
     let endpoints = Endpoints::default();
     let settings = ActionSettings {
         mfa_group_id: Some("9f0c7e3a-1d2b-4c5e-8f6a-000000000101".into()),
         notify_webhook_url: Some("https://example.webhook.office.com/x".into()),
         log_analytics_workspace: Some("5c9e2a71-3f4b-4d8e-a6c1-000000000201".into()),
     };
-    let planner = Planner { endpoints: &endpoints, lookup: &NoLookup, settings: &settings, guard: &Unguarded };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let planner = Planner {
+        endpoints: &endpoints,
+        lookup: &NoLookup,
+        settings: &settings,
+        guard: &Unguarded,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let inputs = BTreeMap::new();
 
     let plan_once = || {
-        rt.block_on(planner.plan(&playbook, &alert, &inputs, Mode::DryRun, "bench", chrono::Utc::now()))
-            .expect("plans")
+        rt.block_on(planner.plan(
+            &playbook,
+            &alert,
+            &inputs,
+            Mode::DryRun,
+            "bench",
+            chrono::Utc::now(),
+        ))
+        .expect("plans")
     };
     for _ in 0..20 {
         plan_once();
@@ -54,14 +72,18 @@ fn main() {
 
     // 200 distinct playbook files, validated the way `riposte validate` does.
     let dir = tempfile_dir();
-    let text = std::fs::read_to_string(root.join("playbooks/first-access-containment.yaml")).unwrap();
+    let text =
+        std::fs::read_to_string(root.join("playbooks/first-access-containment.yaml")).unwrap();
     std::fs::copy(
         root.join("playbooks/first-access-rare-processes.kql"),
         dir.join("first-access-rare-processes.kql"),
     )
     .unwrap();
     for i in 0..200 {
-        let t = text.replace("name: first-access-containment", &format!("name: first-access-containment-{i}"));
+        let t = text.replace(
+            "name: first-access-containment",
+            &format!("name: first-access-containment-{i}"),
+        );
         std::fs::write(dir.join(format!("p{i:03}.yaml")), t).unwrap();
     }
     let mut runs: Vec<Duration> = Vec::new();

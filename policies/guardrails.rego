@@ -100,11 +100,17 @@ protected(r) if {
 # ---------------------------------------------------------------------------------------------
 # Break-glass accounts are never touched.
 
-deny contains sprintf("%s is a break-glass account: riposte never acts on it", [ref]) if {
+deny contains sprintf("%s is a break-glass account: riposte never acts on it", [principal_name(ref)]) if {
 	some ref in principal_refs
 	some bg in config.break_glass
 	lower(bg) == ref
 }
+
+# The UPN when the matched reference is the looked-up user, else the reference itself.
+principal_name(ref) := user.upn if {
+	is_string(user.upn)
+	ref in {lower(user.upn), lower(object.get(user, "id", ""))}
+} else := ref
 
 # ---------------------------------------------------------------------------------------------
 # Holders of privileged directory roles: a human decides.
