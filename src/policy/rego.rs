@@ -537,7 +537,7 @@ pub fn run_tests(dir: &Path, guardrails: &Guardrails) -> Result<Vec<TestOutcome>
                 engine.eval_rule(name.clone())
             }));
             let (passed, message) = match result {
-                Ok(Ok(v)) if v == regorus::Value::Bool(true) => (true, None),
+                Ok(Ok(regorus::Value::Bool(true))) => (true, None),
                 Ok(Ok(regorus::Value::Undefined)) => (false, Some("undefined".to_string())),
                 Ok(Ok(v)) => (false, Some(format!("gave {v}"))),
                 Ok(Err(e)) => (false, Some(one_line(&e))),
