@@ -6,6 +6,7 @@ mod catalogue;
 mod common;
 mod emulator;
 mod plan;
+mod policy;
 mod run;
 mod validate;
 
@@ -39,9 +40,9 @@ pub enum Format {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check playbooks: every problem as file:line:column: message; exit 1 if any.
+    /// Check playbooks and policies: every problem as file:line:column: message; exit 1 if any.
     Validate {
-        /// Files or directories (default: the configured playbooks directory).
+        /// Files or directories (default: the configured playbooks and policies directories).
         paths: Vec<PathBuf>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -106,6 +107,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Guardrail policies: run their Rego unit tests, or show one decision with its reasons.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// The action catalogue with each action's permissions.
     Actions {
         #[arg(long, value_enum, default_value_t)]
@@ -121,6 +127,29 @@ pub enum Command {
         /// Tenant file (YAML); default: the bundled fixture tenant.
         #[arg(long)]
         tenant: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Run every `test_*` rule in the policies directory's `*_test.rego` files; exit 1 if one fails.
+    Test {
+        /// The policies directory (default: the configured one).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Show the decision, with its reasons, for one input document (JSON).
+    Eval {
+        /// The input document, as documented in policies/README.md.
+        #[arg(long)]
+        input: PathBuf,
+        /// The policies directory (default: the configured one).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
 }
 
@@ -188,6 +217,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             run::act(&load_config()?, args).await
         }
+        Command::Policy { command } => match command {
+            PolicyCommand::Test { dir, format } => policy::test(&load_config()?, dir, format),
+            PolicyCommand::Eval { input, dir, format } => {
+                policy::eval(&load_config()?, dir, &input, format)
+            }
+        },
         Command::Actions { format } => catalogue::actions(format),
         Command::Schema => catalogue::schema(),
         Command::Emulator { listen, tenant } => emulator::run(listen, tenant).await,

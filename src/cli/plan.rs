@@ -8,7 +8,7 @@ use crate::alert;
 use crate::config::Config;
 use crate::plan::{self, Mode, Planner};
 use crate::playbook::{self, Playbook};
-use crate::policy::Unguarded;
+use crate::policy;
 
 pub struct Args {
     pub alert: PathBuf,
@@ -26,11 +26,19 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let playbooks = select_playbooks(config, args.playbook.as_deref(), &alert)?;
     let endpoints = config.azure.endpoints()?;
     let lookup = common::lookup(config, &connectors);
+    // No policies directory: unguarded, and every decision says so. A directory that does not
+    // load is an error — planning must not quietly drop the guardrails.
+    let guard = policy::guard_for(config).with_context(|| {
+        format!(
+            "cannot load the guardrail policies in {}",
+            config.policies.display()
+        )
+    })?;
     let planner = Planner {
         endpoints: &endpoints,
         lookup: lookup.as_ref(),
         settings: &config.actions,
-        guard: &Unguarded,
+        guard: guard.as_ref(),
     };
     let mut plans = Vec::new();
     for p in &playbooks {

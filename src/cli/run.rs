@@ -13,7 +13,6 @@ use crate::config::Config;
 use crate::engine::{Event, Executor, NoJournal, RunOutcome, StepOutcome};
 use crate::plan::{self, Mode, Planner};
 use crate::playbook::{self, Playbook};
-use crate::policy::Unguarded;
 
 pub struct RunArgs {
     pub alert: Option<PathBuf>,
@@ -164,11 +163,17 @@ async fn execute(
             "enforce needs Azure credentials: set [azure] client_secret, certificate_path or managed_identity (or use dry-run)"
         );
     }
+    let guard = crate::policy::guard_for(config).with_context(|| {
+        format!(
+            "cannot load the guardrail policies in {}",
+            config.policies.display()
+        )
+    })?;
     let planner = Planner {
         endpoints: &endpoints,
         lookup: lookup.as_ref(),
         settings: &config.actions,
-        guard: &Unguarded,
+        guard: guard.as_ref(),
     };
     let plan = planner
         .plan(playbook, alert, inputs, mode, run_id, chrono::Utc::now())

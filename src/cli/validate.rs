@@ -1,13 +1,21 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::Format;
 use crate::config::Config;
-use crate::playbook;
+use crate::playbook::load::Diagnostic;
+use crate::playbook::yaml::Pos;
+use crate::playbook::{self};
+use crate::policy;
 
 pub fn run(config: &Config, paths: Vec<PathBuf>, format: Format) -> anyhow::Result<ExitCode> {
     let paths = if paths.is_empty() {
-        vec![config.playbooks.clone()]
+        // The policies directory is optional (no directory: riposte runs unguarded and says so).
+        let mut default = vec![config.playbooks.clone()];
+        if config.policies.is_dir() {
+            default.push(config.policies.clone());
+        }
+        default
     } else {
         paths
     };
@@ -15,7 +23,20 @@ pub fn run(config: &Config, paths: Vec<PathBuf>, format: Format) -> anyhow::Resu
         anyhow::bail!("{} does not exist", missing.display());
     }
     let files = playbook::playbook_files(&paths);
-    let (playbooks, diags) = playbook::load_all(&paths);
+    let (playbooks, mut diags) = playbook::load_all(&paths);
+    let policy_files = rego_files(&paths);
+    diags.extend(
+        policy::check_files(&policy_files)
+            .into_iter()
+            .map(|p| Diagnostic {
+                file: p.file,
+                pos: Pos {
+                    line: p.line,
+                    column: p.column,
+                },
+                message: p.message,
+            }),
+    );
     match format {
         Format::Json => {
             let out: Vec<_> = diags
@@ -25,7 +46,7 @@ pub fn run(config: &Config, paths: Vec<PathBuf>, format: Format) -> anyhow::Resu
             println!(
                 "{}",
                 serde_json::to_string_pretty(
-                    &serde_json::json!({"files": files.len(), "playbooks": playbooks.len(), "problems": out})
+                    &serde_json::json!({"files": files.len(), "playbooks": playbooks.len(), "policy_files": policy_files.len(), "problems": out})
                 )?
             );
         }
@@ -33,14 +54,16 @@ pub fn run(config: &Config, paths: Vec<PathBuf>, format: Format) -> anyhow::Resu
             for d in &diags {
                 println!("{d}");
             }
+            let total = files.len() + policy_files.len();
             if diags.is_empty() {
                 println!(
-                    "{} playbook(s) in {} file(s): no problems",
+                    "{} playbook(s) and {} policy file(s) in {} file(s): no problems",
                     playbooks.len(),
-                    files.len()
+                    policy_files.len(),
+                    total
                 );
             } else {
-                eprintln!("{} problem(s) in {} file(s)", diags.len(), files.len());
+                eprintln!("{} problem(s) in {} file(s)", diags.len(), total);
             }
         }
     }
@@ -49,4 +72,32 @@ pub fn run(config: &Config, paths: Vec<PathBuf>, format: Format) -> anyhow::Resu
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Every `*.rego` under `paths` (files as given, directories walked), sorted.
+fn rego_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rego") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out);
+        } else if p.extension().is_some_and(|e| e == "rego") {
+            out.push(p.clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }

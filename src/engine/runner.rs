@@ -21,7 +21,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, Semaphore};
 
 use super::report::{RunOutcome, RunReport, StepOutcome, StepReport};
-use super::service::{Caller, Ingested, Invocation, RunView, ServiceApi, ServiceError, ServiceStats};
+use super::service::{
+    Caller, Ingested, Invocation, RunView, ServiceApi, ServiceError, ServiceStats,
+};
 use super::{Event, Executor, RollbackReport, StepState, rollback};
 use crate::actions::{self, Effect, Executed, Verification};
 use crate::alert::{self, Alert};
@@ -31,8 +33,8 @@ use crate::plan::{Mode, Plan, Planner, StepStatus};
 use crate::playbook::{self, Playbook};
 use crate::policy::Guard;
 use crate::store::{
-    Approval, ApprovalDecision, AuditEvent, InsertOutcome, NewAlert, NewEvidence, NewRun, RunRecord, RunStatus,
-    Store, StoreError,
+    Approval, ApprovalDecision, AuditEvent, InsertOutcome, NewAlert, NewEvidence, NewRun,
+    RunRecord, RunStatus, Store, StoreError,
 };
 
 /// Journal step id under which a run's final report is kept.
@@ -84,11 +86,17 @@ pub struct Service {
 impl Service {
     /// Builds the service from configuration: opens (and migrates) the store, loads the
     /// playbooks and the guardrail policies, sets up the connectors.
-    pub async fn from_config(config: Config, options: ServiceOptions) -> anyhow::Result<Arc<Service>> {
+    pub async fn from_config(
+        config: Config,
+        options: ServiceOptions,
+    ) -> anyhow::Result<Arc<Service>> {
         let store = crate::store::open(&config.store.url).await?;
         let (playbooks, problems) = playbook::load_all(std::slice::from_ref(&config.playbooks));
         if !problems.is_empty() {
-            anyhow::bail!("playbooks have problems:\n{}", playbook::Diagnostics(problems));
+            anyhow::bail!(
+                "playbooks have problems:\n{}",
+                playbook::Diagnostics(problems)
+            );
         }
         let guard = crate::policy::guard_for(&config)?;
         Service::new(store, config, playbooks, guard, options)
@@ -137,7 +145,11 @@ impl Service {
             if let Err(error) = self.process_alerts().await {
                 tracing::error!(message = "Matching alerts failed.", %error);
             }
-            match self.store.claim_runs(&self.worker_id, self.options.lease, 16).await {
+            match self
+                .store
+                .claim_runs(&self.worker_id, self.options.lease, 16)
+                .await
+            {
                 Ok(ids) => {
                     for id in ids {
                         let me = Arc::clone(self);
@@ -170,12 +182,23 @@ impl Service {
             let alert: Alert = match serde_json::from_value(record.body.clone()) {
                 Ok(a) => a,
                 Err(e) => {
-                    self.audit("alert.unreadable", None, None, json!({"alert_id": record.id, "error": e.to_string()})).await;
-                    self.store.mark_alert_processed(&record.id).await.map_err(internal)?;
+                    self.audit(
+                        "alert.unreadable",
+                        None,
+                        None,
+                        json!({"alert_id": record.id, "error": e.to_string()}),
+                    )
+                    .await;
+                    self.store
+                        .mark_alert_processed(&record.id)
+                        .await
+                        .map_err(internal)?;
                     continue;
                 }
             };
-            let alert = match alert::enrich(alert, self.connectors.lacework(), &self.config.alerts).await {
+            let alert = match alert::enrich(alert, self.connectors.lacework(), &self.config.alerts)
+                .await
+            {
                 Ok(a) => a,
                 Err(e) => {
                     // Leave it pending: Lacework may answer on the next pass.
@@ -186,14 +209,35 @@ impl Service {
             let principal = principal_key(&alert);
             let matched = crate::plan::select(&self.playbooks, &alert);
             if matched.is_empty() {
-                self.audit("alert.unmatched", None, None, json!({"alert_id": record.id})).await;
+                self.audit(
+                    "alert.unmatched",
+                    None,
+                    None,
+                    json!({"alert_id": record.id}),
+                )
+                .await;
             }
             for p in matched {
-                let since = Utc::now() - chrono::Duration::from_std(self.options.coalesce_window).unwrap_or_default();
+                let since = Utc::now()
+                    - chrono::Duration::from_std(self.options.coalesce_window).unwrap_or_default();
                 if let Some(key) = &principal {
-                    if let Some(open) = self.store.find_open_run(&p.name, key, since).await.map_err(internal)? {
-                        self.store.attach_alert(&open, &record.id).await.map_err(internal)?;
-                        self.audit("run.coalesced", Some(&open), None, json!({"alert_id": record.id})).await;
+                    if let Some(open) = self
+                        .store
+                        .find_open_run(&p.name, key, since)
+                        .await
+                        .map_err(internal)?
+                    {
+                        self.store
+                            .attach_alert(&open, &record.id)
+                            .await
+                            .map_err(internal)?;
+                        self.audit(
+                            "run.coalesced",
+                            Some(&open),
+                            None,
+                            json!({"alert_id": record.id}),
+                        )
+                        .await;
                         continue;
                     }
                 }
@@ -211,14 +255,25 @@ impl Service {
                     })
                     .await;
                 match created {
-                    Ok(()) => self.audit("run.created", Some(&run_id), None, json!({"alert_id": record.id, "playbook": p.name})).await,
+                    Ok(()) => {
+                        self.audit(
+                            "run.created",
+                            Some(&run_id),
+                            None,
+                            json!({"alert_id": record.id, "playbook": p.name}),
+                        )
+                        .await
+                    }
                     // Created before a crash interrupted matching: the derived id makes the
                     // retry find it instead of making a second run.
                     Err(StoreError::AlreadyExists { .. }) => {}
                     Err(e) => return Err(internal(e)),
                 }
             }
-            self.store.mark_alert_processed(&record.id).await.map_err(internal)?;
+            self.store
+                .mark_alert_processed(&record.id)
+                .await
+                .map_err(internal)?;
         }
         if n > 0 {
             self.wake.notify_one();
@@ -228,11 +283,18 @@ impl Service {
 
     /// Moves one run forward as far as it can go now: plan, wait for approval, or execute.
     /// `on_event` receives progress (the CLI prints it).
-    pub async fn drive(&self, run_id: &str, on_event: Option<&(dyn Fn(&Event<'_>) + Send + Sync)>) -> Result<RunRecord, ServiceError> {
+    pub async fn drive(
+        &self,
+        run_id: &str,
+        on_event: Option<&(dyn Fn(&Event<'_>) + Send + Sync)>,
+    ) -> Result<RunRecord, ServiceError> {
         let run = self.get_run(run_id).await?;
         match run.status {
             RunStatus::Pending | RunStatus::Planning => {
-                self.store.set_run_status(run_id, RunStatus::Planning).await.map_err(internal)?;
+                self.store
+                    .set_run_status(run_id, RunStatus::Planning)
+                    .await
+                    .map_err(internal)?;
                 let plan = self.plan_run(&run).await?;
                 self.audit(
                     "plan.created",
@@ -242,7 +304,10 @@ impl Service {
                 )
                 .await;
                 let needs_approval = plan.mode == Mode::DryRun
-                    || plan.steps.iter().any(|s| s.status == StepStatus::NeedsApproval);
+                    || plan
+                        .steps
+                        .iter()
+                        .any(|s| s.status == StepStatus::NeedsApproval);
                 let all_denied = plan
                     .steps
                     .iter()
@@ -256,7 +321,10 @@ impl Service {
                 } else {
                     RunStatus::Running
                 };
-                self.store.set_run_status(run_id, next).await.map_err(internal)?;
+                self.store
+                    .set_run_status(run_id, next)
+                    .await
+                    .map_err(internal)?;
                 if next == RunStatus::Running {
                     return Box::pin(self.drive(run_id, on_event)).await;
                 }
@@ -283,17 +351,33 @@ impl Service {
         // The run's creation time is its clock: re-planning the same state gives the same
         // plan, so a plan hash identifies "what would be sent", and drift is a real change.
         let plan = planner
-            .plan(&playbook, &alert, &inputs, run.mode, &run.id, run.created_at)
+            .plan(
+                &playbook,
+                &alert,
+                &inputs,
+                run.mode,
+                &run.id,
+                run.created_at,
+            )
             .await
             .map_err(|e| ServiceError::BadRequest(e.to_string()))?;
-        let value = serde_json::to_value(&plan).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        self.store.save_plan(&run.id, &value, &plan.plan_hash).await.map_err(internal)?;
+        let value =
+            serde_json::to_value(&plan).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.store
+            .save_plan(&run.id, &value, &plan.plan_hash)
+            .await
+            .map_err(internal)?;
         Ok(plan)
     }
 
-    async fn execute_run(&self, run: &RunRecord, on_event: Option<&(dyn Fn(&Event<'_>) + Send + Sync)>) -> Result<RunRecord, ServiceError> {
+    async fn execute_run(
+        &self,
+        run: &RunRecord,
+        on_event: Option<&(dyn Fn(&Event<'_>) + Send + Sync)>,
+    ) -> Result<RunRecord, ServiceError> {
         let plan: Plan = match &run.plan {
-            Some(p) => serde_json::from_value(p.clone()).map_err(|e| ServiceError::Internal(format!("stored plan: {e}")))?,
+            Some(p) => serde_json::from_value(p.clone())
+                .map_err(|e| ServiceError::Internal(format!("stored plan: {e}")))?,
             None => self.plan_run(run).await?,
         };
         let (playbook, _, _) = self.run_inputs(run).await?;
@@ -320,27 +404,49 @@ impl Service {
             RunOutcome::Failed => RunStatus::Failed,
             RunOutcome::Compensated => RunStatus::RolledBack,
         };
-        self.store.set_run_status(&run.id, status).await.map_err(internal)?;
-        self.audit("run.finished", Some(&run.id), None, json!({"outcome": report.outcome, "plan_hash": plan.plan_hash})).await;
+        self.store
+            .set_run_status(&run.id, status)
+            .await
+            .map_err(internal)?;
+        self.audit(
+            "run.finished",
+            Some(&run.id),
+            None,
+            json!({"outcome": report.outcome, "plan_hash": plan.plan_hash}),
+        )
+        .await;
         self.get_run(&run.id).await
     }
 
     /// Steps a previous attempt finished (their journaled reports), plus steps that may have
     /// sent requests before a crash and whose effect reading back confirms.
-    async fn recover_completed(&self, plan: &Plan, lookup: &dyn Lookup) -> Result<HashMap<String, StepReport>, ServiceError> {
-        let journal = self.store.journal_for(&plan.run_id).await.map_err(internal)?;
+    async fn recover_completed(
+        &self,
+        plan: &Plan,
+        lookup: &dyn Lookup,
+    ) -> Result<HashMap<String, StepReport>, ServiceError> {
+        let journal = self
+            .store
+            .journal_for(&plan.run_id)
+            .await
+            .map_err(internal)?;
         let mut completed = HashMap::new();
         let mut touched: Vec<String> = Vec::new();
         for entry in &journal {
-            let final_state = matches!(entry.state, StepState::Succeeded | StepState::AlreadySatisfied);
+            let final_state = matches!(
+                entry.state,
+                StepState::Succeeded | StepState::AlreadySatisfied
+            );
             if final_state {
                 if let Ok(report) = serde_json::from_value::<StepReport>(entry.detail.clone()) {
                     completed.insert(entry.step_id.clone(), report);
                     continue;
                 }
             }
-            if matches!(entry.state, StepState::Started | StepState::RequestSent | StepState::InDoubt)
-                && !touched.contains(&entry.step_id)
+            if matches!(
+                entry.state,
+                StepState::Started | StepState::RequestSent | StepState::InDoubt
+            ) && !touched.contains(&entry.step_id)
             {
                 touched.push(entry.step_id.clone());
             }
@@ -349,8 +455,12 @@ impl Service {
             if completed.contains_key(&step_id) {
                 continue;
             }
-            let Some(step) = plan.steps.iter().find(|s| s.id == step_id) else { continue };
-            let Some(action) = actions::find(&step.action) else { continue };
+            let Some(step) = plan.steps.iter().find(|s| s.id == step_id) else {
+                continue;
+            };
+            let Some(action) = actions::find(&step.action) else {
+                continue;
+            };
             if action.info().effect != Effect::Mutate {
                 continue; // reads and evidence are simply repeated
             }
@@ -368,12 +478,20 @@ impl Service {
                     responses: &[],
                 };
                 match action.verify_done(&done, lookup).await {
-                    Ok(v @ Verification::Verified(_)) => verified.push((v, action.compensation(&done, &self.endpoints))),
+                    Ok(v @ Verification::Verified(_)) => {
+                        verified.push((v, action.compensation(&done, &self.endpoints)))
+                    }
                     _ => break,
                 }
             }
             self.store
-                .journal(&plan.run_id, &step_id, 0, StepState::InDoubt, &json!({"verified_items": verified.len(), "items": items.len()}))
+                .journal(
+                    &plan.run_id,
+                    &step_id,
+                    0,
+                    StepState::InDoubt,
+                    &json!({"verified_items": verified.len(), "items": items.len()}),
+                )
                 .await
                 .map_err(internal)?;
             if verified.len() == items.len() {
@@ -397,7 +515,12 @@ impl Service {
         Ok(completed)
     }
 
-    async fn record_report(&self, run: &RunRecord, plan: &Plan, report: &RunReport) -> Result<(), ServiceError> {
+    async fn record_report(
+        &self,
+        run: &RunRecord,
+        plan: &Plan,
+        report: &RunReport,
+    ) -> Result<(), ServiceError> {
         for step in &report.steps {
             for r in &step.requests {
                 self.audit(
@@ -425,28 +548,46 @@ impl Service {
             }
             if step.outcome == StepOutcome::Succeeded && !step.requests.is_empty() {
                 if let (Some(tenant), Some(key)) = (&run.tenant, &run.principal_key) {
-                    if actions::find(&step.action).is_some_and(|a| a.info().effect == Effect::Mutate) {
-                        self.store.record_effect(tenant, &step.action, key, Utc::now()).await.map_err(internal)?;
+                    if actions::find(&step.action)
+                        .is_some_and(|a| a.info().effect == Effect::Mutate)
+                    {
+                        self.store
+                            .record_effect(tenant, &step.action, key, Utc::now())
+                            .await
+                            .map_err(internal)?;
                     }
                 }
             }
         }
         let _ = plan;
-        let value = serde_json::to_value(report).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        self.store.journal(&run.id, REPORT_STEP, 0, StepState::Succeeded, &value).await.map_err(internal)?;
+        let value =
+            serde_json::to_value(report).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.store
+            .journal(&run.id, REPORT_STEP, 0, StepState::Succeeded, &value)
+            .await
+            .map_err(internal)?;
         Ok(())
     }
 
     /// The playbook, alert and inputs a run acts on.
-    async fn run_inputs(&self, run: &RunRecord) -> Result<(Playbook, Alert, BTreeMap<String, String>), ServiceError> {
-        let alert_ref = run.alerts.first().ok_or_else(|| ServiceError::Internal(format!("run {} has no alert", run.id)))?;
+    async fn run_inputs(
+        &self,
+        run: &RunRecord,
+    ) -> Result<(Playbook, Alert, BTreeMap<String, String>), ServiceError> {
+        let alert_ref = run
+            .alerts
+            .first()
+            .ok_or_else(|| ServiceError::Internal(format!("run {} has no alert", run.id)))?;
         let record = self
             .store
             .get_alert(&alert_ref.alert_id)
             .await
             .map_err(internal)?
-            .ok_or_else(|| ServiceError::Internal(format!("alert {} is missing", alert_ref.alert_id)))?;
-        let alert: Alert = serde_json::from_value(record.body.clone()).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            .ok_or_else(|| {
+                ServiceError::Internal(format!("alert {} is missing", alert_ref.alert_id))
+            })?;
+        let alert: Alert = serde_json::from_value(record.body.clone())
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let alert = alert::enrich(alert, self.connectors.lacework(), &self.config.alerts)
             .await
             .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
@@ -456,22 +597,34 @@ impl Service {
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default();
         let playbook = match run.playbook.strip_prefix("action:") {
-            Some(action) => single_action_playbook(action, alert.raw.get("params").unwrap_or(&Value::Null))?,
+            Some(action) => {
+                single_action_playbook(action, alert.raw.get("params").unwrap_or(&Value::Null))?
+            }
             None => self
                 .playbooks
                 .iter()
                 .find(|p| p.name == run.playbook)
                 .cloned()
-                .ok_or_else(|| ServiceError::NotFound(format!("playbook `{}` is not loaded", run.playbook)))?,
+                .ok_or_else(|| {
+                    ServiceError::NotFound(format!("playbook `{}` is not loaded", run.playbook))
+                })?,
         };
         Ok((playbook, alert, inputs))
     }
 
     async fn valid_approval(&self, run: &RunRecord, plan_hash: &str) -> Result<bool, ServiceError> {
         let now = Utc::now();
-        Ok(self.store.approvals_for(&run.id).await.map_err(internal)?.iter().any(|a| {
-            a.decision == ApprovalDecision::Approve && a.plan_hash == plan_hash && a.expires_at.is_none_or(|t| t > now)
-        }))
+        Ok(self
+            .store
+            .approvals_for(&run.id)
+            .await
+            .map_err(internal)?
+            .iter()
+            .any(|a| {
+                a.decision == ApprovalDecision::Approve
+                    && a.plan_hash == plan_hash
+                    && a.expires_at.is_none_or(|t| t > now)
+            }))
     }
 
     async fn get_run(&self, id: &str) -> Result<RunRecord, ServiceError> {
@@ -483,15 +636,26 @@ impl Service {
     }
 
     async fn audit(&self, kind: &str, run_id: Option<&str>, actor: Option<&str>, body: Value) {
-        let event = AuditEvent { kind: kind.into(), run_id: run_id.map(str::to_string), actor: actor.map(str::to_string), body };
+        let event = AuditEvent {
+            kind: kind.into(),
+            run_id: run_id.map(str::to_string),
+            actor: actor.map(str::to_string),
+            body,
+        };
         if let Err(error) = self.store.append_audit(&event).await {
             tracing::error!(message = "Audit append failed.", %kind, %error);
         }
     }
 
     /// Stores a manual alert (durable, like any other) and its run, then wakes the worker.
-    async fn start_manual(&self, playbook: &str, alert: Alert, caller: &Caller) -> Result<String, ServiceError> {
-        let body = serde_json::to_value(&alert).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    async fn start_manual(
+        &self,
+        playbook: &str,
+        alert: Alert,
+        caller: &Caller,
+    ) -> Result<String, ServiceError> {
+        let body =
+            serde_json::to_value(&alert).map_err(|e| ServiceError::Internal(e.to_string()))?;
         let outcome = self
             .store
             .insert_alert(&NewAlert {
@@ -504,9 +668,14 @@ impl Service {
             .await
             .map_err(unavailable)?;
         let alert_id = match outcome {
-            InsertOutcome::Inserted { alert_id } | InsertOutcome::Duplicate { alert_id, .. } => alert_id,
+            InsertOutcome::Inserted { alert_id } | InsertOutcome::Duplicate { alert_id, .. } => {
+                alert_id
+            }
         };
-        self.store.mark_alert_processed(&alert_id).await.map_err(internal)?;
+        self.store
+            .mark_alert_processed(&alert_id)
+            .await
+            .map_err(internal)?;
         let run_id = derived_run_id(&alert_id, playbook);
         self.store
             .create_run(&NewRun {
@@ -520,7 +689,13 @@ impl Service {
             })
             .await
             .map_err(internal)?;
-        self.audit("run.created", Some(&run_id), Some(&caller.name), json!({"playbook": playbook, "manual": true})).await;
+        self.audit(
+            "run.created",
+            Some(&run_id),
+            Some(&caller.name),
+            json!({"playbook": playbook, "manual": true}),
+        )
+        .await;
         self.wake.notify_one();
         Ok(run_id)
     }
@@ -538,7 +713,12 @@ impl Service {
 
 #[async_trait]
 impl ServiceApi for Service {
-    async fn ingest(&self, source: &str, body: &[u8], caller: &Caller) -> Result<Ingested, ServiceError> {
+    async fn ingest(
+        &self,
+        source: &str,
+        body: &[u8],
+        caller: &Caller,
+    ) -> Result<Ingested, ServiceError> {
         let alert = match alert::parse_alert(body, Some(source), &self.config.alerts) {
             Ok(a) => a,
             Err(e) => {
@@ -551,26 +731,50 @@ impl ServiceApi for Service {
             source: alert.source.to_string(),
             source_id: alert.id.clone(),
             principal_key: principal_key(&alert),
-            body: serde_json::to_value(&alert).map_err(|e| ServiceError::Internal(e.to_string()))?,
+            body: serde_json::to_value(&alert)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?,
             received_at: Utc::now(),
         };
-        let outcome = self.store.insert_alert(&record).await.map_err(unavailable)?;
+        let outcome = self
+            .store
+            .insert_alert(&record)
+            .await
+            .map_err(unavailable)?;
         let ingested = match outcome {
             InsertOutcome::Inserted { alert_id } => {
-                self.audit("alert.received", None, Some(&caller.name), json!({"alert_id": alert_id, "source": source, "source_id": alert.id}))
-                    .await;
+                self.audit(
+                    "alert.received",
+                    None,
+                    Some(&caller.name),
+                    json!({"alert_id": alert_id, "source": source, "source_id": alert.id}),
+                )
+                .await;
                 self.wake.notify_one();
-                Ingested { alert_id, source_id: alert.id, duplicate: false, run_ids: Vec::new() }
+                Ingested {
+                    alert_id,
+                    source_id: alert.id,
+                    duplicate: false,
+                    run_ids: Vec::new(),
+                }
             }
             InsertOutcome::Duplicate { alert_id, run_ids } => {
                 self.duplicates.fetch_add(1, Ordering::Relaxed);
-                Ingested { alert_id, source_id: alert.id, duplicate: true, run_ids }
+                Ingested {
+                    alert_id,
+                    source_id: alert.id,
+                    duplicate: true,
+                    run_ids,
+                }
             }
         };
         Ok(ingested)
     }
 
-    async fn runs(&self, limit: u32, status: Option<RunStatus>) -> Result<Vec<RunRecord>, ServiceError> {
+    async fn runs(
+        &self,
+        limit: u32,
+        status: Option<RunStatus>,
+    ) -> Result<Vec<RunRecord>, ServiceError> {
         self.store.list_runs(limit, status).await.map_err(internal)
     }
 
@@ -585,17 +789,35 @@ impl ServiceApi for Service {
             .filter(|e| e.step_id != REPORT_STEP)
             .collect();
         let evidence = self.store.evidence_for(id).await.map_err(internal)?;
-        let report = self.report(id).await?.and_then(|r| serde_json::to_value(r).ok());
-        Ok(RunView { run, timeline, evidence, report })
+        let report = self
+            .report(id)
+            .await?
+            .and_then(|r| serde_json::to_value(r).ok());
+        Ok(RunView {
+            run,
+            timeline,
+            evidence,
+            report,
+        })
     }
 
-    async fn approve(&self, id: &str, plan_hash: &str, caller: &Caller) -> Result<RunRecord, ServiceError> {
+    async fn approve(
+        &self,
+        id: &str,
+        plan_hash: &str,
+        caller: &Caller,
+    ) -> Result<RunRecord, ServiceError> {
         let run = self.get_run(id).await?;
         if run.status != RunStatus::AwaitingApproval {
-            return Err(ServiceError::Conflict(format!("run {id} is {:?}, not awaiting approval", run.status)));
+            return Err(ServiceError::Conflict(format!(
+                "run {id} is {:?}, not awaiting approval",
+                run.status
+            )));
         }
         if run.requested_by.as_deref() == Some(caller.name.as_str()) {
-            return Err(ServiceError::Forbidden("an approver cannot approve a run they requested".into()));
+            return Err(ServiceError::Forbidden(
+                "an approver cannot approve a run they requested".into(),
+            ));
         }
         if run.plan_hash.as_deref() != Some(plan_hash) {
             return Err(ServiceError::Conflict(format!(
@@ -606,7 +828,13 @@ impl ServiceApi for Service {
         // State may have drifted since the plan was made: plan again and compare.
         let current = self.plan_run(&run).await?;
         if current.plan_hash != plan_hash {
-            self.audit("approval.stale", Some(id), Some(&caller.name), json!({"approved": plan_hash, "current": current.plan_hash})).await;
+            self.audit(
+                "approval.stale",
+                Some(id),
+                Some(&caller.name),
+                json!({"approved": plan_hash, "current": current.plan_hash}),
+            )
+            .await;
             return Err(ServiceError::Conflict(format!(
                 "the tenant changed since plan {plan_hash}; the run was planned again as {}: review and approve that",
                 current.plan_hash
@@ -619,13 +847,24 @@ impl ServiceApi for Service {
                 plan_hash: plan_hash.into(),
                 approver: caller.name.clone(),
                 decision: ApprovalDecision::Approve,
-                expires_at: Some(now + chrono::Duration::from_std(self.options.approval_ttl).unwrap_or_default()),
+                expires_at: Some(
+                    now + chrono::Duration::from_std(self.options.approval_ttl).unwrap_or_default(),
+                ),
                 at: now,
             })
             .await
             .map_err(internal)?;
-        self.audit("approval.recorded", Some(id), Some(&caller.name), json!({"plan_hash": plan_hash})).await;
-        self.store.set_run_status(id, RunStatus::Running).await.map_err(internal)?;
+        self.audit(
+            "approval.recorded",
+            Some(id),
+            Some(&caller.name),
+            json!({"plan_hash": plan_hash}),
+        )
+        .await;
+        self.store
+            .set_run_status(id, RunStatus::Running)
+            .await
+            .map_err(internal)?;
         self.wake.notify_one();
         self.get_run(id).await
     }
@@ -633,7 +872,10 @@ impl ServiceApi for Service {
     async fn reject(&self, id: &str, caller: &Caller) -> Result<RunRecord, ServiceError> {
         let run = self.get_run(id).await?;
         if run.status != RunStatus::AwaitingApproval {
-            return Err(ServiceError::Conflict(format!("run {id} is {:?}, not awaiting approval", run.status)));
+            return Err(ServiceError::Conflict(format!(
+                "run {id} is {:?}, not awaiting approval",
+                run.status
+            )));
         }
         let now = Utc::now();
         self.store
@@ -647,50 +889,99 @@ impl ServiceApi for Service {
             })
             .await
             .map_err(internal)?;
-        self.audit("approval.rejected", Some(id), Some(&caller.name), json!({"plan_hash": run.plan_hash})).await;
-        self.store.set_run_status(id, RunStatus::Denied).await.map_err(internal)?;
+        self.audit(
+            "approval.rejected",
+            Some(id),
+            Some(&caller.name),
+            json!({"plan_hash": run.plan_hash}),
+        )
+        .await;
+        self.store
+            .set_run_status(id, RunStatus::Denied)
+            .await
+            .map_err(internal)?;
         self.get_run(id).await
     }
 
     async fn rollback(&self, id: &str, caller: &Caller) -> Result<RollbackReport, ServiceError> {
         let run = self.get_run(id).await?;
-        let report = self
-            .report(id)
-            .await?
-            .ok_or_else(|| ServiceError::Conflict(format!("run {id} has not executed; there is nothing to roll back")))?;
+        let report = self.report(id).await?.ok_or_else(|| {
+            ServiceError::Conflict(format!(
+                "run {id} has not executed; there is nothing to roll back"
+            ))
+        })?;
         if run.status == RunStatus::RolledBack {
-            return Err(ServiceError::Conflict(format!("run {id} was already rolled back")));
+            return Err(ServiceError::Conflict(format!(
+                "run {id} was already rolled back"
+            )));
         }
         let result = rollback(&report, &self.connectors).await;
         for (step, _) in &result.undone {
-            self.store.journal(id, step, 0, StepState::Compensated, &Value::Null).await.map_err(internal)?;
+            self.store
+                .journal(id, step, 0, StepState::Compensated, &Value::Null)
+                .await
+                .map_err(internal)?;
         }
-        self.audit("run.rolled_back", Some(id), Some(&caller.name), serde_json::to_value(&result).unwrap_or(Value::Null)).await;
+        self.audit(
+            "run.rolled_back",
+            Some(id),
+            Some(&caller.name),
+            serde_json::to_value(&result).unwrap_or(Value::Null),
+        )
+        .await;
         if result.failed.is_empty() {
-            self.store.set_run_status(id, RunStatus::RolledBack).await.map_err(internal)?;
+            self.store
+                .set_run_status(id, RunStatus::RolledBack)
+                .await
+                .map_err(internal)?;
         }
         Ok(result)
     }
 
-    async fn invoke_playbook(&self, name: &str, invocation: Invocation, caller: &Caller) -> Result<String, ServiceError> {
+    async fn invoke_playbook(
+        &self,
+        name: &str,
+        invocation: Invocation,
+        caller: &Caller,
+    ) -> Result<String, ServiceError> {
         if !self.playbooks.iter().any(|p| p.name == name) {
             return Err(ServiceError::NotFound(format!("no playbook `{name}`")));
         }
         let id = format!("manual-{}", uuid::Uuid::now_v7());
-        let mut alert = Alert::manual(id, format!("manual run of {name}"), invocation.principal.clone(), &invocation.resources, Utc::now());
-        alert.raw = json!({"manual": true, "inputs": invocation.inputs, "requested_by": caller.name});
+        let mut alert = Alert::manual(
+            id,
+            format!("manual run of {name}"),
+            invocation.principal.clone(),
+            &invocation.resources,
+            Utc::now(),
+        );
+        alert.raw =
+            json!({"manual": true, "inputs": invocation.inputs, "requested_by": caller.name});
         self.start_manual(name, alert, caller).await
     }
 
-    async fn invoke_action(&self, name: &str, params: BTreeMap<String, Value>, caller: &Caller) -> Result<String, ServiceError> {
+    async fn invoke_action(
+        &self,
+        name: &str,
+        params: BTreeMap<String, Value>,
+        caller: &Caller,
+    ) -> Result<String, ServiceError> {
         let params_value = Value::Object(params.clone().into_iter().collect());
         single_action_playbook(name, &params_value)?;
-        let upn = params.get("user").and_then(Value::as_str).map(str::to_string);
-        let resources: Vec<String> = params.get("resource").and_then(Value::as_str).map(|r| vec![r.to_string()]).unwrap_or_default();
+        let upn = params
+            .get("user")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let resources: Vec<String> = params
+            .get("resource")
+            .and_then(Value::as_str)
+            .map(|r| vec![r.to_string()])
+            .unwrap_or_default();
         let id = format!("manual-{}", uuid::Uuid::now_v7());
         let mut alert = Alert::manual(id, format!("manual {name}"), upn, &resources, Utc::now());
         alert.raw = json!({"manual": true, "params": params_value, "requested_by": caller.name});
-        self.start_manual(&format!("action:{name}"), alert, caller).await
+        self.start_manual(&format!("action:{name}"), alert, caller)
+            .await
     }
 
     async fn ready(&self) -> bool {
@@ -700,8 +991,19 @@ impl ServiceApi for Service {
     async fn stats(&self) -> ServiceStats {
         let mut runs_by_status = BTreeMap::new();
         for status in RunStatus::ALL {
-            let n = self.store.list_runs(10_000, Some(status)).await.map(|r| r.len() as u64).unwrap_or(0);
-            runs_by_status.insert(serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(), n);
+            let n = self
+                .store
+                .list_runs(10_000, Some(status))
+                .await
+                .map(|r| r.len() as u64)
+                .unwrap_or(0);
+            runs_by_status.insert(
+                serde_json::to_value(status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                n,
+            );
         }
         ServiceStats {
             alerts_received: self.received.load(Ordering::Relaxed),
@@ -721,7 +1023,8 @@ pub fn single_action_playbook(action: &str, params: &Value) -> Result<Playbook, 
     let with = serde_json::to_string(&params_without_templates(params))
         .map_err(|e| ServiceError::BadRequest(e.to_string()))?;
     let text = format!("name: act\nsteps:\n  - id: act\n    uses: {action}\n    with: {with}\n");
-    playbook::load_str(&text, Path::new("act.yaml")).map_err(|e| ServiceError::BadRequest(e.to_string()))
+    playbook::load_str(&text, Path::new("act.yaml"))
+        .map_err(|e| ServiceError::BadRequest(e.to_string()))
 }
 
 /// Parameters arrive as data; a `${{` inside one must stay text, so it is broken up.
@@ -729,7 +1032,11 @@ fn params_without_templates(v: &Value) -> Value {
     match v {
         Value::String(s) => Value::String(s.replace("${{", "$\u{200b}{{")),
         Value::Array(a) => Value::Array(a.iter().map(params_without_templates).collect()),
-        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), params_without_templates(v))).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), params_without_templates(v)))
+                .collect(),
+        ),
         Value::Null => json!({}),
         other => other.clone(),
     }
@@ -738,7 +1045,9 @@ fn params_without_templates(v: &Value) -> Value {
 /// The key runs coalesce on: the principal's object id, else its UPN in lower case.
 fn principal_key(alert: &Alert) -> Option<String> {
     let p = alert.principal.as_ref()?;
-    p.object_id.clone().or_else(|| p.upn.as_ref().map(|u| u.to_lowercase()))
+    p.object_id
+        .clone()
+        .or_else(|| p.upn.as_ref().map(|u| u.to_lowercase()))
 }
 
 /// A run id fixed by its alert and playbook, so matching the same alert again after a crash
@@ -746,13 +1055,22 @@ fn principal_key(alert: &Alert) -> Option<String> {
 fn derived_run_id(alert_id: &str, playbook: &str) -> String {
     let h = Sha256::digest(format!("{alert_id}\n{playbook}").as_bytes());
     let hex = hex::encode(&h[..16]);
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// URLs in the audit trail lose their query values' secrets (signatures) but keep the path.
 fn redact_query(url: &str) -> String {
     match url.split_once('?') {
-        Some((path, query)) if query.contains("sig=") || query.contains("token=") => format!("{path}?…"),
+        Some((path, query)) if query.contains("sig=") || query.contains("token=") => {
+            format!("{path}?…")
+        }
         _ => url.to_string(),
     }
 }

@@ -234,19 +234,28 @@ impl Planner<'_> {
                 .await;
             }
             if info.effect == Effect::Mutate && ps.status == StepStatus::Planned {
-                let target = step
-                    .needs
-                    .iter()
-                    .filter_map(|d| planned.get(d))
-                    .map(|d| (d.id.clone(), d.outputs.clone()))
-                    .collect::<serde_json::Map<_, _>>();
+                let target = crate::policy::Target::from_step(
+                    step.needs
+                        .iter()
+                        .filter_map(|d| planned.get(d))
+                        .map(|d| &d.outputs),
+                    &ps.with,
+                    &ps.pre_state,
+                    &alert_json,
+                );
+                // Counters come from the store; planning without one sees none.
+                let counters = crate::policy::Counters::default();
                 let decision = self.guard.decide(&PolicyInput {
-                    action: &step.uses,
+                    action: crate::policy::ActionRef {
+                        name: &step.uses,
+                        effect: info.effect,
+                    },
                     params: &ps.with,
-                    target: &Value::Object(target),
+                    target,
                     alert: &alert_json,
                     playbook: &playbook_json,
                     mode: mode.as_str(),
+                    counters: &counters,
                 });
                 ps.status = match decision.decision {
                     Verdict::Allow => StepStatus::Planned,

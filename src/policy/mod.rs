@@ -1,9 +1,53 @@
 //! Guardrails: for every mutating step, a decision — allow, deny or require approval — with
 //! the reasons. The planner asks before a step is shown as planned; the engine asks again
 //! just before it runs. This module never calls Azure.
+//!
+//! The policies themselves are Rego in `policies/` ([`RegoGuard`]); this module owns the
+//! *input document* they read, so the contract between Rust and Rego lives in one place.
+//!
+//! # The input document
+//!
+//! ```json
+//! {
+//!   "action":  {"name": "entra.disable_user", "effect": "mutate"},
+//!   "params":  {"user": "a1e7d1c2-…"},
+//!   "target":  {
+//!     "principal_type": "user",
+//!     "user": {"id": "…", "upn": "grady.archie@contoso.com", "user_type": "Member",
+//!              "on_premises_sync_enabled": false, "account_enabled": true,
+//!              "roles": [{"display_name": "Global Administrator",
+//!                         "role_template_id": "62e90394-69f5-4237-9190-012177145e10"}],
+//!              "groups": []},
+//!     "resource":  {"id": "/subscriptions/…/virtualMachines/vm-web-01",
+//!                   "type": "Microsoft.Compute/virtualMachines", "tags": {"riposte:protected": "true"}},
+//!     "resources": [ …every resource the step targets, `resource` included… ]
+//!   },
+//!   "alert":    { …the normalised alert… },
+//!   "playbook": {"name": "first-access-containment", "version": "1.0.0", "stage": "live"},
+//!   "mode":     "dry-run",
+//!   "counters": {"principals_contained_last_hour": 3,
+//!                "actions_last_hour": {"entra.disable_user": 3}}
+//! }
+//! ```
+//!
+//! `target.user` is `null` when no `entra.get_user` output is known (no credentials while
+//! planning); policies then also look at `params`, so an unknown target is never a way round a
+//! rule. `policies/README.md` documents the same shape for policy authors.
+
+mod rego;
+
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::config::Guardrails;
+
+pub use rego::{
+    DECISION_RULE, EVALUATION_TIME_LIMIT, PolicyError, Problem, RegoGuard, TestOutcome,
+    check_files, run_tests,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -20,17 +64,214 @@ pub struct Decision {
     pub reasons: Vec<String>,
 }
 
-/// What a guard is asked about one mutating step.
+impl Decision {
+    /// A denial with one reason: what every failure becomes, so guards fail closed.
+    pub fn deny(reason: impl Into<String>) -> Decision {
+        Decision {
+            decision: Verdict::Deny,
+            reasons: vec![reason.into()],
+        }
+    }
+}
+
+/// The action a step uses, as policies see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionRef<'a> {
+    /// `provider.verb_object`, e.g. `entra.disable_user`.
+    pub name: &'a str,
+    /// `read`, `evidence`, `mutate` or `notify` — the catalogue's [`crate::actions::Effect`], so a
+    /// policy can allow every read without listing actions.
+    pub effect: crate::actions::Effect,
+}
+
+/// What kind of principal a step acts on; user actions must never reach the other kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalType {
+    User,
+    ServicePrincipal,
+    ManagedIdentity,
+}
+
+/// A directory role the target user holds. Policies match on `role_template_id`, which is the
+/// same in every tenant; the display name is for reasons.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct RoleFacts {
+    pub display_name: Option<String>,
+    pub role_template_id: Option<String>,
+}
+
+/// Facts about the target user, from `entra.get_user` outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct UserFacts {
+    pub id: Option<String>,
+    pub upn: Option<String>,
+    /// `Member` or `Guest`.
+    pub user_type: Option<String>,
+    pub on_premises_sync_enabled: Option<bool>,
+    pub account_enabled: Option<bool>,
+    pub roles: Vec<RoleFacts>,
+    /// Group object ids (or objects) when the lookup returned them.
+    pub groups: Vec<Value>,
+}
+
+/// Facts about a target Azure resource. `tags` is empty when the plan did not read them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ResourceFacts {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// What the step acts on, as far as planning found out.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Target {
+    pub principal_type: Option<PrincipalType>,
+    pub user: Option<UserFacts>,
+    /// The resource of a single-resource step.
+    pub resource: Option<ResourceFacts>,
+    /// Every resource the step targets (a `for_each` step has several); policies check all.
+    pub resources: Vec<ResourceFacts>,
+}
+
+/// Recent activity from the store, so policies can cap the blast radius. The planner and the
+/// engine fill it; an absent store means zeros.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Counters {
+    /// Principals contained in the alert's tenant during the last hour.
+    pub principals_contained_last_hour: u64,
+    /// Steps executed during the last hour in the alert's tenant, per action name.
+    pub actions_last_hour: BTreeMap<String, u64>,
+}
+
+/// What a guard is asked about one mutating step (the input document above).
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyInput<'a> {
-    pub action: &'a str,
-    /// The step's rendered parameters.
+    pub action: ActionRef<'a>,
+    /// The step's rendered parameters (a list of them for a `for_each` step).
     pub params: &'a Value,
-    /// Facts about the target found while planning (e.g. `steps.user.outputs`).
-    pub target: &'a Value,
+    pub target: Target,
+    /// The normalised alert.
     pub alert: &'a Value,
+    /// `{name, version, stage}`.
     pub playbook: &'a Value,
+    /// `dry-run` or `enforce`.
     pub mode: &'a str,
+    pub counters: &'a Counters,
+}
+
+impl Target {
+    /// Gathers the target facts of a step from what planning knows: the outputs of the steps
+    /// it needs (an `entra.get_user` output gives the user), its own pre-state and parameters
+    /// (a resource id; tags when the action read them), and the alert's principal type when no
+    /// user was found.
+    pub fn from_step<'v>(
+        needed_outputs: impl IntoIterator<Item = &'v Value>,
+        params: &Value,
+        pre_state: &Value,
+        alert: &Value,
+    ) -> Target {
+        let mut target = Target::default();
+        for out in needed_outputs {
+            if target.user.is_none() && looks_like_user(out) {
+                target.user = serde_json::from_value(out.clone()).ok();
+                if let Some(t) = out.get("principal_type") {
+                    target.principal_type = serde_json::from_value(t.clone()).ok();
+                }
+            }
+        }
+        if target.user.is_some() && target.principal_type.is_none() {
+            target.principal_type = Some(PrincipalType::User);
+        }
+        if target.principal_type.is_none() {
+            target.principal_type = alert
+                .pointer("/principal/type")
+                .and_then(|t| serde_json::from_value(t.clone()).ok());
+        }
+        let mut resources: Vec<ResourceFacts> = Vec::new();
+        for state in items(pre_state) {
+            if let Some(r) = resource_from_state(state) {
+                push_resource(&mut resources, r);
+            }
+        }
+        for p in items(params) {
+            if let Some(id) = p.get("resource").and_then(Value::as_str) {
+                let parsed = crate::alert::Resource::from_id(id);
+                push_resource(
+                    &mut resources,
+                    ResourceFacts {
+                        id: parsed.id,
+                        kind: parsed.kind,
+                        tags: BTreeMap::new(),
+                    },
+                );
+            }
+        }
+        if resources.len() == 1 {
+            target.resource = resources.first().cloned();
+        }
+        target.resources = resources;
+        target
+    }
+}
+
+fn looks_like_user(v: &Value) -> bool {
+    v.get("upn").is_some() || (v.get("id").is_some() && v.get("roles").is_some())
+}
+
+/// A `for_each` step carries a list of parameter objects and pre-states; a single step one.
+fn items(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Array(list) => list.iter().collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
+fn resource_from_state(state: &Value) -> Option<ResourceFacts> {
+    let id = state.get("id")?.as_str()?;
+    if !id.to_ascii_lowercase().starts_with("/subscriptions/") {
+        return None;
+    }
+    let parsed = crate::alert::Resource::from_id(id);
+    let tags = state
+        .get("tags")
+        .and_then(Value::as_object)
+        .map(|t| {
+            t.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(ResourceFacts {
+        id: parsed.id,
+        kind: state
+            .get("type")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or(parsed.kind),
+        tags,
+    })
+}
+
+/// Adds a resource once; a later mention of the same id only adds tags it lacked.
+fn push_resource(list: &mut Vec<ResourceFacts>, r: ResourceFacts) {
+    match list.iter_mut().find(|x| x.id.eq_ignore_ascii_case(&r.id)) {
+        Some(existing) => {
+            for (k, v) in r.tags {
+                existing.tags.entry(k).or_insert(v);
+            }
+            if existing.kind.is_none() {
+                existing.kind = r.kind;
+            }
+        }
+        None => list.push(r),
+    }
 }
 
 /// Decides on one step. Implementations must fail closed: an error is a `Deny` whose reason
@@ -52,8 +293,52 @@ impl Guard for Unguarded {
     }
 }
 
-/// The guard configuration asks for. Until Rego policies are loaded, every decision is
-/// `allow` with a reason saying no policy is loaded.
-pub fn guard_for(_config: &crate::config::Config) -> anyhow::Result<Box<dyn Guard>> {
-    Ok(Box::new(Unguarded))
+/// The guard for a deployment: the Rego policies in `dir` with the configured guardrails as
+/// data. A directory that exists but cannot be loaded is an error, never a silent
+/// [`Unguarded`] — callers choose `Unguarded` only when there is no directory at all.
+pub fn load_guard(dir: &Path, guardrails: &Guardrails) -> Result<Box<dyn Guard>, PolicyError> {
+    Ok(Box::new(RegoGuard::load(dir, guardrails)?))
+}
+
+/// The guard configuration asks for: the Rego policies in the configured directory, or
+/// [`Unguarded`] (which says so in every decision) when there is no such directory.
+pub fn guard_for(config: &crate::config::Config) -> Result<Box<dyn Guard>, PolicyError> {
+    if config.policies.is_dir() {
+        load_guard(&config.policies, &config.guardrails)
+    } else {
+        Ok(Box::new(Unguarded))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn target_takes_the_user_from_get_user_outputs_and_resources_from_state_and_params() {
+        let user = json!({"id": "u1", "upn": "a@b.c", "roles": [], "user_type": "Member"});
+        let params = json!([{"resource": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"},
+                            {"resource": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm2"}]);
+        let pre = json!([{"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1",
+                          "tags": {"riposte:protected": "true"}}]);
+        let t = Target::from_step([&user], &params, &pre, &json!({}));
+        assert_eq!(t.principal_type, Some(PrincipalType::User));
+        assert_eq!(t.user.unwrap().upn.as_deref(), Some("a@b.c"));
+        assert_eq!(t.resources.len(), 2);
+        assert!(t.resource.is_none(), "two resources: no single `resource`");
+        assert_eq!(t.resources[0].tags["riposte:protected"], "true");
+        assert_eq!(
+            t.resources[0].kind.as_deref(),
+            Some("Microsoft.Compute/virtualMachines")
+        );
+    }
+
+    #[test]
+    fn without_user_facts_the_alert_says_what_the_principal_is() {
+        let alert = json!({"principal": {"type": "service_principal"}});
+        let t = Target::from_step([], &json!({"user": "x"}), &Value::Null, &alert);
+        assert_eq!(t.principal_type, Some(PrincipalType::ServicePrincipal));
+        assert!(t.user.is_none());
+    }
 }
