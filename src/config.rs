@@ -182,12 +182,12 @@ impl Config {
                 .base_url()
                 .map_err(|e| ConfigError::Invalid(format!("[lacework] {e}")))?;
         }
-        if !(self.store.url.starts_with("sqlite://")
+        if !(self.store.url.starts_with("sqlite:")
             || self.store.url.starts_with("postgres://")
             || self.store.url.starts_with("postgresql://"))
         {
             return Err(ConfigError::Invalid(format!(
-                "store.url `{}` must start with sqlite:// or postgres://",
+                "store.url `{}` must start with sqlite:// (or be sqlite::memory:) or postgres://",
                 self.store.url
             )));
         }

@@ -73,7 +73,7 @@ pub struct PlannedStep {
     pub desired_state: Value,
     pub requests: Vec<ApiRequest>,
     pub permissions: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
     /// Set when the step will fail with this instruction instead of sending a request.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,7 +102,7 @@ pub struct Plan {
     pub created_at: DateTime<Utc>,
     pub steps: Vec<PlannedStep>,
     pub outputs: Value,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 
