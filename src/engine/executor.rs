@@ -249,7 +249,7 @@ impl Executor<'_> {
         if step
             .requests
             .iter()
-            .any(|r| unknown::contains_placeholder(&json!(r)))
+            .any(|r| unknown::contains_unknown(&json!(r)))
         {
             report.outcome = StepOutcome::Failed;
             report.reason = Some(
