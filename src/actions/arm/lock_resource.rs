@@ -159,7 +159,9 @@ impl Action for LockResource {
         let found = lookup.get(Api::Arm, &sent.url).await?;
         Ok(match &found {
             LookupOutcome::Found(lock) if Some(&lock["properties"]["level"]) == want => {
-                Verification::Verified(json!({ "name": lock["name"], "level": lock["properties"]["level"] }))
+                Verification::Verified(
+                    json!({ "name": lock["name"], "level": lock["properties"]["level"] }),
+                )
             }
             LookupOutcome::Found(lock) => Verification::Mismatch(format!(
                 "the lock's level is {}",

@@ -240,7 +240,9 @@ impl Action for RemoveRoleAssignments {
             })
             .collect();
         Ok(if still.is_empty() {
-            Verification::Verified(json!({ "removed": removed.iter().map(|r| &r["id"]).collect::<Vec<_>>() }))
+            Verification::Verified(
+                json!({ "removed": removed.iter().map(|r| &r["id"]).collect::<Vec<_>>() }),
+            )
         } else {
             Verification::Mismatch(format!("still assigned: {}", still.join(", ")))
         })
@@ -417,7 +419,10 @@ mod tests {
             assignment(RG, "11111111-0000-0000-0000-000000000002", ALEX_ID),
         ]);
         let params = json!({ "resource": VM_ID, "principal": ALEX_ID });
-        let mut plan = env.plan(&RemoveRoleAssignments, params.clone()).await.unwrap();
+        let mut plan = env
+            .plan(&RemoveRoleAssignments, params.clone())
+            .await
+            .unwrap();
         // A conditional assignment keeps its condition when re-created.
         plan.pre_state["assignments"][1]["condition"] = json!("@Resource[x] StringEquals 'y'");
         plan.pre_state["assignments"][1]["conditionVersion"] = json!("2.0");

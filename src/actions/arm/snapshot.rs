@@ -501,7 +501,8 @@ mod tests {
         let done = executed(&params, &plan, &[]);
         let os = snap_url("riposte-3c4d5e6f-vm-web-01_OsDisk_1");
         let data = snap_url("riposte-3c4d5e6f-vm-web-01_data_0");
-        let ok = |name: &str| json!({ "id": name, "properties": { "provisioningState": "Succeeded" } });
+        let ok =
+            |name: &str| json!({ "id": name, "properties": { "provisioningState": "Succeeded" } });
         let lookup = FakeLookup::strict()
             .found(os.clone(), ok("os"))
             .found(data.clone(), ok("data"));
@@ -514,9 +515,10 @@ mod tests {
         let mut expected = vec![data.clone(), os.clone()];
         expected.sort();
         assert_eq!(calls, expected);
-        let creating = FakeLookup::strict()
-            .found(os, ok("os"))
-            .found(data, json!({ "id": "data", "properties": { "provisioningState": "Failed" } }));
+        let creating = FakeLookup::strict().found(os, ok("os")).found(
+            data,
+            json!({ "id": "data", "properties": { "provisioningState": "Failed" } }),
+        );
         assert!(matches!(
             Snapshot.verify(&done, &creating).await.unwrap(),
             Verification::Mismatch(why) if why.contains("Failed")

@@ -147,8 +147,12 @@ mod tests {
         assert_eq!(
             undo,
             vec![
-                ApiRequest::new(Method::Patch, Api::Graph, format!("{GRAPH}/users/{ALEX_ID}"))
-                    .with_body(json!({ "accountEnabled": true }))
+                ApiRequest::new(
+                    Method::Patch,
+                    Api::Graph,
+                    format!("{GRAPH}/users/{ALEX_ID}")
+                )
+                .with_body(json!({ "accountEnabled": true }))
             ]
         );
     }

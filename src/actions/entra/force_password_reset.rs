@@ -216,8 +216,12 @@ mod tests {
         assert_eq!(
             undo,
             vec![
-                ApiRequest::new(Method::Patch, Api::Graph, format!("{GRAPH}/users/{ALEX_ID}"))
-                    .with_body(json!({ "passwordProfile": {
+                ApiRequest::new(
+                    Method::Patch,
+                    Api::Graph,
+                    format!("{GRAPH}/users/{ALEX_ID}")
+                )
+                .with_body(json!({ "passwordProfile": {
                         "forceChangePasswordNextSignIn": false,
                         "forceChangePasswordNextSignInWithMfa": false,
                     } }))

@@ -126,7 +126,11 @@ pub fn restore_account_enabled(done: &Executed<'_>, changed_to: bool) -> Compens
     let Some(sent) = done.requests.first() else {
         return Compensation::NotNeeded;
     };
-    match done.pre_state.get("accountEnabled").and_then(Value::as_bool) {
+    match done
+        .pre_state
+        .get("accountEnabled")
+        .and_then(Value::as_bool)
+    {
         Some(before) if before != changed_to => Compensation::Requests(vec![
             ApiRequest::new(Method::Patch, Api::Graph, sent.url.clone())
                 .with_body(json!({ "accountEnabled": before })),

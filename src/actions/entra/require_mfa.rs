@@ -233,7 +233,9 @@ async fn verify_confirmed(
     let found = lookup.get(Api::Graph, &url).await?;
     Ok(match &found {
         LookupOutcome::Found(r) if r["riskState"] == "confirmedCompromised" => {
-            Verification::Verified(json!({ "riskState": r["riskState"], "riskLevel": r["riskLevel"] }))
+            Verification::Verified(
+                json!({ "riskState": r["riskState"], "riskLevel": r["riskLevel"] }),
+            )
         }
         // Identity Protection processes the confirmation asynchronously.
         LookupOutcome::Found(r) => Verification::Unchecked(format!(
@@ -746,12 +748,14 @@ mod tests {
         let params = json!({ "user": ALEX_ID, "strategy": "per_user" });
         let plan = env.plan(&RequireMfa, params.clone()).await.unwrap();
         let done = executed(&params, &plan, &[]);
-        let lookup = FakeLookup::strict().found(req.clone(), json!({ "perUserMfaState": "enforced" }));
+        let lookup =
+            FakeLookup::strict().found(req.clone(), json!({ "perUserMfaState": "enforced" }));
         assert_eq!(
             RequireMfa.verify(&done, &lookup).await.unwrap(),
             Verification::Verified(json!({ "perUserMfaState": "enforced" }))
         );
-        let lookup = FakeLookup::strict().found(req.clone(), json!({ "perUserMfaState": "enabled" }));
+        let lookup =
+            FakeLookup::strict().found(req.clone(), json!({ "perUserMfaState": "enabled" }));
         assert!(matches!(
             RequireMfa.verify(&done, &lookup).await.unwrap(),
             Verification::Mismatch(_)

@@ -101,7 +101,9 @@ impl Action for RevokeSessions {
         let LookupOutcome::Found(user) = &found else {
             return Ok(unreadable(&found, "the user"));
         };
-        let now = user["signInSessionsValidFromDateTime"].as_str().and_then(parse_time);
+        let now = user["signInSessionsValidFromDateTime"]
+            .as_str()
+            .and_then(parse_time);
         let before = done.pre_state["signInSessionsValidFromDateTime"]
             .as_str()
             .and_then(parse_time);
