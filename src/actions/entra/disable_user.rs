@@ -7,9 +7,12 @@ use crate::actions::{
     Action, ActionError, ActionInfo, ActionPlan, Compensation, Effect, Executed, Permissions,
     PlanContext, Verification,
 };
-use crate::connectors::{Api, ApiRequest, Endpoints, Lookup, Method};
+use crate::connectors::{Endpoints, Lookup};
 
-use super::{lookup_user, restore_account_enabled, user_key, user_url, verify_account_enabled};
+use super::{
+    lookup_user, restore_account_enabled, set_properties, user_key, user_url,
+    verify_account_enabled,
+};
 
 /// Blocks sign-in: `accountEnabled = false`. Undone by `entra.enable_user`.
 pub struct DisableUser;
@@ -59,15 +62,15 @@ impl Action for DisableUser {
                         .desired_state(desired),
                 );
             }
-            Some(u) => ActionPlan::planned(vec![
-                ApiRequest::new(Method::Patch, Api::Graph, url)
-                    .with_body(json!({ "accountEnabled": false })),
-            ])
+            Some(u) => ActionPlan::planned(vec![set_properties(
+                url,
+                json!({ "accountEnabled": false }),
+            )])
             .pre_state(json!({ "accountEnabled": u["accountEnabled"] })),
-            None => ActionPlan::planned(vec![
-                ApiRequest::new(Method::Patch, Api::Graph, url)
-                    .with_body(json!({ "accountEnabled": false })),
-            ]),
+            None => ActionPlan::planned(vec![set_properties(
+                url,
+                json!({ "accountEnabled": false }),
+            )]),
         };
         if found
             .as_ref()
@@ -146,14 +149,10 @@ mod tests {
         let undo = compensation_requests(DisableUser.compensate(&done, &Endpoints::default()));
         assert_eq!(
             undo,
-            vec![
-                ApiRequest::new(
-                    Method::Patch,
-                    Api::Graph,
-                    format!("{GRAPH}/users/{ALEX_ID}")
-                )
-                .with_body(json!({ "accountEnabled": true }))
-            ]
+            vec![set_properties(
+                format!("{GRAPH}/users/{ALEX_ID}"),
+                json!({ "accountEnabled": true })
+            )]
         );
     }
 

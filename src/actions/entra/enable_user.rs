@@ -7,9 +7,12 @@ use crate::actions::{
     Action, ActionError, ActionInfo, ActionPlan, Compensation, Effect, Executed, Permissions,
     PlanContext, Verification,
 };
-use crate::connectors::{Api, ApiRequest, Endpoints, Lookup, Method};
+use crate::connectors::{Endpoints, Lookup};
 
-use super::{lookup_user, restore_account_enabled, user_key, user_url, verify_account_enabled};
+use super::{
+    lookup_user, restore_account_enabled, set_properties, user_key, user_url,
+    verify_account_enabled,
+};
 
 /// Lets the user sign in again: `accountEnabled = true`. The compensation of
 /// `entra.disable_user`, and the way an analyst releases a user after review.
@@ -61,7 +64,7 @@ impl Action for EnableUser {
             &ctx.endpoints.graph_v1(),
             &user_key(found.as_ref(), &p.user),
         );
-        let request = ApiRequest::new(Method::Patch, Api::Graph, url).with_body(desired.clone());
+        let request = set_properties(url, desired.clone());
         let mut plan = ActionPlan::planned(vec![request]).desired_state(desired);
         if let Some(u) = &found {
             plan = plan.pre_state(json!({ "accountEnabled": u["accountEnabled"] }));
@@ -134,7 +137,8 @@ mod tests {
         ));
         let undo = compensation_requests(EnableUser.compensate(&done, &Endpoints::default()));
         assert_eq!(undo.len(), 1);
-        assert_eq!(undo[0].method, Method::Patch);
+        assert_eq!(undo[0].method, crate::connectors::Method::Patch);
+        assert!(undo[0].retry_safe);
         assert_eq!(undo[0].url, format!("{GRAPH}/users/{ALEX_ID}"));
         assert_eq!(undo[0].body, Some(json!({ "accountEnabled": false })));
     }

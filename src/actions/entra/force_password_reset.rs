@@ -7,9 +7,9 @@ use crate::actions::{
     Action, ActionError, ActionInfo, ActionPlan, Compensation, Effect, Executed, Permissions,
     PlanContext, Verification,
 };
-use crate::connectors::{Api, ApiRequest, Endpoints, Lookup, Method};
+use crate::connectors::{Endpoints, Lookup};
 
-use super::{is_synced, lookup_user, user_key, user_url};
+use super::{is_synced, lookup_user, set_properties, user_key, user_url};
 
 /// Makes the user choose a new password at their next sign-in (`passwordProfile`
 /// flags). Riposte never sets or sees a password: the user (after MFA, if asked) does.
@@ -77,10 +77,7 @@ impl Action for ForcePasswordReset {
             &ctx.endpoints.graph_v1(),
             &user_key(found.as_ref(), &p.user),
         );
-        let plan = ActionPlan::planned(vec![
-            ApiRequest::new(Method::Patch, Api::Graph, url).with_body(body.clone()),
-        ])
-        .desired_state(body);
+        let plan = ActionPlan::planned(vec![set_properties(url, body.clone())]).desired_state(body);
         Ok(match &found {
             Some(_) => plan.pre_state(json!({ "onPremisesSyncEnabled": false })),
             None => plan.note(
@@ -118,10 +115,10 @@ impl Action for ForcePasswordReset {
         if profile.is_empty() {
             return Compensation::NotNeeded;
         }
-        Compensation::Requests(vec![
-            ApiRequest::new(Method::Patch, Api::Graph, sent.url.clone())
-                .with_body(json!({ "passwordProfile": profile })),
-        ])
+        Compensation::Requests(vec![set_properties(
+            sent.url.clone(),
+            json!({ "passwordProfile": profile }),
+        )])
     }
 }
 
@@ -215,17 +212,13 @@ mod tests {
             compensation_requests(ForcePasswordReset.compensate(&done, &Endpoints::default()));
         assert_eq!(
             undo,
-            vec![
-                ApiRequest::new(
-                    Method::Patch,
-                    Api::Graph,
-                    format!("{GRAPH}/users/{ALEX_ID}")
-                )
-                .with_body(json!({ "passwordProfile": {
+            vec![set_properties(
+                format!("{GRAPH}/users/{ALEX_ID}"),
+                json!({ "passwordProfile": {
                         "forceChangePasswordNextSignIn": false,
                         "forceChangePasswordNextSignInWithMfa": false,
-                    } }))
-            ]
+                    } })
+            )]
         );
     }
 

@@ -88,6 +88,15 @@ pub fn is_synced(found: Option<&Value>) -> bool {
     found.is_some_and(|u| u["onPremisesSyncEnabled"] == Value::Bool(true))
 }
 
+/// A PATCH that sets absolute values (`accountEnabled`, password flags, the MFA state).
+/// Sending it twice leaves the same state as once, so the client may resend it after a
+/// throttled or transient answer instead of failing the step.
+pub fn set_properties(url: impl Into<String>, body: Value) -> ApiRequest {
+    ApiRequest::new(Method::Patch, Api::Graph, url)
+        .with_body(body)
+        .retry_safe()
+}
+
 /// `{user url}?$select=…` for a read-back. The user URL is the one the step's request was
 /// sent to (without `suffix`, e.g. `/revokeSignInSessions`), so the read targets exactly the
 /// object that was changed.
@@ -131,10 +140,10 @@ pub fn restore_account_enabled(done: &Executed<'_>, changed_to: bool) -> Compens
         .get("accountEnabled")
         .and_then(Value::as_bool)
     {
-        Some(before) if before != changed_to => Compensation::Requests(vec![
-            ApiRequest::new(Method::Patch, Api::Graph, sent.url.clone())
-                .with_body(json!({ "accountEnabled": before })),
-        ]),
+        Some(before) if before != changed_to => Compensation::Requests(vec![set_properties(
+            sent.url.clone(),
+            json!({ "accountEnabled": before }),
+        )]),
         Some(_) => Compensation::NotNeeded,
         None => Compensation::Irreversible(format!(
             "the account's state before the run was not read (planned without credentials), so riposte cannot tell whether setting accountEnabled back to {} restores it; use entra.{}_user by hand if it should",

@@ -10,7 +10,7 @@ use crate::actions::{
 };
 use crate::connectors::{Api, ApiRequest, Endpoints, Lookup, LookupOutcome, Method};
 
-use super::{lookup_user, object_id, user_key, user_url};
+use super::{lookup_user, object_id, set_properties, user_key, user_url};
 
 /// Makes the user's next sign-in require multi-factor authentication, by one of three
 /// mechanisms a tenant may have in place.
@@ -199,10 +199,10 @@ fn compensate_per_user(done: &Executed<'_>) -> Compensation {
         return Compensation::NotNeeded;
     };
     match done.pre_state["perUserMfaState"].as_str() {
-        Some(before) => Compensation::Requests(vec![
-            ApiRequest::new(Method::Patch, Api::Graph, sent.url.clone())
-                .with_body(json!({ "perUserMfaState": before })),
-        ]),
+        Some(before) => Compensation::Requests(vec![set_properties(
+            sent.url.clone(),
+            json!({ "perUserMfaState": before }),
+        )]),
         None => Compensation::Irreversible(
             "the per-user MFA state before the run was not read, so there is no value to restore"
                 .into(),
@@ -365,7 +365,7 @@ async fn plan_per_user(p: &Params, ctx: &PlanContext<'_>) -> Result<ActionPlan, 
         }
     }
     Ok(ActionPlan::planned(vec![
-        ApiRequest::new(Method::Patch, Api::Graph, url).with_body(desired.clone()),
+        set_properties(url, desired.clone()),
     ])
     .pre_state(pre_state)
     .desired_state(desired)
@@ -763,10 +763,7 @@ mod tests {
         let undo = compensation_requests(RequireMfa.compensate(&done, &Endpoints::default()));
         assert_eq!(
             undo,
-            vec![
-                ApiRequest::new(Method::Patch, Api::Graph, req)
-                    .with_body(json!({ "perUserMfaState": "enabled" }))
-            ]
+            vec![set_properties(req, json!({ "perUserMfaState": "enabled" }))]
         );
     }
 
