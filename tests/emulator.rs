@@ -1247,6 +1247,16 @@ async fn log_analytics_returns_seeded_security_events() {
     assert_eq!(table["name"], "PrimaryResult");
     assert_eq!(table["columns"][0]["name"], "TimeGenerated");
     assert_eq!(table["rows"].as_array().unwrap().len(), 3);
+    // Comment lines before the table, as a saved .kql file has them.
+    let commented = env
+        .call(
+            Method::POST,
+            &format!("/v1/workspaces/{WORKSPACE}/query"),
+            LOG_ANALYTICS,
+            Some(json!({"query": "// rare processes\n// by account\nSecurityEvent\n| take 10"})),
+        )
+        .await;
+    assert_eq!(commented.status(), 200);
     let unknown = env
         .call(
             Method::POST,
