@@ -219,6 +219,31 @@ async fn post_is_retried_only_when_retry_safe() {
 }
 
 #[tokio::test]
+async fn a_throttled_post_is_sent_again_after_retry_after() {
+    let (server, c) = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/v1.0/groups/g1/members/$ref"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1.0/groups/g1/members/$ref"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let url = format!("{}/v1.0/groups/g1/members/$ref", server.uri());
+    let resp = c
+        .send(&ApiRequest::new(Method::Post, Api::Graph, url).with_body(json!({"@odata.id": "x"})))
+        .await
+        .unwrap();
+    assert_eq!((resp.status, resp.attempts), (204, 2));
+    server.verify().await;
+}
+
+#[tokio::test]
 async fn arm_and_graph_errors_carry_request_ids() {
     let (server, c) = setup().await;
     Mock::given(method("GET"))

@@ -618,6 +618,167 @@ async fn role_assignments_page_and_delete_200_then_204() {
 }
 
 #[tokio::test]
+async fn role_assignment_put_creates_once_and_refuses_a_duplicate_grant() {
+    let env = Env::start().await;
+    let rg = format!("/subscriptions/{SUB}/resourceGroups/rg-prod");
+    let role = |guid: &str| {
+        format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{guid}")
+    };
+    let put = |name: &str| {
+        format!(
+            "{rg}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version=2022-04-01"
+        )
+    };
+    let body = |guid: &str, principal: &str| {
+        json!({"properties": {
+            "roleDefinitionId": role(guid), "principalId": principal, "principalType": "User"
+        }})
+    };
+    let reader = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+    let name = "7a1b2c3d-0000-4000-8000-000000000001";
+
+    let created = env
+        .arm(Method::PUT, &put(name), Some(body(reader, LEE)))
+        .await;
+    assert_eq!(created.status(), 201);
+    let created = json_of(created).await;
+    assert_eq!(
+        created["id"],
+        format!("{rg}/providers/Microsoft.Authorization/roleAssignments/{name}")
+    );
+    assert_eq!(created["properties"]["roleDefinitionId"], role(reader));
+    assert_eq!(created["properties"]["principalId"], LEE);
+    assert_eq!(created["properties"]["scope"], rg);
+
+    // The same PUT again is idempotent: 200, no second assignment.
+    let again = env
+        .arm(Method::PUT, &put(name), Some(body(reader, LEE)))
+        .await;
+    assert_eq!(again.status(), 200);
+    // The same grant under another name is a conflict.
+    let duplicate = env
+        .arm(
+            Method::PUT,
+            &put("7a1b2c3d-0000-4000-8000-000000000002"),
+            Some(body(reader, LEE)),
+        )
+        .await;
+    assert_eq!(duplicate.status(), 409);
+    assert_eq!(
+        json_of(duplicate).await["error"]["code"],
+        "RoleAssignmentExists"
+    );
+    // The name is taken by a different grant.
+    let update = env
+        .arm(
+            Method::PUT,
+            &put(name),
+            Some(body("b24988ac-6180-42a0-ab88-20f7382dd24c", LEE)),
+        )
+        .await;
+    assert_eq!(update.status(), 409);
+    assert_eq!(
+        json_of(update).await["error"]["code"],
+        "RoleAssignmentUpdateNotPermitted"
+    );
+    let bad_name = env
+        .arm(Method::PUT, &put("not-a-guid"), Some(body(reader, LEE)))
+        .await;
+    assert_eq!(bad_name.status(), 400);
+    assert_eq!(
+        json_of(bad_name).await["error"]["code"],
+        "InvalidRoleAssignmentId"
+    );
+    let nobody = env
+        .arm(
+            Method::PUT,
+            &put("7a1b2c3d-0000-4000-8000-000000000003"),
+            Some(body(reader, "00000000-0000-4000-8000-000000000000")),
+        )
+        .await;
+    assert_eq!(nobody.status(), 400);
+    assert_eq!(json_of(nobody).await["error"]["code"], "PrincipalNotFound");
+    let no_scope = env
+        .arm(
+            Method::PUT,
+            &format!(
+                "/subscriptions/{SUB}/resourceGroups/rg-nope/providers/Microsoft.Authorization/roleAssignments/{name}?api-version=2022-04-01"
+            ),
+            Some(body(reader, LEE)),
+        )
+        .await;
+    assert_eq!(no_scope.status(), 404);
+    assert_eq!(
+        json_of(no_scope).await["error"]["code"],
+        "ResourceGroupNotFound"
+    );
+
+    assert_eq!(env.emulator.state().counter("role_assignments_created"), 1);
+    let listed = json_of(
+        env.arm(
+            Method::GET,
+            &format!(
+                "{rg}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01&$filter=principalId%20eq%20'{LEE}'"
+            ),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(listed["value"].as_array().unwrap().len(), 1);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn member_of_lists_direct_groups_with_select() {
+    let env = Env::start().await;
+    let groups = json_of(
+        env.graph(
+            Method::GET,
+            &format!("/users/{ALEX}/memberOf?$select=id"),
+            None,
+        )
+        .await,
+    )
+    .await;
+    let value = groups["value"].as_array().unwrap();
+    assert_eq!(value.len(), 1);
+    assert_eq!(value[0]["id"], "9f0c7e3a-1d2b-4c5e-8f6a-000000000102");
+    assert_eq!(value[0]["@odata.type"], "#microsoft.graph.group");
+    assert!(value[0].get("displayName").is_none());
+
+    let grady = json_of(
+        env.graph(Method::GET, &format!("/users/{GRADY}/memberOf"), None)
+            .await,
+    )
+    .await;
+    assert!(
+        grady["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["id"] == MFA_GROUP && g["displayName"] == "CA-Require-MFA")
+    );
+    let bad = env
+        .graph(
+            Method::GET,
+            &format!("/users/{ALEX}/memberOf?$select=nope"),
+            None,
+        )
+        .await;
+    assert_eq!(bad.status(), 400);
+    let missing = env
+        .graph(
+            Method::GET,
+            "/users/00000000-0000-4000-8000-000000000000/memberOf",
+            None,
+        )
+        .await;
+    assert_eq!(missing.status(), 404);
+    env.stop().await;
+}
+
+#[tokio::test]
 async fn activity_log_filters_by_caller_and_time() {
     let env = Env::start().await;
     let path = format!(
@@ -1086,6 +1247,16 @@ async fn log_analytics_returns_seeded_security_events() {
     assert_eq!(table["name"], "PrimaryResult");
     assert_eq!(table["columns"][0]["name"], "TimeGenerated");
     assert_eq!(table["rows"].as_array().unwrap().len(), 3);
+    // Comment lines before the table, as a saved .kql file has them.
+    let commented = env
+        .call(
+            Method::POST,
+            &format!("/v1/workspaces/{WORKSPACE}/query"),
+            LOG_ANALYTICS,
+            Some(json!({"query": "// rare processes\n// by account\nSecurityEvent\n| take 10"})),
+        )
+        .await;
+    assert_eq!(commented.status(), 200);
     let unknown = env
         .call(
             Method::POST,

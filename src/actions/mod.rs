@@ -407,10 +407,21 @@ pub(crate) async fn get_all_pages(
     base: &str,
     first_url: String,
 ) -> Result<LookupOutcome, ActionError> {
+    read_all_pages(ctx.lookup, api, base, first_url).await
+}
+
+/// [`get_all_pages`] through any [`Lookup`]: verification reads lists back the same way
+/// planning read them.
+pub(crate) async fn read_all_pages(
+    lookup: &dyn Lookup,
+    api: Api,
+    base: &str,
+    first_url: String,
+) -> Result<LookupOutcome, ActionError> {
     let mut items = Vec::new();
     let mut url = first_url;
     for _ in 0..MAX_PAGES {
-        let page = match ctx.lookup.get(api, &url).await? {
+        let page = match lookup.get(api, &url).await? {
             LookupOutcome::Found(page) => page,
             other => return Ok(other),
         };
@@ -434,6 +445,23 @@ pub(crate) async fn get_all_pages(
     Err(ActionError::Refused(format!(
         "more than {MAX_PAGES} pages at {url}; narrow the scope"
     )))
+}
+
+/// The step's parameters typed again, for verify and compensate (the plan keeps them as the
+/// rendered JSON `with:`).
+pub(crate) fn typed_params<P: DeserializeOwned>(done: &Executed<'_>) -> Result<P, ActionError> {
+    serde_json::from_value(done.params.clone()).map_err(|e| ActionError::Params(e.to_string()))
+}
+
+/// What a read-back found when the object is gone or unreadable, as a [`Verification`].
+pub(crate) fn unreadable(outcome: &LookupOutcome, what: &str) -> Verification {
+    match outcome {
+        LookupOutcome::NotFound => Verification::Mismatch(format!("{what} no longer exists")),
+        LookupOutcome::Unavailable => {
+            Verification::Unchecked(format!("no credentials to read {what} back"))
+        }
+        LookupOutcome::Found(_) => Verification::Unchecked(format!("{what} was read")),
+    }
 }
 
 /// Looks an action up by name.

@@ -254,3 +254,29 @@ pub fn only_request(plan: &ActionPlan) -> (&'static str, &str, Option<&Value>) {
     let r = &plan.requests[0];
     (r.method.as_str(), r.url.as_str(), r.body.as_ref())
 }
+
+/// What the engine hands verify and compensate after `plan`'s requests succeeded.
+pub fn executed<'a>(
+    params: &'a Value,
+    plan: &'a ActionPlan,
+    responses: &'a [Value],
+) -> crate::actions::Executed<'a> {
+    crate::actions::Executed {
+        run_id: RUN_ID,
+        params,
+        pre_state: &plan.pre_state,
+        desired_state: &plan.desired_state,
+        requests: &plan.requests,
+        responses,
+    }
+}
+
+/// The requests of a compensation, or a panic naming what it was instead.
+pub fn compensation_requests(
+    c: crate::actions::Compensation,
+) -> Vec<crate::connectors::ApiRequest> {
+    match c {
+        crate::actions::Compensation::Requests(r) => r,
+        other => panic!("expected requests, got {other:?}"),
+    }
+}

@@ -20,3 +20,37 @@ pub fn contains_placeholder(value: &serde_json::Value) -> bool {
         _ => false,
     }
 }
+
+/// The prefix of a placeholder that hides a secret the engine restores when it sends (a
+/// webhook's path), as opposed to a value nobody knows yet.
+pub const SECRET_PREFIX: &str = "⟨secret:";
+
+/// Whether a value holds a placeholder for something unknown, ignoring redacted secrets: a
+/// request with one cannot be sent as planned.
+pub fn contains_unknown(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s
+            .match_indices('⟨')
+            .any(|(at, _)| !s[at..].starts_with(SECRET_PREFIX)),
+        serde_json::Value::Array(a) => a.iter().any(contains_unknown),
+        serde_json::Value::Object(o) => o.values().any(contains_unknown),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn redacted_secrets_are_not_unknown_values() {
+        assert!(!contains_unknown(&json!({
+            "url": "https://hooks.example.com/⟨secret: webhook path, sha256:0011⟩"
+        })));
+        assert!(contains_unknown(&json!({
+            "url": "https://hooks.example.com/⟨secret: x⟩/⟨steps.user.outputs.id⟩"
+        })));
+        assert!(contains_placeholder(&json!("⟨secret: x⟩")));
+    }
+}

@@ -288,6 +288,9 @@ impl HttpClient {
                 builder = builder.header(reqwest::header::CONTENT_LENGTH, "0");
             }
             let may_retry = req.may_retry() && attempt <= opts.max_retries;
+            // A 429 means the API refused the request before acting on it, so even a
+            // request that is unsafe to repeat may be sent again once Retry-After has passed.
+            let may_retry_throttled = attempt <= opts.max_retries;
             let response = match builder.send().await {
                 Ok(r) => r,
                 Err(e) => {
@@ -352,7 +355,8 @@ impl HttpClient {
                 .and_then(|v| parse_retry_after(v))
                 .map(|d| d.min(opts.max_retry_after));
             let error = error_from_response(status, &body, request_id, retry_after);
-            if is_retryable_status(status) && may_retry {
+            if is_retryable_status(status) && (may_retry || (status == 429 && may_retry_throttled))
+            {
                 let delay = retry_after.unwrap_or_else(|| backoff(opts, attempt));
                 warn!(message = "Retrying.", method = %req.method, url = %shown_url, status, delay_ms = delay.as_millis() as u64, attempt);
                 tokio::time::sleep(delay).await;

@@ -99,7 +99,14 @@ pub fn handle(shared: &Shared, req: &Req) -> Response<Body> {
             &format!("The workspace '{}' could not be found.", segments[2]),
         );
     };
-    let table_name: String = query
+    // KQL allows `//` comment lines before the tabular expression, as a saved query file
+    // usually has; the table is the first token after them.
+    let body: String = query
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let table_name: String = body
         .trim_start()
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')

@@ -9,12 +9,12 @@
 //!   Basic, or a PS256/RS256 certificate assertion); IMDS `GET /metadata/identity/oauth2/token`
 //!   (`Metadata: true`); App Service `GET /msi/token` (`X-IDENTITY-HEADER`).
 //! - Graph `/v1.0` and `/beta`: users (GET with `$select`, PATCH, revokeSignInSessions,
-//!   transitiveMemberOf/microsoft.graph.directoryRole, resetPassword + operation status), beta
+//!   memberOf, transitiveMemberOf/microsoft.graph.directoryRole, resetPassword + operation status), beta
 //!   authentication/requirements, groups and members `$ref`, riskyUsers confirmCompromised,
 //!   security/alerts_v2, conditionalAccess/policies, `$batch`.
 //! - ARM (`api-version` required): any seeded resource by id, snapshots (PUT as a long-running
-//!   operation, GET, DELETE), Compute operation status, role assignments and locks at any scope,
-//!   the Activity Log.
+//!   operation, GET, DELETE), Compute operation status, role assignments (list, GET, PUT,
+//!   DELETE) and locks (GET, PUT, DELETE) at any scope, the Activity Log.
 //! - Log Analytics `/v1/workspaces/{customerId}/query`; Lacework `/api/v2/access/tokens`,
 //!   `/api/v2/Alerts`, `/api/v2/Alerts/{id}?scope=Details`.
 //!

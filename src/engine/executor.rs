@@ -255,7 +255,7 @@ impl Executor<'_> {
         if step
             .requests
             .iter()
-            .any(|r| unknown::contains_placeholder(&json!(r)))
+            .any(|r| unknown::contains_unknown(&json!(r)))
         {
             report.outcome = StepOutcome::Failed;
             report.reason = Some(
@@ -315,18 +315,30 @@ impl Executor<'_> {
         }
         let bodies: Vec<Value> = results.into_iter().map(|(_, body)| body).collect();
         let mut offset = 0;
-        for (i, item) in items.iter().enumerate() {
+        let mut dones = Vec::with_capacity(items.len());
+        for item in &items {
             let responses = &bodies[offset..offset + item.requests.len()];
             offset += item.requests.len();
-            let done = Executed {
+            dones.push(Executed {
                 run_id: &plan.run_id,
                 params: &item.params,
                 pre_state: &item.pre_state,
                 desired_state: &item.desired_state,
                 requests: item.requests,
                 responses,
-            };
-            match action.verify_done(&done, self.lookup).await {
+            });
+        }
+        // Items are independent, so their read-backs run together: a step's verification
+        // costs one round trip, not one per item.
+        let verifications = join_all(
+            dones
+                .iter()
+                .map(|done| action.verify_done(done, self.lookup)),
+        )
+        .await;
+        for (i, (done, verified)) in dones.iter().zip(verifications).enumerate() {
+            let responses = done.responses;
+            match verified {
                 Ok(v) => report.verification.push(v),
                 Err(e) => report
                     .verification
@@ -336,7 +348,7 @@ impl Executor<'_> {
             }
             report
                 .compensation
-                .push(action.compensation(&done, self.endpoints));
+                .push(action.compensation(done, self.endpoints));
             if action.info().effect == Effect::Evidence {
                 for (j, body) in responses.iter().enumerate() {
                     report.evidence.push(Evidence {

@@ -4,9 +4,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::actions::{
-    Action, ActionError, ActionInfo, ActionPlan, Effect, Permissions, PlanContext, encode, unknown,
+    Action, ActionError, ActionInfo, ActionPlan, Compensation, Effect, Executed, Permissions,
+    PlanContext, Verification, encode, unknown, unreadable,
 };
-use crate::connectors::{Api, ApiRequest, LookupOutcome, Method};
+use crate::connectors::{Api, ApiRequest, Endpoints, Lookup, LookupOutcome, Method};
 
 use super::{LOCKS_API_VERSION, parse_resource, run_key};
 
@@ -144,6 +145,51 @@ impl Action for LockResource {
         }
         Ok(plan)
     }
+
+    /// The lock's PUT URL is also its GET URL.
+    async fn verify(
+        &self,
+        done: &Executed<'_>,
+        lookup: &dyn Lookup,
+    ) -> Result<Verification, ActionError> {
+        let Some(sent) = done.requests.first() else {
+            return Ok(Verification::Unchecked("no request was sent".into()));
+        };
+        let want = sent.body.as_ref().map(|b| &b["properties"]["level"]);
+        let found = lookup.get(Api::Arm, &sent.url).await?;
+        Ok(match &found {
+            LookupOutcome::Found(lock) if Some(&lock["properties"]["level"]) == want => {
+                Verification::Verified(
+                    json!({ "name": lock["name"], "level": lock["properties"]["level"] }),
+                )
+            }
+            LookupOutcome::Found(lock) => Verification::Mismatch(format!(
+                "the lock's level is {}",
+                lock["properties"]["level"]
+            )),
+            other => unreadable(other, "the lock"),
+        })
+    }
+
+    /// Deletes the run's lock. If the plan found this run's lock already there at another
+    /// level, the compensation puts that level back instead of removing protection that
+    /// existed before.
+    fn compensate(&self, done: &Executed<'_>, _endpoints: &Endpoints) -> Compensation {
+        let Some(sent) = done.requests.first() else {
+            return Compensation::NotNeeded;
+        };
+        match done.pre_state["level"].as_str() {
+            Some(level) => Compensation::Requests(vec![
+                ApiRequest::new(Method::Put, Api::Arm, sent.url.clone())
+                    .with_body(json!({ "properties": { "level": level } })),
+            ]),
+            None => Compensation::Requests(vec![ApiRequest::new(
+                Method::Delete,
+                Api::Arm,
+                sent.url.clone(),
+            )]),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -178,6 +224,49 @@ mod tests {
         assert_eq!(
             plan.pre_state,
             json!({ "name": "riposte-3c4d5e6f", "level": null })
+        );
+    }
+
+    #[tokio::test]
+    async fn verify_reads_the_lock_and_compensation_deletes_it() {
+        let env = TestEnv::new(FakeLookup::strict().not_found(lock_url()));
+        let params = json!({ "resource": VM_ID });
+        let plan = env.plan(&LockResource, params.clone()).await.unwrap();
+        let done = executed(&params, &plan, &[]);
+        let lookup = FakeLookup::strict().found(
+            lock_url(),
+            json!({ "name": "riposte-3c4d5e6f", "properties": { "level": "CanNotDelete" } }),
+        );
+        assert_eq!(
+            LockResource.verify(&done, &lookup).await.unwrap(),
+            Verification::Verified(json!({ "name": "riposte-3c4d5e6f", "level": "CanNotDelete" }))
+        );
+        let missing = FakeLookup::strict().not_found(lock_url());
+        assert!(matches!(
+            LockResource.verify(&done, &missing).await.unwrap(),
+            Verification::Mismatch(_)
+        ));
+        assert_eq!(
+            compensation_requests(LockResource.compensate(&done, &Endpoints::default())),
+            vec![ApiRequest::new(Method::Delete, Api::Arm, lock_url())]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_changed_level_is_put_back_rather_than_deleted() {
+        let env = TestEnv::new(FakeLookup::strict().found(
+            lock_url(),
+            json!({ "name": "riposte-3c4d5e6f", "properties": { "level": "ReadOnly" } }),
+        ));
+        let params = json!({ "resource": VM_ID });
+        let plan = env.plan(&LockResource, params.clone()).await.unwrap();
+        let done = executed(&params, &plan, &[]);
+        assert_eq!(
+            compensation_requests(LockResource.compensate(&done, &Endpoints::default())),
+            vec![
+                ApiRequest::new(Method::Put, Api::Arm, lock_url())
+                    .with_body(json!({ "properties": { "level": "ReadOnly" } }))
+            ]
         );
     }
 

@@ -4,10 +4,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::actions::{
-    Action, ActionError, ActionInfo, ActionPlan, Effect, Permissions, PlanContext, encode,
-    get_all_pages, is_guid, unknown,
+    Action, ActionError, ActionInfo, ActionPlan, Compensation, Effect, Executed, Permissions,
+    PlanContext, Verification, encode, get_all_pages, is_guid, read_all_pages, typed_params,
+    unknown, unreadable,
 };
-use crate::connectors::{Api, ApiRequest, LookupOutcome, Method};
+use crate::connectors::{Api, ApiRequest, Endpoints, Lookup, LookupOutcome, Method};
 
 use super::{ROLE_ASSIGNMENTS_API_VERSION, parse_resource, resource_url};
 
@@ -210,6 +211,100 @@ impl Action for RemoveRoleAssignments {
             .desired_state(desired_state)
             .outputs(outputs))
     }
+
+    /// Lists the principal's assignments at the scope again, as the plan did: none of the
+    /// removed ids may still be there.
+    async fn verify(
+        &self,
+        done: &Executed<'_>,
+        lookup: &dyn Lookup,
+    ) -> Result<Verification, ActionError> {
+        let p: Params = typed_params(done)?;
+        let removed = recorded(done);
+        let Some(arm) = arm_base(done) else {
+            return Ok(Verification::Unchecked(
+                "no assignment was recorded, so there is nothing to look for".into(),
+            ));
+        };
+        let url = list_url(&arm, &p.resource, &p.principal);
+        let found = read_all_pages(lookup, Api::Arm, &arm, url).await?;
+        let LookupOutcome::Found(Value::Array(now)) = &found else {
+            return Ok(unreadable(&found, "the role assignments"));
+        };
+        let still: Vec<&str> = removed
+            .iter()
+            .filter_map(|r| r["id"].as_str())
+            .filter(|id| {
+                now.iter()
+                    .any(|a| a["id"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(id)))
+            })
+            .collect();
+        Ok(if still.is_empty() {
+            Verification::Verified(
+                json!({ "removed": removed.iter().map(|r| &r["id"]).collect::<Vec<_>>() }),
+            )
+        } else {
+            Verification::Mismatch(format!("still assigned: {}", still.join(", ")))
+        })
+    }
+
+    /// Re-creates every recorded assignment under its own name and scope, so the principal
+    /// gets back exactly the access it had (same role, same condition).
+    fn compensate(&self, done: &Executed<'_>, endpoints: &Endpoints) -> Compensation {
+        let removed = recorded(done);
+        if removed.is_empty() {
+            return Compensation::NotNeeded;
+        }
+        let mut requests = Vec::new();
+        for r in removed {
+            let (Some(scope), Some(name)) = (r["scope"].as_str(), r["name"].as_str()) else {
+                return Compensation::Irreversible(format!(
+                    "the recorded assignment {} has no scope or name to re-create it under",
+                    r["id"]
+                ));
+            };
+            let mut properties = serde_json::Map::new();
+            for key in ["roleDefinitionId", "principalId", "principalType"] {
+                properties.insert(key.into(), r[key].clone());
+            }
+            for key in ["condition", "conditionVersion"] {
+                if !r[key].is_null() {
+                    properties.insert(key.into(), r[key].clone());
+                }
+            }
+            requests.push(
+                ApiRequest::new(
+                    Method::Put,
+                    Api::Arm,
+                    format!(
+                        "{}{}/providers/Microsoft.Authorization/roleAssignments/{}?api-version={ROLE_ASSIGNMENTS_API_VERSION}",
+                        endpoints.arm,
+                        encode::arm_path(scope),
+                        encode::segment(name)
+                    ),
+                )
+                .with_body(json!({ "properties": properties })),
+            );
+        }
+        Compensation::Requests(requests)
+    }
+}
+
+/// The assignments the plan recorded (and the step deleted).
+fn recorded<'a>(done: &Executed<'a>) -> &'a [Value] {
+    done.pre_state["assignments"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// The ARM base the step's DELETEs went to: each URL is `{arm}{encoded id}?…`.
+fn arm_base(done: &Executed<'_>) -> Option<String> {
+    let first = recorded(done).first()?;
+    let id = encode::arm_path(first["id"].as_str()?);
+    done.requests
+        .iter()
+        .find_map(|r| r.url.find(&id).map(|at| r.url[..at].to_string()))
 }
 
 /// No credentials: the assignments are listed and deleted at run time.
@@ -315,6 +410,71 @@ mod tests {
                 .ends_with("20f7382dd24c")
         );
         assert_eq!(plan.outputs["removed"].as_array().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn verify_lists_again_and_compensation_re_creates_each_assignment() {
+        let env = env_with(vec![
+            assignment(VM_ID, "11111111-0000-0000-0000-000000000001", ALEX_ID),
+            assignment(RG, "11111111-0000-0000-0000-000000000002", ALEX_ID),
+        ]);
+        let params = json!({ "resource": VM_ID, "principal": ALEX_ID });
+        let mut plan = env
+            .plan(&RemoveRoleAssignments, params.clone())
+            .await
+            .unwrap();
+        // A conditional assignment keeps its condition when re-created.
+        plan.pre_state["assignments"][1]["condition"] = json!("@Resource[x] StringEquals 'y'");
+        plan.pre_state["assignments"][1]["conditionVersion"] = json!("2.0");
+        let done = executed(&params, &plan, &[]);
+
+        let gone = FakeLookup::strict().found(listing_url(), json!({ "value": [] }));
+        assert!(matches!(
+            RemoveRoleAssignments.verify(&done, &gone).await.unwrap(),
+            Verification::Verified(v) if v["removed"].as_array().unwrap().len() == 2
+        ));
+        assert_eq!(gone.calls(), vec![listing_url()]);
+        let back = FakeLookup::strict().found(
+            listing_url(),
+            json!({ "value": [assignment(RG, "11111111-0000-0000-0000-000000000002", ALEX_ID)] }),
+        );
+        assert!(matches!(
+            RemoveRoleAssignments.verify(&done, &back).await.unwrap(),
+            Verification::Mismatch(why) if why.contains("000000000002")
+        ));
+
+        let undo =
+            compensation_requests(RemoveRoleAssignments.compensate(&done, &Endpoints::default()));
+        let role = |guid: &str| {
+            format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{guid}")
+        };
+        assert_eq!(
+            undo,
+            vec![
+                ApiRequest::new(
+                    Method::Put,
+                    Api::Arm,
+                    format!("{ARM}{VM_ID}/providers/Microsoft.Authorization/roleAssignments/11111111-0000-0000-0000-000000000001?api-version=2022-04-01")
+                )
+                .with_body(json!({ "properties": {
+                    "roleDefinitionId": role("b24988ac-6180-42a0-ab88-20f7382dd24c"),
+                    "principalId": ALEX_ID,
+                    "principalType": "User",
+                } })),
+                ApiRequest::new(
+                    Method::Put,
+                    Api::Arm,
+                    format!("{ARM}{RG}/providers/Microsoft.Authorization/roleAssignments/11111111-0000-0000-0000-000000000002?api-version=2022-04-01")
+                )
+                .with_body(json!({ "properties": {
+                    "roleDefinitionId": role("b24988ac-6180-42a0-ab88-20f7382dd24c"),
+                    "principalId": ALEX_ID,
+                    "principalType": "User",
+                    "condition": "@Resource[x] StringEquals 'y'",
+                    "conditionVersion": "2.0",
+                } })),
+            ]
+        );
     }
 
     #[tokio::test]

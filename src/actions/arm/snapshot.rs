@@ -7,11 +7,11 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::actions::{
-    Action, ActionError, ActionInfo, ActionPlan, Effect, Permissions, PlanContext, PlanStatus,
-    encode, unknown,
+    Action, ActionError, ActionInfo, ActionPlan, Compensation, Effect, Executed, Permissions,
+    PlanContext, PlanStatus, Verification, encode, unknown, unreadable,
 };
 use crate::alert::ArmId;
-use crate::connectors::{Api, ApiRequest, LookupOutcome, Method};
+use crate::connectors::{Api, ApiRequest, Endpoints, Lookup, LookupOutcome, Method};
 
 use super::{
     AttachedDisk, DEFAULT_API_VERSION, DISK_API_VERSION, DISK_TYPE, VM_API_VERSION, VM_TYPE,
@@ -53,7 +53,7 @@ static INFO: ActionInfo = ActionInfo {
             "Microsoft.Compute/snapshots/write",
         ],
     },
-    compensation: "none by default: snapshots are evidence; delete them (DELETE …/providers/Microsoft.Compute/snapshots/{name}) when the case is closed",
+    compensation: "none: evidence snapshots are kept; delete them by hand once the incident is closed",
     example: "id: preserve\nuses: arm.snapshot\nwith:\n  resource: ${{ alert.resources[0].id }}\n",
 };
 
@@ -185,6 +185,52 @@ impl Action for Snapshot {
                 .outputs(json!({ "snapshot_ids": [] })));
         }
         plan_disks(ctx, &p, disks).await
+    }
+
+    /// Each snapshot the step created must read back as `Succeeded` (the client has already
+    /// driven the creation to its end, so anything else is a real failure).
+    async fn verify(
+        &self,
+        done: &Executed<'_>,
+        lookup: &dyn Lookup,
+    ) -> Result<Verification, ActionError> {
+        let puts: Vec<&ApiRequest> = done
+            .requests
+            .iter()
+            .filter(|r| r.method == Method::Put)
+            .collect();
+        if puts.is_empty() {
+            return Ok(Verification::Unchecked(
+                "nothing was written: the resource's ARM JSON was captured as evidence".into(),
+            ));
+        }
+        // The PUT URL of a snapshot is also its GET URL; read them all at once.
+        let reads = puts.iter().map(|r| lookup.get(Api::Arm, &r.url));
+        let mut seen = Vec::new();
+        for (put, found) in puts.iter().zip(futures::future::join_all(reads).await) {
+            let found = found?;
+            let LookupOutcome::Found(snapshot) = &found else {
+                return Ok(unreadable(&found, &format!("snapshot {}", put.url)));
+            };
+            let state = &snapshot["properties"]["provisioningState"];
+            if state != "Succeeded" {
+                return Ok(Verification::Mismatch(format!(
+                    "snapshot {} is {state}, not Succeeded",
+                    snapshot["id"]
+                )));
+            }
+            seen.push(json!({ "id": snapshot["id"], "provisioningState": state }));
+        }
+        Ok(Verification::Verified(json!({ "snapshots": seen })))
+    }
+
+    fn compensate(&self, done: &Executed<'_>, _endpoints: &Endpoints) -> Compensation {
+        if done.requests.iter().all(|r| r.method.is_read()) {
+            return Compensation::NotNeeded;
+        }
+        Compensation::Irreversible(
+            "evidence snapshots are kept; delete them by hand once the incident is closed".into(),
+        )
     }
 }
 
@@ -444,6 +490,45 @@ mod tests {
                 format!("/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.Compute/snapshots/riposte-3c4d5e6f-vm-web-01_OsDisk_1"),
                 format!("/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.Compute/snapshots/riposte-3c4d5e6f-vm-web-01_data_0"),
             ] })
+        );
+    }
+
+    #[tokio::test]
+    async fn verify_reads_every_snapshot_back_and_compensation_keeps_them() {
+        let env = TestEnv::new(online_vm());
+        let params = json!({ "resource": VM_ID });
+        let plan = env.plan(&Snapshot, params.clone()).await.unwrap();
+        let done = executed(&params, &plan, &[]);
+        let os = snap_url("riposte-3c4d5e6f-vm-web-01_OsDisk_1");
+        let data = snap_url("riposte-3c4d5e6f-vm-web-01_data_0");
+        let ok =
+            |name: &str| json!({ "id": name, "properties": { "provisioningState": "Succeeded" } });
+        let lookup = FakeLookup::strict()
+            .found(os.clone(), ok("os"))
+            .found(data.clone(), ok("data"));
+        assert!(matches!(
+            Snapshot.verify(&done, &lookup).await.unwrap(),
+            Verification::Verified(v) if v["snapshots"].as_array().unwrap().len() == 2
+        ));
+        let mut calls = lookup.calls();
+        calls.sort();
+        let mut expected = vec![data.clone(), os.clone()];
+        expected.sort();
+        assert_eq!(calls, expected);
+        let creating = FakeLookup::strict().found(os, ok("os")).found(
+            data,
+            json!({ "id": "data", "properties": { "provisioningState": "Failed" } }),
+        );
+        assert!(matches!(
+            Snapshot.verify(&done, &creating).await.unwrap(),
+            Verification::Mismatch(why) if why.contains("Failed")
+        ));
+        assert_eq!(
+            Snapshot.compensate(&done, &Endpoints::default()),
+            Compensation::Irreversible(
+                "evidence snapshots are kept; delete them by hand once the incident is closed"
+                    .into()
+            )
         );
     }
 

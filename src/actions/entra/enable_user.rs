@@ -4,11 +4,15 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::actions::{
-    Action, ActionError, ActionInfo, ActionPlan, Effect, Permissions, PlanContext,
+    Action, ActionError, ActionInfo, ActionPlan, Compensation, Effect, Executed, Permissions,
+    PlanContext, Verification,
 };
-use crate::connectors::{Api, ApiRequest, Method};
+use crate::connectors::{Endpoints, Lookup};
 
-use super::{lookup_user, user_key, user_url};
+use super::{
+    lookup_user, restore_account_enabled, set_properties, user_key, user_url,
+    verify_account_enabled,
+};
 
 /// Lets the user sign in again: `accountEnabled = true`. The compensation of
 /// `entra.disable_user`, and the way an analyst releases a user after review.
@@ -60,7 +64,7 @@ impl Action for EnableUser {
             &ctx.endpoints.graph_v1(),
             &user_key(found.as_ref(), &p.user),
         );
-        let request = ApiRequest::new(Method::Patch, Api::Graph, url).with_body(desired.clone());
+        let request = set_properties(url, desired.clone());
         let mut plan = ActionPlan::planned(vec![request]).desired_state(desired);
         if let Some(u) = &found {
             plan = plan.pre_state(json!({ "accountEnabled": u["accountEnabled"] }));
@@ -73,6 +77,19 @@ impl Action for EnableUser {
             }
         }
         Ok(plan)
+    }
+
+    async fn verify(
+        &self,
+        done: &Executed<'_>,
+        lookup: &dyn Lookup,
+    ) -> Result<Verification, ActionError> {
+        verify_account_enabled(done, lookup, true).await
+    }
+
+    /// `entra.disable_user`'s request: the same PATCH with `accountEnabled: false`.
+    fn compensate(&self, done: &Executed<'_>, _endpoints: &Endpoints) -> Compensation {
+        restore_account_enabled(done, true)
     }
 }
 
@@ -97,6 +114,33 @@ mod tests {
         assert_eq!(url, format!("{GRAPH}/users/{ALEX_ID}"));
         assert_eq!(body, Some(&json!({ "accountEnabled": true })));
         assert_eq!(plan.pre_state, json!({ "accountEnabled": false }));
+    }
+
+    #[tokio::test]
+    async fn verify_and_compensate_mirror_disable_user() {
+        let mut user = user_json(ALEX_ID, ALEX_UPN);
+        user["accountEnabled"] = json!(false);
+        let env = TestEnv::new(FakeLookup::strict().user(user));
+        let params = json!({ "user": ALEX_UPN });
+        let plan = env.plan(&EnableUser, params.clone()).await.unwrap();
+        let done = executed(&params, &plan, &[]);
+        let read = format!("{GRAPH}/users/{ALEX_ID}?$select=id,accountEnabled");
+        let lookup = FakeLookup::strict().found(read.clone(), json!({ "accountEnabled": true }));
+        assert_eq!(
+            EnableUser.verify(&done, &lookup).await.unwrap(),
+            Verification::Verified(json!({ "accountEnabled": true }))
+        );
+        let lookup = FakeLookup::strict().found(read, json!({ "accountEnabled": false }));
+        assert!(matches!(
+            EnableUser.verify(&done, &lookup).await.unwrap(),
+            Verification::Mismatch(_)
+        ));
+        let undo = compensation_requests(EnableUser.compensate(&done, &Endpoints::default()));
+        assert_eq!(undo.len(), 1);
+        assert_eq!(undo[0].method, crate::connectors::Method::Patch);
+        assert!(undo[0].retry_safe);
+        assert_eq!(undo[0].url, format!("{GRAPH}/users/{ALEX_ID}"));
+        assert_eq!(undo[0].body, Some(json!({ "accountEnabled": false })));
     }
 
     #[tokio::test]

@@ -4,11 +4,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::actions::{
-    Action, ActionError, ActionInfo, ActionPlan, Effect, Permissions, PlanContext,
+    Action, ActionError, ActionInfo, ActionPlan, Compensation, Effect, Executed, Permissions,
+    PlanContext, Verification,
 };
-use crate::connectors::{Api, ApiRequest, Method};
+use crate::connectors::{Endpoints, Lookup};
 
-use super::{is_synced, lookup_user, user_key, user_url};
+use super::{is_synced, lookup_user, set_properties, user_key, user_url};
 
 /// Makes the user choose a new password at their next sign-in (`passwordProfile`
 /// flags). Riposte never sets or sees a password: the user (after MFA, if asked) does.
@@ -45,7 +46,7 @@ static INFO: ActionInfo = ActionInfo {
         ],
         azure_rbac: &[],
     },
-    compensation: "none needed: the flags clear themselves once the user changes the password",
+    compensation: "PATCH passwordProfile.forceChangePasswordNextSignIn = false (and the MFA flag, if set); this only helps before the user signs in: once they have chosen a new password the old one is gone",
     example: "id: reset\nuses: entra.force_password_reset\nneeds: [user]\nif: not steps.user.outputs.on_premises_sync_enabled\nwith:\n  user: ${{ steps.user.outputs.id }}\n  with_mfa: true\n",
 };
 
@@ -76,16 +77,48 @@ impl Action for ForcePasswordReset {
             &ctx.endpoints.graph_v1(),
             &user_key(found.as_ref(), &p.user),
         );
-        let plan = ActionPlan::planned(vec![
-            ApiRequest::new(Method::Patch, Api::Graph, url).with_body(body.clone()),
-        ])
-        .desired_state(body);
+        let plan = ActionPlan::planned(vec![set_properties(url, body.clone())]).desired_state(body);
         Ok(match &found {
             Some(_) => plan.pre_state(json!({ "onPremisesSyncEnabled": false })),
             None => plan.note(
                 "whether the user is synced from Active Directory is known at run time; Graph refuses this change for synced users",
             ),
         })
+    }
+
+    /// Graph never returns `passwordProfile` on a read, so there is nothing to compare.
+    async fn verify(
+        &self,
+        _done: &Executed<'_>,
+        _lookup: &dyn Lookup,
+    ) -> Result<Verification, ActionError> {
+        Ok(Verification::Unchecked(
+            "passwordProfile is not readable through Graph; the 204 answer is the evidence".into(),
+        ))
+    }
+
+    /// Clears the flags the step set, on the same user URL. It only helps while the user has
+    /// not signed in since: a password already changed stays changed.
+    fn compensate(&self, done: &Executed<'_>, _endpoints: &Endpoints) -> Compensation {
+        let Some(sent) = done.requests.first() else {
+            return Compensation::NotNeeded;
+        };
+        let set = sent
+            .body
+            .as_ref()
+            .and_then(|b| b.get("passwordProfile"))
+            .and_then(Value::as_object);
+        let mut profile = serde_json::Map::new();
+        for flag in set.into_iter().flat_map(|p| p.keys()) {
+            profile.insert(flag.clone(), Value::Bool(false));
+        }
+        if profile.is_empty() {
+            return Compensation::NotNeeded;
+        }
+        Compensation::Requests(vec![set_properties(
+            sent.url.clone(),
+            json!({ "passwordProfile": profile }),
+        )])
     }
 }
 
@@ -161,6 +194,32 @@ mod tests {
         let (_, url, _) = only_request(&plan);
         assert_eq!(url, format!("{GRAPH}/users/megan.o'brien@contoso.com"));
         assert!(plan.notes.iter().any(|n| n.contains("synced")));
+    }
+
+    #[tokio::test]
+    async fn verify_is_unchecked_and_compensation_clears_both_flags() {
+        let env = TestEnv::new(FakeLookup::strict().user(user_json(ALEX_ID, ALEX_UPN)));
+        let params = json!({ "user": ALEX_ID, "with_mfa": true });
+        let plan = env.plan(&ForcePasswordReset, params.clone()).await.unwrap();
+        let done = executed(&params, &plan, &[]);
+        let lookup = FakeLookup::strict();
+        assert!(matches!(
+            ForcePasswordReset.verify(&done, &lookup).await.unwrap(),
+            Verification::Unchecked(why) if why.contains("not readable")
+        ));
+        assert!(lookup.calls().is_empty());
+        let undo =
+            compensation_requests(ForcePasswordReset.compensate(&done, &Endpoints::default()));
+        assert_eq!(
+            undo,
+            vec![set_properties(
+                format!("{GRAPH}/users/{ALEX_ID}"),
+                json!({ "passwordProfile": {
+                        "forceChangePasswordNextSignIn": false,
+                        "forceChangePasswordNextSignInWithMfa": false,
+                    } })
+            )]
+        );
     }
 
     #[test]

@@ -7,12 +7,12 @@ pub mod get_user;
 pub mod require_mfa;
 pub mod revoke_sessions;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::encode;
 use super::unknown;
-use super::{ActionError, PlanContext};
-use crate::connectors::{Api, LookupOutcome};
+use super::{ActionError, Compensation, Executed, PlanContext, Verification};
+use crate::connectors::{Api, ApiRequest, Lookup, LookupOutcome, Method};
 
 /// The properties a user GET must `$select` (they are not in Graph's default set).
 pub const USER_SELECT: &str = "id,userPrincipalName,displayName,accountEnabled,onPremisesSyncEnabled,onPremisesImmutableId,userType,signInSessionsValidFromDateTime";
@@ -86,6 +86,71 @@ pub fn is_guest(found: Option<&Value>, given: &str) -> bool {
 /// Whether Active Directory is the user's source of authority.
 pub fn is_synced(found: Option<&Value>) -> bool {
     found.is_some_and(|u| u["onPremisesSyncEnabled"] == Value::Bool(true))
+}
+
+/// A PATCH that sets absolute values (`accountEnabled`, password flags, the MFA state).
+/// Sending it twice leaves the same state as once, so the client may resend it after a
+/// throttled or transient answer instead of failing the step.
+pub fn set_properties(url: impl Into<String>, body: Value) -> ApiRequest {
+    ApiRequest::new(Method::Patch, Api::Graph, url)
+        .with_body(body)
+        .retry_safe()
+}
+
+/// `{user url}?$select=…` for a read-back. The user URL is the one the step's request was
+/// sent to (without `suffix`, e.g. `/revokeSignInSessions`), so the read targets exactly the
+/// object that was changed.
+pub fn read_back_url(done: &Executed<'_>, suffix: &str, select: &str) -> Option<String> {
+    let url = &done.requests.first()?.url;
+    let user = url.strip_suffix(suffix)?;
+    Some(format!("{user}?$select={select}"))
+}
+
+/// Reads `accountEnabled` back and compares it with `expected`.
+pub async fn verify_account_enabled(
+    done: &Executed<'_>,
+    lookup: &dyn Lookup,
+    expected: bool,
+) -> Result<Verification, ActionError> {
+    let Some(url) = read_back_url(done, "", "id,accountEnabled") else {
+        return Ok(Verification::Unchecked("no request was sent".into()));
+    };
+    let found = lookup.get(Api::Graph, &url).await?;
+    Ok(match &found {
+        LookupOutcome::Found(u) if u["accountEnabled"] == Value::Bool(expected) => {
+            Verification::Verified(json!({ "accountEnabled": expected }))
+        }
+        LookupOutcome::Found(u) => Verification::Mismatch(format!(
+            "accountEnabled is {} after setting it to {expected}",
+            u["accountEnabled"]
+        )),
+        other => super::unreadable(other, "the user"),
+    })
+}
+
+/// Undoes an `accountEnabled` change: the same PATCH with the previous value, but only when
+/// the plan read that value. Without it riposte cannot tell whether flipping back restores
+/// anything, and says so instead of guessing.
+pub fn restore_account_enabled(done: &Executed<'_>, changed_to: bool) -> Compensation {
+    let Some(sent) = done.requests.first() else {
+        return Compensation::NotNeeded;
+    };
+    match done
+        .pre_state
+        .get("accountEnabled")
+        .and_then(Value::as_bool)
+    {
+        Some(before) if before != changed_to => Compensation::Requests(vec![set_properties(
+            sent.url.clone(),
+            json!({ "accountEnabled": before }),
+        )]),
+        Some(_) => Compensation::NotNeeded,
+        None => Compensation::Irreversible(format!(
+            "the account's state before the run was not read (planned without credentials), so riposte cannot tell whether setting accountEnabled back to {} restores it; use entra.{}_user by hand if it should",
+            !changed_to,
+            if changed_to { "disable" } else { "enable" }
+        )),
+    }
 }
 
 #[cfg(test)]

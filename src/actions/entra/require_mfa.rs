@@ -4,12 +4,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::actions::{
-    Action, ActionError, ActionInfo, ActionPlan, Effect, Permissions, PlanContext, encode,
-    get_all_pages, is_guid, unknown,
+    Action, ActionError, ActionInfo, ActionPlan, Compensation, Effect, Executed, Permissions,
+    PlanContext, Verification, encode, get_all_pages, is_guid, read_all_pages, typed_params,
+    unknown, unreadable,
 };
-use crate::connectors::{Api, ApiRequest, LookupOutcome, Method};
+use crate::connectors::{Api, ApiRequest, Endpoints, Lookup, LookupOutcome, Method};
 
-use super::{lookup_user, object_id, user_key, user_url};
+use super::{lookup_user, object_id, set_properties, user_key, user_url};
 
 /// Makes the user's next sign-in require multi-factor authentication, by one of three
 /// mechanisms a tenant may have in place.
@@ -86,6 +87,163 @@ impl Action for RequireMfa {
             Strategy::ConfirmCompromised => plan_confirm_compromised(&p, ctx).await,
         }
     }
+
+    async fn verify(
+        &self,
+        done: &Executed<'_>,
+        lookup: &dyn Lookup,
+    ) -> Result<Verification, ActionError> {
+        let p: Params = typed_params(done)?;
+        match p.strategy {
+            Strategy::ConditionalAccessGroup => verify_group(done, lookup).await,
+            Strategy::PerUser => verify_per_user(done, lookup).await,
+            Strategy::ConfirmCompromised => verify_confirmed(done, lookup).await,
+        }
+    }
+
+    fn compensate(&self, done: &Executed<'_>, endpoints: &Endpoints) -> Compensation {
+        let strategy = typed_params::<Params>(done).map(|p| p.strategy);
+        match strategy {
+            Ok(Strategy::ConditionalAccessGroup) => compensate_group(done, endpoints),
+            Ok(Strategy::PerUser) => compensate_per_user(done),
+            Ok(Strategy::ConfirmCompromised) => Compensation::Irreversible(
+                "a confirmed compromise cannot be undone: dismissing the risk does not restore the previous risk state".into(),
+            ),
+            Err(e) => Compensation::Irreversible(format!("the step's parameters no longer parse: {e}")),
+        }
+    }
+}
+
+/// The group and member object id of the `members/$ref` POST the step sent: the group from
+/// the desired state, the member from the `@odata.id` it referenced.
+fn group_and_member(done: &Executed<'_>) -> Option<(String, String)> {
+    let group = done.desired_state["group"].as_str()?.to_string();
+    let reference = done.requests.first()?.body.as_ref()?["@odata.id"].as_str()?;
+    let member = reference.rsplit('/').next()?.to_string();
+    Some((group, member))
+}
+
+/// The user's direct groups (`memberOf`, as the plan read them) must now include the group.
+async fn verify_group(
+    done: &Executed<'_>,
+    lookup: &dyn Lookup,
+) -> Result<Verification, ActionError> {
+    let (Some((group, member)), Some(sent)) = (group_and_member(done), done.requests.first())
+    else {
+        return Ok(Verification::Unchecked("no request was sent".into()));
+    };
+    // `{graph}/v1.0/groups/…`: the Graph base is what precedes `/v1.0/`.
+    let Some((graph_base, _)) = sent.url.split_once("/v1.0/") else {
+        return Ok(Verification::Unchecked(format!(
+            "cannot tell the Graph base from {}",
+            sent.url
+        )));
+    };
+    let url = format!("{graph_base}/v1.0/users/{member}/memberOf?$select=id");
+    let found = read_all_pages(lookup, Api::Graph, graph_base, url).await?;
+    let LookupOutcome::Found(Value::Array(groups)) = &found else {
+        return Ok(unreadable(&found, "the user's group memberships"));
+    };
+    let member_now = groups.iter().any(|g| {
+        g["id"]
+            .as_str()
+            .is_some_and(|id| id.eq_ignore_ascii_case(&group))
+    });
+    Ok(if member_now {
+        Verification::Verified(json!({ "group": group, "member": true }))
+    } else {
+        Verification::Mismatch(format!("the user is not a member of group {group}"))
+    })
+}
+
+/// The add succeeded, so the user was not a member before (Graph refuses duplicates): removing
+/// the membership restores the previous state exactly.
+fn compensate_group(done: &Executed<'_>, endpoints: &Endpoints) -> Compensation {
+    let Some((group, member)) = group_and_member(done) else {
+        return Compensation::NotNeeded;
+    };
+    Compensation::Requests(vec![ApiRequest::new(
+        Method::Delete,
+        Api::Graph,
+        format!(
+            "{}/groups/{}/members/{member}/$ref",
+            endpoints.graph_v1(),
+            encode::segment(&group)
+        ),
+    )])
+}
+
+async fn verify_per_user(
+    done: &Executed<'_>,
+    lookup: &dyn Lookup,
+) -> Result<Verification, ActionError> {
+    let Some(sent) = done.requests.first() else {
+        return Ok(Verification::Unchecked("no request was sent".into()));
+    };
+    let found = lookup.get(Api::Graph, &sent.url).await?;
+    Ok(match &found {
+        LookupOutcome::Found(r) if r["perUserMfaState"] == "enforced" => {
+            Verification::Verified(json!({ "perUserMfaState": "enforced" }))
+        }
+        LookupOutcome::Found(r) => Verification::Mismatch(format!(
+            "perUserMfaState is {} after enforcing it",
+            r["perUserMfaState"]
+        )),
+        other => unreadable(other, "the user's authentication requirements"),
+    })
+}
+
+/// PATCHes the recorded previous state back; without one riposte would be guessing.
+fn compensate_per_user(done: &Executed<'_>) -> Compensation {
+    let Some(sent) = done.requests.first() else {
+        return Compensation::NotNeeded;
+    };
+    match done.pre_state["perUserMfaState"].as_str() {
+        Some(before) => Compensation::Requests(vec![set_properties(
+            sent.url.clone(),
+            json!({ "perUserMfaState": before }),
+        )]),
+        None => Compensation::Irreversible(
+            "the per-user MFA state before the run was not read, so there is no value to restore"
+                .into(),
+        ),
+    }
+}
+
+async fn verify_confirmed(
+    done: &Executed<'_>,
+    lookup: &dyn Lookup,
+) -> Result<Verification, ActionError> {
+    let Some(sent) = done.requests.first() else {
+        return Ok(Verification::Unchecked("no request was sent".into()));
+    };
+    let Some(uid) = sent.body.as_ref().and_then(|b| b["userIds"][0].as_str()) else {
+        return Ok(Verification::Unchecked("the request named no user".into()));
+    };
+    let Some(base) = sent.url.strip_suffix("/confirmCompromised") else {
+        return Ok(Verification::Unchecked(format!(
+            "unexpected request URL {}",
+            sent.url
+        )));
+    };
+    let url = format!(
+        "{base}/{}?$select=id,riskLevel,riskState",
+        encode::segment(uid)
+    );
+    let found = lookup.get(Api::Graph, &url).await?;
+    Ok(match &found {
+        LookupOutcome::Found(r) if r["riskState"] == "confirmedCompromised" => {
+            Verification::Verified(
+                json!({ "riskState": r["riskState"], "riskLevel": r["riskLevel"] }),
+            )
+        }
+        // Identity Protection processes the confirmation asynchronously.
+        LookupOutcome::Found(r) => Verification::Unchecked(format!(
+            "riskState still reads {}; Identity Protection applies confirmations asynchronously",
+            r["riskState"]
+        )),
+        other => unreadable(other, "the risky user"),
+    })
 }
 
 /// `POST /groups/{gid}/members/$ref`, unless the user is already a direct member (Graph
@@ -207,7 +365,7 @@ async fn plan_per_user(p: &Params, ctx: &PlanContext<'_>) -> Result<ActionPlan, 
         }
     }
     Ok(ActionPlan::planned(vec![
-        ApiRequest::new(Method::Patch, Api::Graph, url).with_body(desired.clone()),
+        set_properties(url, desired.clone()),
     ])
     .pre_state(pre_state)
     .desired_state(desired)
@@ -537,6 +695,103 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(plan.status, PlanStatus::AlreadySatisfied);
+    }
+
+    async fn planned_group() -> (Value, ActionPlan) {
+        let env = TestEnv::new(
+            FakeLookup::strict()
+                .user(user_json(ALEX_ID, ALEX_UPN))
+                .found(group_get(), group_json(false))
+                .found(member_of(ALEX_ID), json!({ "value": [] })),
+        );
+        let params = json!({ "user": ALEX_UPN, "strategy": "conditional_access_group" });
+        let plan = env.plan(&RequireMfa, params.clone()).await.unwrap();
+        (params, plan)
+    }
+
+    #[tokio::test]
+    async fn group_verify_reads_member_of_and_compensation_removes_the_membership() {
+        let (params, plan) = planned_group().await;
+        let done = executed(&params, &plan, &[]);
+        let lookup = FakeLookup::strict().found(
+            member_of(ALEX_ID),
+            json!({ "value": [{ "id": "x" }, { "id": MFA_GROUP }] }),
+        );
+        assert_eq!(
+            RequireMfa.verify(&done, &lookup).await.unwrap(),
+            Verification::Verified(json!({ "group": MFA_GROUP, "member": true }))
+        );
+        let lookup = FakeLookup::strict().found(member_of(ALEX_ID), json!({ "value": [] }));
+        assert!(matches!(
+            RequireMfa.verify(&done, &lookup).await.unwrap(),
+            Verification::Mismatch(_)
+        ));
+        let undo = compensation_requests(RequireMfa.compensate(&done, &Endpoints::default()));
+        assert_eq!(
+            undo,
+            vec![ApiRequest::new(
+                Method::Delete,
+                Api::Graph,
+                format!("{GRAPH}/groups/{MFA_GROUP}/members/{ALEX_ID}/$ref")
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn per_user_verify_and_compensation_restore_the_recorded_state() {
+        let req = format!("{GRAPH_BETA}/users/{ALEX_ID}/authentication/requirements");
+        let env = TestEnv::new(
+            FakeLookup::strict()
+                .user(user_json(ALEX_ID, ALEX_UPN))
+                .found(req.clone(), json!({ "perUserMfaState": "enabled" })),
+        );
+        let params = json!({ "user": ALEX_ID, "strategy": "per_user" });
+        let plan = env.plan(&RequireMfa, params.clone()).await.unwrap();
+        let done = executed(&params, &plan, &[]);
+        let lookup =
+            FakeLookup::strict().found(req.clone(), json!({ "perUserMfaState": "enforced" }));
+        assert_eq!(
+            RequireMfa.verify(&done, &lookup).await.unwrap(),
+            Verification::Verified(json!({ "perUserMfaState": "enforced" }))
+        );
+        let lookup =
+            FakeLookup::strict().found(req.clone(), json!({ "perUserMfaState": "enabled" }));
+        assert!(matches!(
+            RequireMfa.verify(&done, &lookup).await.unwrap(),
+            Verification::Mismatch(_)
+        ));
+        let undo = compensation_requests(RequireMfa.compensate(&done, &Endpoints::default()));
+        assert_eq!(
+            undo,
+            vec![set_properties(req, json!({ "perUserMfaState": "enabled" }))]
+        );
+    }
+
+    #[tokio::test]
+    async fn confirm_compromised_is_verified_and_irreversible() {
+        let risky = format!(
+            "{GRAPH}/identityProtection/riskyUsers/{ALEX_ID}?$select=id,riskLevel,riskState"
+        );
+        let env = TestEnv::new(
+            FakeLookup::strict()
+                .user(user_json(ALEX_ID, ALEX_UPN))
+                .not_found(risky.clone()),
+        );
+        let params = json!({ "user": ALEX_ID, "strategy": "confirm_compromised" });
+        let plan = env.plan(&RequireMfa, params.clone()).await.unwrap();
+        let done = executed(&params, &plan, &[]);
+        let lookup = FakeLookup::strict().found(
+            risky,
+            json!({ "riskState": "confirmedCompromised", "riskLevel": "high" }),
+        );
+        assert!(matches!(
+            RequireMfa.verify(&done, &lookup).await.unwrap(),
+            Verification::Verified(_)
+        ));
+        assert!(matches!(
+            RequireMfa.compensate(&done, &Endpoints::default()),
+            Compensation::Irreversible(why) if why.contains("cannot be undone")
+        ));
     }
 
     #[tokio::test]

@@ -5,11 +5,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::actions::{
-    Action, ActionError, ActionInfo, ActionPlan, Effect, Permissions, PlanContext,
+    Action, ActionError, ActionInfo, ActionPlan, Compensation, Effect, Executed, Permissions,
+    PlanContext, Verification, unreadable,
 };
-use crate::connectors::{Api, ApiRequest, Method};
+use crate::connectors::{Api, ApiRequest, Endpoints, Lookup, LookupOutcome, Method};
 
-use super::{is_guest, lookup_user, user_key, user_url};
+use super::{is_guest, lookup_user, read_back_url, user_key, user_url};
 
 /// Invalidates the user's refresh tokens and session cookies (`revokeSignInSessions`), so a
 /// stolen session stops working at its next token refresh.
@@ -79,6 +80,62 @@ impl Action for RevokeSessions {
         }
         Ok(plan.note(ACCESS_TOKEN_NOTE))
     }
+
+    /// The cut-off must have moved past the value the plan read (or, planned without
+    /// credentials, reached the plan's clock). Graph replicates the property lazily, so a
+    /// cut-off that has not moved yet is reported as unchecked, not as a failure: the revoke
+    /// call's success answer stands.
+    async fn verify(
+        &self,
+        done: &Executed<'_>,
+        lookup: &dyn Lookup,
+    ) -> Result<Verification, ActionError> {
+        let Some(url) = read_back_url(
+            done,
+            "/revokeSignInSessions",
+            "id,signInSessionsValidFromDateTime",
+        ) else {
+            return Ok(Verification::Unchecked("no request was sent".into()));
+        };
+        let found = lookup.get(Api::Graph, &url).await?;
+        let LookupOutcome::Found(user) = &found else {
+            return Ok(unreadable(&found, "the user"));
+        };
+        let now = user["signInSessionsValidFromDateTime"]
+            .as_str()
+            .and_then(parse_time);
+        let before = done.pre_state["signInSessionsValidFromDateTime"]
+            .as_str()
+            .and_then(parse_time);
+        let not_before = done.desired_state["signInSessionsValidFromDateTime"]["not_before"]
+            .as_str()
+            .and_then(parse_time);
+        let moved = match (now, before, not_before) {
+            (Some(now), Some(before), _) => now > before,
+            (Some(now), None, Some(not_before)) => now >= not_before,
+            _ => false,
+        };
+        Ok(if moved {
+            Verification::Verified(json!({
+                "signInSessionsValidFromDateTime": user["signInSessionsValidFromDateTime"]
+            }))
+        } else {
+            Verification::Unchecked(format!(
+                "signInSessionsValidFromDateTime reads {} and has not moved yet; Graph updates it lazily after a revocation, so the success answer stands",
+                user["signInSessionsValidFromDateTime"]
+            ))
+        })
+    }
+
+    fn compensate(&self, _done: &Executed<'_>, _endpoints: &Endpoints) -> Compensation {
+        Compensation::Irreversible("sessions cannot be restored".into())
+    }
+}
+
+fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 #[cfg(test)]
@@ -114,6 +171,58 @@ mod tests {
                 .any(|n| n.contains("Continuous Access Evaluation"))
         );
         assert!(!plan.notes.iter().any(|n| n.contains("B2B")));
+    }
+
+    async fn planned() -> (serde_json::Value, ActionPlan) {
+        let env = TestEnv::new(FakeLookup::strict().user(user_json(ALEX_ID, ALEX_UPN)));
+        let params = json!({ "user": ALEX_ID });
+        let plan = env.plan(&RevokeSessions, params.clone()).await.unwrap();
+        (params, plan)
+    }
+
+    fn read_back() -> String {
+        format!("{GRAPH}/users/{ALEX_ID}?$select=id,signInSessionsValidFromDateTime")
+    }
+
+    #[tokio::test]
+    async fn verify_sees_the_cut_off_move() {
+        let (params, plan) = planned().await;
+        let done = executed(&params, &plan, &[]);
+        let lookup = FakeLookup::strict().found(
+            read_back(),
+            json!({ "signInSessionsValidFromDateTime": "2026-04-21T04:05:07Z" }),
+        );
+        assert_eq!(
+            RevokeSessions.verify(&done, &lookup).await.unwrap(),
+            Verification::Verified(
+                json!({ "signInSessionsValidFromDateTime": "2026-04-21T04:05:07Z" })
+            )
+        );
+        assert_eq!(lookup.calls(), vec![read_back()]);
+    }
+
+    #[tokio::test]
+    async fn a_lagging_cut_off_is_unchecked_not_a_mismatch() {
+        let (params, plan) = planned().await;
+        let done = executed(&params, &plan, &[]);
+        let lookup = FakeLookup::strict().found(
+            read_back(),
+            json!({ "signInSessionsValidFromDateTime": "2026-04-01T08:00:00Z" }),
+        );
+        match RevokeSessions.verify(&done, &lookup).await.unwrap() {
+            Verification::Unchecked(why) => assert!(why.contains("lazily"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_cannot_be_restored() {
+        let (params, plan) = planned().await;
+        let done = executed(&params, &plan, &[]);
+        assert_eq!(
+            RevokeSessions.compensate(&done, &Endpoints::default()),
+            Compensation::Irreversible("sessions cannot be restored".into())
+        );
     }
 
     #[tokio::test]

@@ -16,7 +16,8 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::actions::{
-    Action, ActionError, ActionInfo, ActionPlan, ActionSettings, Effect, Permissions, PlanContext,
+    Action, ActionError, ActionInfo, ActionPlan, ActionSettings, Effect, Executed, Permissions,
+    PlanContext,
 };
 use crate::connectors::cloud::check_endpoint_scheme;
 use crate::connectors::{Api, ApiRequest, Method};
@@ -119,6 +120,28 @@ impl Action for Webhook {
             "the webhook URL ({from}) is a secret: the plan shows only its host and a fingerprint"
         )))
     }
+
+    /// Restores the real URL from the same sources the plan used, and sends only if it is the
+    /// URL that was approved: a configuration change since the plan must not redirect the
+    /// message (or the approval) somewhere else.
+    fn prepare(
+        &self,
+        planned: &ApiRequest,
+        done: &Executed<'_>,
+        settings: &ActionSettings,
+    ) -> Result<ApiRequest, ActionError> {
+        let url = done.params.get("url").and_then(Value::as_str);
+        let real = target_url(url, settings)?;
+        if redact(&real)? != planned.url {
+            return Err(ActionError::Refused(
+                "the webhook URL differs from the one in the approved plan (its fingerprint changed); plan again".into(),
+            ));
+        }
+        Ok(ApiRequest {
+            url: real,
+            ..planned.clone()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -164,6 +187,39 @@ mod tests {
             !whole.contains("XXXXXXXX") && !whole.contains("T000"),
             "{whole}"
         );
+    }
+
+    #[tokio::test]
+    async fn prepare_restores_the_real_url_only_if_it_is_the_planned_one() {
+        let mut env = TestEnv::offline();
+        env.settings.notify_webhook_url = Some(SLACK.into());
+        let params = json!({ "message": "m" });
+        let plan = env.plan(&Webhook, params.clone()).await.unwrap();
+        let done = executed(&params, &plan, &[]);
+        let sent = Webhook
+            .prepare(&plan.requests[0], &done, &env.settings)
+            .unwrap();
+        assert_eq!(sent.url, SLACK);
+        assert_eq!(sent.body, plan.requests[0].body);
+        assert_eq!(sent.method, Method::Post);
+
+        let mut moved = env.settings.clone();
+        moved.notify_webhook_url = Some("https://hooks.slack.com/services/T000/B000/other".into());
+        let err = Webhook
+            .prepare(&plan.requests[0], &done, &moved)
+            .unwrap_err();
+        assert!(err.to_string().contains("approved plan"), "{err}");
+        assert!(!err.to_string().contains("other"), "{err}");
+
+        // A step `url` wins over configuration, at plan time and at send time alike.
+        let teams = "https://contoso.webhook.office.com/webhookb2/abc";
+        let params = json!({ "url": teams, "message": "m" });
+        let plan = env.plan(&Webhook, params.clone()).await.unwrap();
+        let done = executed(&params, &plan, &[]);
+        let sent = Webhook
+            .prepare(&plan.requests[0], &done, &env.settings)
+            .unwrap();
+        assert_eq!(sent.url, teams);
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
 //! Microsoft.Authorization extension resources at any scope: role assignments (list with
-//! `principalId eq`, delete with 200-then-204) and management locks.
+//! `principalId eq`, create with PUT, delete with 200-then-204) and management locks.
 
 use axum::body::Body;
 use axum::http::{Method, Response, StatusCode};
@@ -116,6 +116,7 @@ pub fn role_assignments(
                 ),
             }
         }
+        (&Method::PUT, Some(name)) => create_role_assignment(&mut state, req, scope, name),
         (&Method::DELETE, Some(name)) => {
             let index = state.azure.role_assignments.iter().position(|ra| {
                 ra.name.eq_ignore_ascii_case(name)
@@ -140,6 +141,116 @@ pub fn role_assignments(
             ),
         ),
     }
+}
+
+/// `PUT …/roleAssignments/{name}` (2022-04-01): 201 with the new assignment; 200 when the same
+/// assignment already exists under that name; 409 `RoleAssignmentExists` when another name
+/// already grants the same principal the same role at the same scope (ARM keeps one), and 409
+/// `RoleAssignmentUpdateNotPermitted` when the name exists with other properties.
+fn create_role_assignment(
+    state: &mut crate::emulator::state::State,
+    req: &Req,
+    scope: &str,
+    name: &str,
+) -> Response<Body> {
+    if uuid::Uuid::parse_str(name).is_err() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRoleAssignmentId",
+            &format!(
+                "The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID."
+            ),
+        );
+    }
+    if !scope_exists(state, scope) {
+        return not_found(state, scope);
+    }
+    let body = req.json().ok().flatten().unwrap_or(Value::Null);
+    let properties = &body["properties"];
+    let text = |key: &str| properties[key].as_str().map(str::to_owned);
+    let (Some(role_definition_id), Some(principal_id)) =
+        (text("roleDefinitionId"), text("principalId"))
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContent",
+            "The request content was invalid: properties.roleDefinitionId and properties.principalId are required.",
+        );
+    };
+    let role_definition = role_definition_id
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let valid_definition = role_definition_id
+        .to_ascii_lowercase()
+        .contains("/providers/microsoft.authorization/roledefinitions/")
+        && uuid::Uuid::parse_str(&role_definition).is_ok();
+    if !valid_definition {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRoleDefinitionId",
+            &format!("The role definition ID '{role_definition_id}' is not valid."),
+        );
+    }
+    let principal_known = state.user_index(&principal_id).is_some()
+        || state
+            .groups
+            .iter()
+            .any(|g| g.id.eq_ignore_ascii_case(&principal_id));
+    if !principal_known {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "PrincipalNotFound",
+            &format!(
+                "Principal {} does not exist in the directory {}. Check that you have the correct principal ID. If you are creating this principal and then immediately assigning a role, this error might be related to a replication delay. In this case, set the role assignment principalType property to a value, such as ServicePrincipal, User, or Group.  See https://aka.ms/docs-principaltype",
+                principal_id.replace('-', ""),
+                state.tenant_id
+            ),
+        );
+    }
+    let principal_type = text("principalType").unwrap_or_else(|| "User".to_owned());
+    let same_grant = |ra: &crate::emulator::tenant::RoleAssignment| {
+        ra.principal_id.eq_ignore_ascii_case(&principal_id)
+            && ra.role_definition.eq_ignore_ascii_case(&role_definition)
+            && is_within(&ra.scope, scope)
+            && is_within(scope, &ra.scope)
+    };
+    let same_name = |ra: &crate::emulator::tenant::RoleAssignment| {
+        ra.name.eq_ignore_ascii_case(name)
+            && is_within(&ra.scope, scope)
+            && is_within(scope, &ra.scope)
+    };
+    if let Some(existing) = state.azure.role_assignments.iter().find(|ra| same_name(ra)) {
+        return if same_grant(existing) {
+            http::json(StatusCode::OK, &role_assignment_json(existing))
+        } else {
+            error(
+                StatusCode::CONFLICT,
+                "RoleAssignmentUpdateNotPermitted",
+                "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
+            )
+        };
+    }
+    if state.azure.role_assignments.iter().any(|ra| same_grant(ra)) {
+        return error(
+            StatusCode::CONFLICT,
+            "RoleAssignmentExists",
+            "The role assignment already exists.",
+        );
+    }
+    let assignment = crate::emulator::tenant::RoleAssignment {
+        name: name.to_owned(),
+        scope: scope.to_owned(),
+        principal_id,
+        principal_type,
+        role_definition,
+        created_on: Some(http::now_rfc3339()),
+    };
+    let answer = role_assignment_json(&assignment);
+    state.azure.role_assignments.push(assignment);
+    state.bump("role_assignments_created");
+    http::json(StatusCode::CREATED, &answer)
 }
 
 const LOCK_LEVELS: &[&str] = &["CanNotDelete", "ReadOnly"];

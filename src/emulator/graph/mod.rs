@@ -188,6 +188,7 @@ fn handle_one(shared: &Shared, req: &Req, route: &[&str]) -> Response<Body> {
         ["users"] if m == Method::GET => users::list(shared, req),
         ["users", _] if m == Method::GET => users::get(shared, req, route[1]),
         ["users", _] if m == Method::PATCH => users::patch(shared, req, route[1]),
+        ["users", _, "memberof"] if m == Method::GET => users::member_of(shared, req, route[1]),
         ["users", _, "revokesigninsessions"] if m == Method::POST => {
             users::revoke_sessions(shared, req, route[1])
         }
@@ -239,6 +240,7 @@ fn known_shape(route: &[&str], beta: bool) -> bool {
         ["users"]
             | ["users", _]
             | ["users", _, "revokesigninsessions"]
+            | ["users", _, "memberof"]
             | [
                 "users",
                 _,
@@ -295,6 +297,7 @@ fn unknown_route(req: &Req, route: &[&str], lower: &[&str], beta: bool) -> Respo
 fn known_prefix(prefix: &[&str], beta: bool) -> bool {
     const SHAPES: &[&[&str]] = &[
         &["users", "*", "revokesigninsessions"],
+        &["users", "*", "memberof"],
         &[
             "users",
             "*",

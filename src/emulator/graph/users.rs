@@ -535,6 +535,108 @@ pub fn directory_roles(shared: &Shared, req: &Req, key: &str) -> Response<Body> 
     )
 }
 
+/// Properties `memberOf` can `$select` across the types it returns.
+const MEMBER_OF_PROPERTIES: &[&str] = &[
+    "id",
+    "displayName",
+    "description",
+    "deletedDateTime",
+    "securityEnabled",
+    "mailEnabled",
+    "isAssignableToRole",
+    "groupTypes",
+    "roleTemplateId",
+];
+
+/// `GET /users/{id}/memberOf`: the groups and directory roles the user is a *direct* member
+/// of (not transitive), each with its `@odata.type`.
+pub fn member_of(shared: &Shared, req: &Req, key: &str) -> Response<Body> {
+    if let Err(r) = authorize(shared, req, ROLES_READ) {
+        return r;
+    }
+    let select_param = req.query_param("$select");
+    let wanted: Option<Vec<&str>> = select_param.as_deref().map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .collect()
+    });
+    if let Some(bad) = wanted.iter().flatten().find(|w| {
+        !MEMBER_OF_PROPERTIES
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(w))
+    }) {
+        return bad_request(
+            req,
+            &format!(
+                "Could not find a property named '{bad}' on type 'microsoft.graph.directoryObject'."
+            ),
+        );
+    }
+    let state = shared.state.lock().expect("state lock");
+    let Some(index) = state.user_index(key) else {
+        drop(state);
+        return not_found(req, key);
+    };
+    let uid = state.users[index].seed.id.clone();
+    let mut objects = Vec::new();
+    for g in state
+        .groups
+        .iter()
+        .filter(|g| g.members.iter().any(|m| m.eq_ignore_ascii_case(&uid)))
+    {
+        objects.push(json!({
+            "@odata.type": "#microsoft.graph.group",
+            "id": g.id,
+            "deletedDateTime": null,
+            "displayName": g.display_name,
+            "description": g.description,
+            "securityEnabled": true,
+            "mailEnabled": false,
+            "isAssignableToRole": g.is_assignable_to_role,
+            "groupTypes": [],
+        }));
+    }
+    for r in state
+        .directory_roles
+        .iter()
+        .filter(|r| r.members.iter().any(|m| m.eq_ignore_ascii_case(&uid)))
+    {
+        objects.push(json!({
+            "@odata.type": "#microsoft.graph.directoryRole",
+            "id": r.id,
+            "deletedDateTime": null,
+            "displayName": r.display_name,
+            "description": r.description,
+            "roleTemplateId": r.role_template_id,
+        }));
+    }
+    drop(state);
+    let value: Vec<Value> = objects
+        .into_iter()
+        .map(|o| match &wanted {
+            None => o,
+            Some(keys) => {
+                let mut out = Map::new();
+                out.insert("@odata.type".into(), o["@odata.type"].clone());
+                for (k, v) in o.as_object().into_iter().flatten() {
+                    if keys.iter().any(|w| w.eq_ignore_ascii_case(k)) {
+                        out.insert(k.clone(), v.clone());
+                    }
+                }
+                Value::Object(out)
+            }
+        })
+        .collect();
+    http::json(
+        StatusCode::OK,
+        &json!({
+            "@odata.context": format!("https://graph.microsoft.com/{}/$metadata#directoryObjects", version(req)),
+            "value": value,
+        }),
+    )
+}
+
 /// `POST /users/{id}/authentication/methods/28c10230-…/resetPassword`: 202 + `Location`.
 pub fn reset_password(shared: &Shared, req: &Req, key: &str, method_id: &str) -> Response<Body> {
     if let Err(r) = authorize(shared, req, AUTH_METHODS) {
