@@ -163,7 +163,7 @@ impl Config {
             .merge(Toml::file(&path))
             .merge(
                 env.split("__")
-                    .ignore(&["config"])
+                    .ignore(&["config", "log"])
                     .map(|k| k.as_str().to_lowercase().into()),
             );
         let config: Config = figment

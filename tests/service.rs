@@ -20,6 +20,10 @@ struct Fixture {
 
 async fn fixture(mode: &str) -> Fixture {
     riposte::connectors::install_crypto_provider();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("riposte=warn"))
+        .with_test_writer()
+        .try_init();
     let emulator = Emulator::start("127.0.0.1:0".parse().unwrap(), Tenant::default_fixture()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store_url = format!("sqlite://{}", dir.path().join("riposte.db").display());

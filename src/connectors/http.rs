@@ -70,7 +70,7 @@ impl Default for HttpOptions {
             poll_interval: Duration::from_secs(5),
             max_polls: 360,
             max_poll_time: Duration::from_secs(1800),
-            rate_per_second: 20.0,
+            rate_per_second: 100.0,
             arm_remaining_threshold: 50,
             arm_max_slowdown: Duration::from_secs(5),
         }
@@ -229,7 +229,7 @@ impl HttpClient {
             .or_insert_with(|| {
                 let rate = self.inner.opts.rate_per_second;
                 Arc::new(TenantBudget {
-                    bucket: TokenBucket::new(rate, rate.max(1.0)),
+                    bucket: TokenBucket::new(rate, (rate * 2.0).max(1.0)),
                     arm_remaining: AtomicI64::new(-1),
                 })
             })

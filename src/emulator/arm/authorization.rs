@@ -232,7 +232,7 @@ fn create_role_assignment(
             )
         };
     }
-    if state.azure.role_assignments.iter().any(|ra| same_grant(ra)) {
+    if state.azure.role_assignments.iter().any(same_grant) {
         return error(
             StatusCode::CONFLICT,
             "RoleAssignmentExists",
