@@ -133,6 +133,7 @@ async fn one_run(round: usize, rate_per_second: f64) -> f64 {
         endpoints: &endpoints,
         concurrency: 8,
         approved: false,
+        completed: &Default::default(),
         on_event: &|_| {},
     };
     let report = executor.execute(&plan, &playbook).await;

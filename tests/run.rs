@@ -126,6 +126,7 @@ impl World {
             endpoints: &self.endpoints,
             concurrency: 8,
             approved: false,
+            completed: &Default::default(),
             on_event: &|_| {},
         };
         executor.execute(plan, playbook).await

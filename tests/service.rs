@@ -24,12 +24,22 @@ async fn fixture(mode: &str) -> Fixture {
         .with_env_filter(tracing_subscriber::EnvFilter::new("riposte=warn"))
         .with_test_writer()
         .try_init();
-    let emulator = Emulator::start("127.0.0.1:0".parse().unwrap(), Tenant::default_fixture()).unwrap();
+    let emulator =
+        Emulator::start("127.0.0.1:0".parse().unwrap(), Tenant::default_fixture()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store_url = format!("sqlite://{}", dir.path().join("riposte.db").display());
-    let config = common::config_from_toml(dir.path(), &common::emulator_toml(&emulator.base_url(), &store_url, mode));
-    let service = Service::from_config(config, ServiceOptions::default()).await.unwrap();
-    Fixture { emulator, service, _dir: dir }
+    let config = common::config_from_toml(
+        dir.path(),
+        &common::emulator_toml(&emulator.base_url(), &store_url, mode),
+    );
+    let service = Service::from_config(config, ServiceOptions::default())
+        .await
+        .unwrap();
+    Fixture {
+        emulator,
+        service,
+        _dir: dir,
+    }
 }
 
 fn caller(name: &str) -> Caller {
@@ -43,7 +53,12 @@ async fn settle(service: &Arc<Service>) {
         let runs = service.runs(1000, None).await.unwrap();
         let open: Vec<_> = runs
             .iter()
-            .filter(|r| matches!(r.status, RunStatus::Pending | RunStatus::Planning | RunStatus::Running))
+            .filter(|r| {
+                matches!(
+                    r.status,
+                    RunStatus::Pending | RunStatus::Planning | RunStatus::Running
+                )
+            })
             .collect();
         if open.is_empty() {
             return;
@@ -63,7 +78,11 @@ async fn counter(f: &Fixture, name: &str) -> u64 {
 async fn a_lacework_webhook_alert_is_enriched_and_contains_the_user() {
     let f = fixture("enforce").await;
     let body = common::fixture("lacework-webhook.json");
-    let ingested = f.service.ingest("lacework", &body, &caller("lacework-webhook")).await.unwrap();
+    let ingested = f
+        .service
+        .ingest("lacework", &body, &caller("lacework-webhook"))
+        .await
+        .unwrap();
     assert!(!ingested.duplicate);
     settle(&f.service).await;
     let runs = f.service.runs(10, None).await.unwrap();
@@ -76,10 +95,17 @@ async fn a_lacework_webhook_alert_is_enriched_and_contains_the_user() {
     assert!(counter(&f, "locks_created").await >= 2);
     assert!(counter(&f, "role_assignments_deleted").await >= 1);
     assert_eq!(counter(&f, "group_member_added").await, 1);
-    assert!(!view.evidence.is_empty(), "evidence is stored with its digest");
+    assert!(
+        !view.evidence.is_empty(),
+        "evidence is stored with its digest"
+    );
     assert!(view.evidence.iter().all(|e| e.sha256.len() == 64));
     // The same alert again: stored once, nothing new starts.
-    let again = f.service.ingest("lacework", &body, &caller("lacework-webhook")).await.unwrap();
+    let again = f
+        .service
+        .ingest("lacework", &body, &caller("lacework-webhook"))
+        .await
+        .unwrap();
     assert!(again.duplicate);
     assert_eq!(again.alert_id, ingested.alert_id);
     settle(&f.service).await;
@@ -92,7 +118,14 @@ async fn a_lacework_webhook_alert_is_enriched_and_contains_the_user() {
 #[tokio::test]
 async fn a_bad_alert_is_rejected_and_nothing_is_stored() {
     let f = fixture("dry-run").await;
-    let err = f.service.ingest("azure-monitor", &common::fixture("bad-azure-monitor-time.json"), &caller("x")).await;
+    let err = f
+        .service
+        .ingest(
+            "azure-monitor",
+            &common::fixture("bad-azure-monitor-time.json"),
+            &caller("x"),
+        )
+        .await;
     match err {
         Err(ServiceError::BadRequest(m)) => assert!(m.contains("firedDateTime"), "{m}"),
         other => panic!("{other:?}"),
@@ -104,56 +137,97 @@ async fn a_bad_alert_is_rejected_and_nothing_is_stored() {
 #[tokio::test]
 async fn an_alert_storm_for_five_users_gives_five_runs() {
     let f = fixture("dry-run").await;
-    let template: serde_json::Value = serde_json::from_slice(&common::fixture("lacework-details.json")).unwrap();
+    let template: serde_json::Value =
+        serde_json::from_slice(&common::fixture("lacework-details.json")).unwrap();
     let users = ["a", "b", "c", "d", "e"];
     for i in 0..500 {
         let mut alert = template.clone();
-        let text = alert.to_string().replace("alex.wilber@contoso.com", &format!("{}@contoso.com", users[i % 5]));
+        let text = alert.to_string().replace(
+            "alex.wilber@contoso.com",
+            &format!("{}@contoso.com", users[i % 5]),
+        );
         alert = serde_json::from_str(&text).unwrap();
         alert["data"]["alertId"] = serde_json::json!(100_000 + i);
         // The object id is what runs coalesce on; give each user their own.
-        let text = alert.to_string().replace("a1e7d1c2-5b3f-4c8e-9d21-000000000001", &format!("00000000-0000-4000-8000-00000000000{}", i % 5));
-        f.service.ingest("lacework", text.as_bytes(), &caller("lacework")).await.unwrap();
+        let text = alert.to_string().replace(
+            "a1e7d1c2-5b3f-4c8e-9d21-000000000001",
+            &format!("00000000-0000-4000-8000-00000000000{}", i % 5),
+        );
+        f.service
+            .ingest("lacework", text.as_bytes(), &caller("lacework"))
+            .await
+            .unwrap();
     }
     while f.service.process_alerts().await.unwrap() > 0 {}
     let runs = f.service.runs(1000, None).await.unwrap();
     assert_eq!(runs.len(), 5, "500 alerts for 5 users coalesce into 5 runs");
-    assert!(runs.iter().all(|r| r.alerts.len() == 100), "{:?}", runs.iter().map(|r| r.alerts.len()).collect::<Vec<_>>());
+    assert!(
+        runs.iter().all(|r| r.alerts.len() == 100),
+        "{:?}",
+        runs.iter().map(|r| r.alerts.len()).collect::<Vec<_>>()
+    );
     f.emulator.shutdown().await;
 }
 
 #[tokio::test]
 async fn approval_is_bound_to_the_plan_hash_and_to_another_person() {
     let f = fixture("dry-run").await;
-    f.service.ingest("lacework", &common::fixture("lacework-details.json"), &caller("lacework")).await.unwrap();
+    f.service
+        .ingest(
+            "lacework",
+            &common::fixture("lacework-details.json"),
+            &caller("lacework"),
+        )
+        .await
+        .unwrap();
     settle(&f.service).await;
     let run = f.service.runs(1, None).await.unwrap().remove(0);
-    assert_eq!(run.status, RunStatus::AwaitingApproval, "dry-run waits for review");
-    assert_eq!(counter(&f, "user_disabled").await, 0, "dry-run sends nothing");
+    assert_eq!(
+        run.status,
+        RunStatus::AwaitingApproval,
+        "dry-run waits for review"
+    );
+    assert_eq!(
+        counter(&f, "user_disabled").await,
+        0,
+        "dry-run sends nothing"
+    );
     let hash = run.plan_hash.clone().unwrap();
 
     // The requester may not approve their own run.
-    let own = f.service.approve(&run.id, &hash, &caller("alert:lacework")).await;
+    let own = f
+        .service
+        .approve(&run.id, &hash, &caller("alert:lacework"))
+        .await;
     assert!(matches!(own, Err(ServiceError::Forbidden(_))), "{own:?}");
     // A hash that is not the run's plan is refused.
-    let wrong = f.service.approve(&run.id, "sha256:0000", &caller("oncall")).await;
+    let wrong = f
+        .service
+        .approve(&run.id, "sha256:0000", &caller("oncall"))
+        .await;
     assert!(matches!(wrong, Err(ServiceError::Conflict(_))), "{wrong:?}");
 
     // Drift: the user is disabled by someone else after the plan was made.
     let disable = riposte::connectors::ApiRequest::new(
         riposte::connectors::Method::Patch,
         riposte::connectors::Api::Graph,
-        format!("{}/v1.0/users/a1e7d1c2-5b3f-4c8e-9d21-000000000001", f.emulator.base_url()),
+        format!(
+            "{}/v1.0/users/a1e7d1c2-5b3f-4c8e-9d21-000000000001",
+            f.emulator.base_url()
+        ),
     )
     .with_body(serde_json::json!({"accountEnabled": false}));
     let config = common::config_from_toml(
         f._dir.path(),
         &common::emulator_toml(&f.emulator.base_url(), "sqlite::memory:", "enforce"),
     );
-    let connectors = riposte::connectors::Connectors::new(&config.azure, None, Default::default()).unwrap();
+    let connectors =
+        riposte::connectors::Connectors::new(&config.azure, None, Default::default()).unwrap();
     connectors.send(&disable).await.unwrap();
     let drifted = f.service.approve(&run.id, &hash, &caller("oncall")).await;
-    let Err(ServiceError::Conflict(msg)) = drifted else { panic!("{drifted:?}") };
+    let Err(ServiceError::Conflict(msg)) = drifted else {
+        panic!("{drifted:?}")
+    };
     assert!(msg.contains("changed"), "{msg}");
     let replanned = f.service.run(&run.id).await.unwrap().run;
     let new_hash = replanned.plan_hash.unwrap();
@@ -161,12 +235,20 @@ async fn approval_is_bound_to_the_plan_hash_and_to_another_person() {
 
     // Approving the current plan runs it, and an approval expires with its TTL (not tested
     // on the clock here; the store keeps `expires_at`).
-    let approved = f.service.approve(&run.id, &new_hash, &caller("oncall")).await.unwrap();
+    let approved = f
+        .service
+        .approve(&run.id, &new_hash, &caller("oncall"))
+        .await
+        .unwrap();
     assert_eq!(approved.status, RunStatus::Running);
     f.service.drive(&run.id, None).await.unwrap();
     let done = f.service.run(&run.id).await.unwrap();
     assert_eq!(done.run.status, RunStatus::Succeeded, "{:#?}", done.report);
-    assert_eq!(counter(&f, "user_disabled").await, 1, "already disabled by the drift, not again");
+    assert_eq!(
+        counter(&f, "user_disabled").await,
+        1,
+        "already disabled by the drift, not again"
+    );
     assert_eq!(counter(&f, "sessions_revoked").await, 1);
     f.emulator.shutdown().await;
 }
@@ -174,13 +256,30 @@ async fn approval_is_bound_to_the_plan_hash_and_to_another_person() {
 #[tokio::test]
 async fn rollback_undoes_what_can_be_undone() {
     let f = fixture("enforce").await;
-    f.service.ingest("lacework", &common::fixture("lacework-details.json"), &caller("lacework")).await.unwrap();
+    f.service
+        .ingest(
+            "lacework",
+            &common::fixture("lacework-details.json"),
+            &caller("lacework"),
+        )
+        .await
+        .unwrap();
     settle(&f.service).await;
     let run = f.service.runs(1, None).await.unwrap().remove(0);
     assert_eq!(run.status, RunStatus::Succeeded);
-    let report = f.service.rollback(&run.id, &caller("oncall")).await.unwrap();
-    assert!(report.undone.iter().any(|(s, _)| s == "suspend"), "{report:#?}");
-    assert!(report.refused.iter().any(|(s, _)| s == "revoke"), "{report:#?}");
+    let report = f
+        .service
+        .rollback(&run.id, &caller("oncall"))
+        .await
+        .unwrap();
+    assert!(
+        report.undone.iter().any(|(s, _)| s == "suspend"),
+        "{report:#?}"
+    );
+    assert!(
+        report.refused.iter().any(|(s, _)| s == "revoke"),
+        "{report:#?}"
+    );
     assert_eq!(counter(&f, "user_enabled").await, 1);
     let after = f.service.run(&run.id).await.unwrap().run;
     assert_eq!(after.status, RunStatus::RolledBack);

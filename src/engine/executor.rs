@@ -82,12 +82,16 @@ impl Executor<'_> {
             timeout: None,
             on_error: OnError::Fail,
         };
+        // Finishing order, for undoing newest first. Each step's future takes its number and
+        // journals its own report, so the scheduling loop never awaits a store write while
+        // other steps' futures (which may hold the store's writer) sit unpolled.
+        let seq = std::sync::atomic::AtomicU32::new(0);
+        let seq = &seq;
         let mut outcomes: BTreeMap<String, StepReport> = BTreeMap::new();
         let mut started: std::collections::HashSet<String> = Default::default();
         let mut running: FuturesUnordered<BoxFuture<'_, StepReport>> = FuturesUnordered::new();
         let mut halted: Option<String> = None;
         let mut compensate = false;
-        let mut seq = 0u32;
 
         loop {
             if halted.is_none() {
@@ -124,17 +128,25 @@ impl Executor<'_> {
                         } else {
                             StepOutcome::Skipped
                         };
-                        seq += 1;
-                        let r = immediate(step, outcome, Some(why), seq);
-                        self.finish(&plan.run_id, &r).await;
-                        outcomes.insert(step.id.clone(), r);
+                        running.push(Box::pin(async move {
+                            let mut r = immediate(step, outcome, Some(why), 0);
+                            r.finished_seq =
+                                seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                            self.finish(&plan.run_id, &r).await;
+                            r
+                        }));
                         continue;
                     }
                     let policy = *policies.get(step.id.as_str()).unwrap_or(&default_policy);
-                    running.push(Box::pin(self.run_step(plan, step, policy)));
+                    running.push(Box::pin(async move {
+                        let mut r = self.run_step(plan, step, policy).await;
+                        r.finished_seq = seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                        self.finish(&plan.run_id, &r).await;
+                        r
+                    }));
                 }
             }
-            let Some(mut report) = running.next().await else {
+            let Some(report) = running.next().await else {
                 if halted.is_some() || outcomes.len() == plan.steps.len() {
                     break;
                 }
@@ -142,9 +154,6 @@ impl Executor<'_> {
                 // loader rejects; stop rather than spin.
                 break;
             };
-            seq += 1;
-            report.finished_seq = seq;
-            self.finish(&plan.run_id, &report).await;
             if report.outcome == StepOutcome::Failed {
                 let policy = policies
                     .get(report.id.as_str())
@@ -168,8 +177,8 @@ impl Executor<'_> {
                     .as_ref()
                     .map(|h| format!("the run stopped after `{h}` failed"))
                     .unwrap_or_else(|| "its dependencies never finished".into());
-                seq += 1;
-                let r = immediate(step, StepOutcome::Skipped, Some(why), seq);
+                let n = seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                let r = immediate(step, StepOutcome::Skipped, Some(why), n);
                 self.finish(&plan.run_id, &r).await;
                 outcomes.insert(step.id.clone(), r);
             }

@@ -220,26 +220,25 @@ impl Service {
             for p in matched {
                 let since = Utc::now()
                     - chrono::Duration::from_std(self.options.coalesce_window).unwrap_or_default();
-                if let Some(key) = &principal {
-                    if let Some(open) = self
+                if let Some(key) = &principal
+                    && let Some(open) = self
                         .store
                         .find_open_run(&p.name, key, since)
                         .await
                         .map_err(internal)?
-                    {
-                        self.store
-                            .attach_alert(&open, &record.id)
-                            .await
-                            .map_err(internal)?;
-                        self.audit(
-                            "run.coalesced",
-                            Some(&open),
-                            None,
-                            json!({"alert_id": record.id}),
-                        )
-                        .await;
-                        continue;
-                    }
+                {
+                    self.store
+                        .attach_alert(&open, &record.id)
+                        .await
+                        .map_err(internal)?;
+                    self.audit(
+                        "run.coalesced",
+                        Some(&open),
+                        None,
+                        json!({"alert_id": record.id}),
+                    )
+                    .await;
+                    continue;
                 }
                 let run_id = derived_run_id(&record.id, &p.name);
                 let created = self
@@ -437,11 +436,11 @@ impl Service {
                 entry.state,
                 StepState::Succeeded | StepState::AlreadySatisfied
             );
-            if final_state {
-                if let Ok(report) = serde_json::from_value::<StepReport>(entry.detail.clone()) {
-                    completed.insert(entry.step_id.clone(), report);
-                    continue;
-                }
+            if final_state
+                && let Ok(report) = serde_json::from_value::<StepReport>(entry.detail.clone())
+            {
+                completed.insert(entry.step_id.clone(), report);
+                continue;
             }
             if matches!(
                 entry.state,
@@ -546,17 +545,15 @@ impl Service {
                     .await
                     .map_err(internal)?;
             }
-            if step.outcome == StepOutcome::Succeeded && !step.requests.is_empty() {
-                if let (Some(tenant), Some(key)) = (&run.tenant, &run.principal_key) {
-                    if actions::find(&step.action)
-                        .is_some_and(|a| a.info().effect == Effect::Mutate)
-                    {
-                        self.store
-                            .record_effect(tenant, &step.action, key, Utc::now())
-                            .await
-                            .map_err(internal)?;
-                    }
-                }
+            if step.outcome == StepOutcome::Succeeded
+                && !step.requests.is_empty()
+                && let (Some(tenant), Some(key)) = (&run.tenant, &run.principal_key)
+                && actions::find(&step.action).is_some_and(|a| a.info().effect == Effect::Mutate)
+            {
+                self.store
+                    .record_effect(tenant, &step.action, key, Utc::now())
+                    .await
+                    .map_err(internal)?;
             }
         }
         let _ = plan;
