@@ -29,9 +29,13 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     eprintln!("riposte API listening on http://{addr} (Ctrl-C stops it)");
     info!(message = "API listening.", %addr);
-    server::serve(listener, server::router(service, settings), shutdown_signal())
-        .await
-        .context("the API server failed")?;
+    server::serve(
+        listener,
+        server::router(service, settings),
+        shutdown_signal(),
+    )
+    .await
+    .context("the API server failed")?;
     info!(message = "API stopped; in-flight requests were answered.");
     Ok(ExitCode::SUCCESS)
 }

@@ -92,10 +92,7 @@ pub(crate) async fn list_runs(
         None | Some("") => None,
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
             let known: Vec<&str> = RunStatus::ALL.iter().map(|r| r.as_str()).collect();
-            ApiError::BadRequest(format!(
-                "status `{s}` is not one of {}",
-                known.join(", ")
-            ))
+            ApiError::BadRequest(format!("status `{s}` is not one of {}", known.join(", ")))
         })?),
     };
     let runs = state.service.runs(limit, status).await?;
