@@ -143,7 +143,7 @@ fn every_schema_reference_resolves() {
     refs(&schema, &mut all);
     assert!(!all.is_empty());
     for r in all {
-        let pointer = r.strip_prefix('#').unwrap().replace("$defs/", "$defs/");
+        let pointer = r.strip_prefix('#').unwrap().to_string();
         assert!(schema.pointer(&pointer).is_some(), "{r} does not resolve");
     }
 }
