@@ -366,3 +366,63 @@ mod file_tests {
         assert_eq!(c.mode, Mode::Enforce);
     }
 }
+
+#[cfg(test)]
+mod server_tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("riposte.toml");
+        std::fs::write(&file, text).unwrap();
+        Config::load_with_env(Some(&file), Env::prefixed("RIPOSTE_UNIT_TEST_NOTHING_"))
+    }
+
+    const DIGEST: &str = "0d75239e2fa5a777c366850e03ddffcab8c634455d7472812a9e66a2f7aa7faf";
+
+    #[test]
+    fn server_defaults_and_hmac_defaults() {
+        let c = load("").unwrap();
+        assert_eq!(c.server.max_body_bytes, 1024 * 1024);
+        assert!(c.server.hmac.is_none());
+        let c = load("[server.hmac]\nsecret = \"s3cret\"\n").unwrap();
+        let hmac = c.server.hmac.unwrap();
+        assert_eq!(hmac.secret.expose_secret(), "s3cret");
+        assert_eq!(hmac.header, "X-Riposte-Signature");
+        assert_eq!(hmac.timestamp_header, "X-Riposte-Timestamp");
+        assert_eq!(hmac.window_secs, 300);
+        assert!(!format!("{hmac:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn token_tables_that_would_lock_senders_out_are_refused() {
+        let entry = |name: &str, sha: &str| {
+            format!("[[server.tokens]]\nname = \"{name}\"\nrole = \"viewer\"\nsha256 = \"{sha}\"\n")
+        };
+        assert!(load(&entry("a", DIGEST)).is_ok());
+        assert!(load(&entry("a", &DIGEST.to_uppercase())).is_ok());
+        let e = load(&entry("a", "…")).unwrap_err().to_string();
+        assert!(e.contains("64 hex digits"), "{e}");
+        let e = load(&format!("{}{}", entry("a", DIGEST), entry("a", DIGEST)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("used twice"), "{e}");
+        let e = load("[server.hmac]\nsecret = \"\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("hmac.secret"), "{e}");
+        assert!(load("[server]\nmax_body_bytes = 0\n").is_err());
+    }
+
+    #[test]
+    fn roles_are_ordered_and_spelled_as_configured() {
+        assert!(Role::Viewer < Role::Responder);
+        assert!(Role::Responder < Role::Approver);
+        assert!(Role::Approver < Role::Admin);
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>().unwrap(), role);
+        }
+        assert!("root".parse::<Role>().is_err());
+    }
+}
