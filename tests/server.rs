@@ -799,9 +799,13 @@ async fn unknown_routes_and_methods_answer_json() {
         (Method::POST, "/healthz"),
         (Method::GET, "/v1/runs/run-1/approve"),
     ] {
-        let (status, _, body) = api.call(method.clone(), path, Some(&admin), None).await;
+        let (status, headers, body) = api.call(method.clone(), path, Some(&admin), None).await;
         assert_eq!(status, 405, "{method} {path}");
         assert_eq!(error_code(&body), "method_not_allowed");
+        assert!(
+            headers.contains_key("allow"),
+            "RFC 9110 §15.5.6: 405 names the methods"
+        );
     }
     // Malformed bodies and queries are JSON 400s naming the problem.
     let cases = [
