@@ -72,14 +72,24 @@ fn default_store_url() -> String {
     "sqlite://riposte.db".into()
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// The HTTP API of `riposte serve` (DESIGN.md §3). Read by `server/`; nothing else listens.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
+    /// Address the API binds. Loopback by default so a fresh install exposes nothing.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// API bearer tokens; only their sha256 is kept.
+    /// API bearer tokens; only their sha256 is kept, so the file itself grants nothing.
     #[serde(default)]
     pub tokens: Vec<TokenEntry>,
+    /// Largest request body accepted (bytes); larger ones get 413 before they are buffered,
+    /// so an alert storm of huge payloads cannot exhaust memory. Default 1 MiB.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// When present, ingestion also requires an HMAC signature of the body, so a leaked
+    /// webhook URL (with its `?token=`) alone cannot inject alerts.
+    #[serde(default)]
+    pub hmac: Option<HmacSettings>,
 }
 
 impl Default for ServerSettings {
@@ -87,6 +97,8 @@ impl Default for ServerSettings {
         ServerSettings {
             listen: default_listen(),
             tokens: Vec::new(),
+            max_body_bytes: default_max_body_bytes(),
+            hmac: None,
         }
     }
 }
@@ -95,15 +107,56 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+
+/// Signature verification on `POST /v1/alerts/{source}`: the sender puts the unix time in the
+/// timestamp header and `sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>` in the
+/// signature header. Signing the timestamp bounds how long a captured request can be replayed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacSettings {
+    /// The shared secret; wrapped so it never reaches a formatter.
+    pub secret: secrecy::SecretString,
+    /// Header carrying `sha256=<hex>`.
+    #[serde(default = "default_signature_header")]
+    pub header: String,
+    /// Header carrying the signing time in unix seconds.
+    #[serde(default = "default_timestamp_header")]
+    pub timestamp_header: String,
+    /// How far (seconds, either direction) the timestamp may be from our clock; wider
+    /// tolerates clock skew, narrower shortens the replay window. Default 300.
+    #[serde(default = "default_window_secs")]
+    pub window_secs: u64,
+}
+
+fn default_signature_header() -> String {
+    "X-Riposte-Signature".into()
+}
+
+fn default_timestamp_header() -> String {
+    "X-Riposte-Timestamp".into()
+}
+
+fn default_window_secs() -> u64 {
+    300
+}
+
+/// One API token as configured: `riposte token new` prints it.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenEntry {
+    /// Who holds the token; it becomes the caller's name in runs, approvals and the audit
+    /// trail (an approver cannot approve a run requested under the same name).
     pub name: String,
+    /// What the token may do.
     pub role: Role,
     /// Hex sha256 of the token.
     pub sha256: String,
 }
 
+/// API roles, each including the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -111,6 +164,37 @@ pub enum Role {
     Responder,
     Approver,
     Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Responder, Role::Approver, Role::Admin];
+
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Responder => "responder",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a role: viewer, responder, approver or admin"))
+    }
 }
 
 /// Limits every deployment tunes; they reach the Rego policies as data.
@@ -191,6 +275,43 @@ impl Config {
                 self.store.url
             )));
         }
+        self.server.check()?;
+        Ok(())
+    }
+}
+
+impl ServerSettings {
+    /// Refuses a token table that would silently lock a sender out (a mistyped digest) or
+    /// make two holders indistinguishable in the audit trail (a repeated name).
+    fn check(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::BTreeSet::new();
+        for t in &self.tokens {
+            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::Invalid(format!(
+                    "server.tokens `{}`: sha256 must be 64 hex digits (run `riposte token new`)",
+                    t.name
+                )));
+            }
+            if !names.insert(t.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "server.tokens: the name `{}` is used twice; each token needs its own name",
+                    t.name
+                )));
+            }
+        }
+        if self.max_body_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "server.max_body_bytes must be greater than 0".into(),
+            ));
+        }
+        if let Some(hmac) = &self.hmac {
+            use secrecy::ExposeSecret;
+            if hmac.secret.expose_secret().is_empty() {
+                return Err(ConfigError::Invalid(
+                    "server.hmac.secret is empty; set it or remove [server.hmac]".into(),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -243,5 +364,65 @@ mod file_tests {
         .unwrap();
         let c = Config::load_with_env(Some(&ok), none()).unwrap();
         assert_eq!(c.mode, Mode::Enforce);
+    }
+}
+
+#[cfg(test)]
+mod server_tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("riposte.toml");
+        std::fs::write(&file, text).unwrap();
+        Config::load_with_env(Some(&file), Env::prefixed("RIPOSTE_UNIT_TEST_NOTHING_"))
+    }
+
+    const DIGEST: &str = "0d75239e2fa5a777c366850e03ddffcab8c634455d7472812a9e66a2f7aa7faf";
+
+    #[test]
+    fn server_defaults_and_hmac_defaults() {
+        let c = load("").unwrap();
+        assert_eq!(c.server.max_body_bytes, 1024 * 1024);
+        assert!(c.server.hmac.is_none());
+        let c = load("[server.hmac]\nsecret = \"s3cret\"\n").unwrap();
+        let hmac = c.server.hmac.unwrap();
+        assert_eq!(hmac.secret.expose_secret(), "s3cret");
+        assert_eq!(hmac.header, "X-Riposte-Signature");
+        assert_eq!(hmac.timestamp_header, "X-Riposte-Timestamp");
+        assert_eq!(hmac.window_secs, 300);
+        assert!(!format!("{hmac:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn token_tables_that_would_lock_senders_out_are_refused() {
+        let entry = |name: &str, sha: &str| {
+            format!("[[server.tokens]]\nname = \"{name}\"\nrole = \"viewer\"\nsha256 = \"{sha}\"\n")
+        };
+        assert!(load(&entry("a", DIGEST)).is_ok());
+        assert!(load(&entry("a", &DIGEST.to_uppercase())).is_ok());
+        let e = load(&entry("a", "…")).unwrap_err().to_string();
+        assert!(e.contains("64 hex digits"), "{e}");
+        let e = load(&format!("{}{}", entry("a", DIGEST), entry("a", DIGEST)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("used twice"), "{e}");
+        let e = load("[server.hmac]\nsecret = \"\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("hmac.secret"), "{e}");
+        assert!(load("[server]\nmax_body_bytes = 0\n").is_err());
+    }
+
+    #[test]
+    fn roles_are_ordered_and_spelled_as_configured() {
+        assert!(Role::Viewer < Role::Responder);
+        assert!(Role::Responder < Role::Approver);
+        assert!(Role::Approver < Role::Admin);
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>().unwrap(), role);
+        }
+        assert!("root".parse::<Role>().is_err());
     }
 }

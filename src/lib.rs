@@ -13,5 +13,6 @@ pub mod engine;
 pub mod plan;
 pub mod playbook;
 pub mod policy;
+pub mod server;
 pub mod store;
 pub mod text;

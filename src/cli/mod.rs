@@ -8,6 +8,8 @@ mod emulator;
 mod plan;
 mod policy;
 mod run;
+pub mod serve;
+mod token;
 mod validate;
 
 use std::path::PathBuf;
@@ -128,6 +130,27 @@ pub enum Command {
         #[arg(long)]
         tenant: Option<PathBuf>,
     },
+    /// API tokens for `riposte serve`.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a fresh API token once, and the `[[server.tokens]]` entry (its sha256) to paste
+    /// into riposte.toml.
+    New {
+        /// Who holds the token; runs and approvals record this name.
+        #[arg(long, value_parser = token::parse_name)]
+        name: String,
+        /// viewer, responder, approver or admin (each includes the ones before it).
+        #[arg(long)]
+        role: crate::config::Role,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -226,6 +249,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Actions { format } => catalogue::actions(format),
         Command::Schema => catalogue::schema(),
         Command::Emulator { listen, tenant } => emulator::run(listen, tenant).await,
+        Command::Token {
+            command: TokenCommand::New { name, role, format },
+        } => token::new(&name, role, format),
     }
 }
 

@@ -1,0 +1,63 @@
+//! `riposte serve`, transport half: binds `[server] listen`, serves the API around a
+//! service and drains in-flight requests on Ctrl-C or SIGTERM. Building the service (store,
+//! engine, workers) is the caller's; this takes it ready-made.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tracing::info;
+
+use crate::config::ServerSettings;
+use crate::engine::service::ServiceApi;
+use crate::server;
+
+/// Serves `service` until Ctrl-C or SIGTERM; returns when in-flight requests are answered.
+pub async fn serve(
+    service: Arc<dyn ServiceApi>,
+    settings: &ServerSettings,
+) -> anyhow::Result<ExitCode> {
+    server::install_metrics();
+    if settings.tokens.is_empty() {
+        eprintln!(
+            "note: no [[server.tokens]] are configured, so every /v1 route will answer 401; create one with `riposte token new --name NAME --role ROLE`"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    eprintln!("riposte API listening on http://{addr} (Ctrl-C stops it)");
+    info!(message = "API listening.", %addr);
+    server::serve(
+        listener,
+        server::router(service, settings),
+        shutdown_signal(),
+    )
+    .await
+    .context("the API server failed")?;
+    info!(message = "API stopped; in-flight requests were answered.");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on Ctrl-C, or on SIGTERM (what a container runtime or systemd sends).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,91 @@
+//! The HTTP API of `riposte serve` (DESIGN.md §3): authentication, JSON and status codes
+//! around an [`Arc<dyn ServiceApi>`](ServiceApi).
+//!
+//! Architecture Invariant: `server` holds no business rule. Whether an alert is a
+//! duplicate, a plan hash matches or an approver may approve is the service's answer; the
+//! server only maps it to HTTP. And only `server` knows axum.
+//!
+//! | route | least role |
+//! |---|---|
+//! | `POST /v1/alerts/{source}` | responder (token also as `?token=`) |
+//! | `GET /v1/runs`, `GET /v1/runs/{id}` | viewer |
+//! | `POST /v1/runs/{id}/approve`, `/reject`, `/rollback` | approver |
+//! | `POST /v1/playbooks/{name}/invoke`, `POST /v1/actions/{name}` | responder |
+//! | `GET /metrics` | viewer |
+//! | `GET /healthz`, `GET /readyz` | none |
+
+mod auth;
+mod error;
+mod routes;
+pub mod signature;
+mod telemetry;
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+pub use telemetry::install_metrics;
+
+use crate::config::{HmacSettings, ServerSettings};
+use crate::engine::service::ServiceApi;
+use auth::Tokens;
+
+/// What every handler shares.
+pub(crate) struct Shared {
+    service: Arc<dyn ServiceApi>,
+    tokens: Tokens,
+    hmac: Option<HmacSettings>,
+    max_body_bytes: usize,
+}
+
+pub(crate) type AppState = Arc<Shared>;
+
+/// The API's routes around `service`, configured by `[server]`.
+pub fn router(service: Arc<dyn ServiceApi>, settings: &ServerSettings) -> Router {
+    install_metrics();
+    let state: AppState = Arc::new(Shared {
+        service,
+        tokens: Tokens::new(&settings.tokens),
+        hmac: settings.hmac.clone(),
+        max_body_bytes: settings.max_body_bytes,
+    });
+    Router::new()
+        .route("/v1/alerts/{source}", post(routes::ingest))
+        .route("/v1/runs", get(routes::list_runs))
+        .route("/v1/runs/{id}", get(routes::show_run))
+        .route("/v1/runs/{id}/approve", post(routes::approve))
+        .route("/v1/runs/{id}/reject", post(routes::reject))
+        .route("/v1/runs/{id}/rollback", post(routes::rollback))
+        .route("/v1/playbooks/{name}/invoke", post(routes::invoke_playbook))
+        .route("/v1/actions/{name}", post(routes::invoke_action))
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/metrics", get(routes::metrics))
+        .fallback(routes::no_route)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(middleware::from_fn(error::json_errors))
+        .layer(middleware::from_fn(telemetry::observe))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and
+/// returns once the requests already in flight have been answered (an alert being stored
+/// when SIGTERM arrives still gets its 202). Taking the listener lets tests bind port 0;
+/// the caller bounds the drain with a timeout if it must.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
