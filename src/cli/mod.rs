@@ -4,7 +4,9 @@
 
 mod catalogue;
 mod common;
+mod demo;
 mod emulator;
+mod ops;
 mod plan;
 mod policy;
 mod run;
@@ -130,11 +132,74 @@ pub enum Command {
         #[arg(long)]
         tenant: Option<PathBuf>,
     },
+    /// The service: alert ingestion, the engine and the HTTP API.
+    Serve,
+    /// The emulator, the service and the bundled Lacework alert end to end, on embedded
+    /// defaults; prints what happens and leaves the API up.
+    Demo {
+        /// Where the API listens (loopback).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Exit once the alert's run has finished instead of leaving the API up.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Runs in the store: `runs list`, `runs show ID`.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+    /// Approve a run's plan; the hash must be the plan's, and you must not be its requester.
+    Approve {
+        id: String,
+        #[arg(long)]
+        plan_hash: String,
+    },
+    /// Reject a run awaiting approval.
+    Reject { id: String },
+    /// Undo a run: recorded compensations, newest step first; says what cannot be undone.
+    Rollback {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// The audit trail: `audit verify` checks its hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// API tokens for `riposte serve`.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Runs, newest first.
+    List {
+        /// Only runs with this status (pending, planning, awaiting_approval, running,
+        /// succeeded, failed, denied, rolled_back).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// One run: plan, step timeline, evidence digests, outcome.
+    Show {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain: detects any edited or removed record.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -249,6 +314,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Actions { format } => catalogue::actions(format),
         Command::Schema => catalogue::schema(),
         Command::Emulator { listen, tenant } => emulator::run(listen, tenant).await,
+        Command::Serve => serve::run(&load_config()?).await,
+        Command::Demo { listen, once } => demo::run(listen, once).await,
+        Command::Runs { command } => match command {
+            RunsCommand::List {
+                status,
+                limit,
+                format,
+            } => ops::list(&load_config()?, status, limit, format).await,
+            RunsCommand::Show { id, format } => ops::show(&load_config()?, &id, format).await,
+        },
+        Command::Approve { id, plan_hash } => ops::approve(&load_config()?, &id, &plan_hash).await,
+        Command::Reject { id } => ops::reject(&load_config()?, &id).await,
+        Command::Rollback { id, format } => ops::rollback(&load_config()?, &id, format).await,
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => ops::audit_verify(&load_config()?).await,
         Command::Token {
             command: TokenCommand::New { name, role, format },
         } => token::new(&name, role, format),

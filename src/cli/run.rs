@@ -10,9 +10,12 @@ use anyhow::{Context, bail};
 use super::{Format, common, parse_pairs};
 use crate::alert::Alert;
 use crate::config::Config;
-use crate::engine::{Event, Executor, NoJournal, RunOutcome, StepOutcome};
+use crate::engine::runner::{Service, ServiceOptions};
+use crate::engine::service::Caller;
+use crate::engine::{Event, RunOutcome, StepOutcome};
 use crate::plan::{self, Mode, Planner};
 use crate::playbook::{self, Playbook};
+use crate::store::RunStatus;
 
 pub struct RunArgs {
     pub alert: Option<PathBuf>,
@@ -163,6 +166,9 @@ async fn execute(
             "enforce needs Azure credentials: set [azure] client_secret, certificate_path or managed_identity (or use dry-run)"
         );
     }
+    if mode == Mode::Enforce && playbook.stage != crate::playbook::model::Stage::Trial {
+        return execute_enforced(config, playbook, alert, inputs, format).await;
+    }
     let guard = crate::policy::guard_for(config).with_context(|| {
         format!(
             "cannot load the guardrail policies in {}",
@@ -191,6 +197,16 @@ async fn execute(
         }
         return Ok(ExitCode::SUCCESS);
     }
+    execute_enforced(config, playbook, alert, inputs, format).await
+}
+
+async fn execute_enforced(
+    config: &Config,
+    playbook: &Playbook,
+    alert: &Alert,
+    inputs: &BTreeMap<String, String>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
     let quiet = format == Format::Json;
     let on_event = move |e: &Event<'_>| {
         if quiet {
@@ -224,32 +240,64 @@ async fn execute(
             ),
         }
     };
-    let executor = Executor {
-        transport: connectors,
-        lookup: lookup.as_ref(),
-        journal: &NoJournal,
-        settings: &config.actions,
-        endpoints: &endpoints,
-        concurrency: 8,
-        approved: false,
-        completed: &Default::default(),
-        on_event: &on_event,
-    };
-    let report = executor.execute(&plan, playbook).await;
+    // Enforced runs go through the service, so they are journaled, audited and can be
+    // inspected (`riposte runs show`) and rolled back (`riposte rollback`).
+    let mut enforced = config.clone();
+    enforced.mode = Mode::Enforce;
+    let service = Service::from_config(enforced, ServiceOptions::default()).await?;
+    let caller = Caller { name: cli_caller() };
+    let run = service
+        .run_now(playbook, alert, inputs, &caller, &on_event)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = service
+        .report(&run.id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Format::Table => print!("{}", report.summary()),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"run": run, "report": report}))?
+        ),
+        Format::Table => {
+            if let Some(r) = &report {
+                print!("{}", r.summary());
+            }
+            if run.status == RunStatus::AwaitingApproval {
+                println!(
+                    "run {} awaits approval of plan {}: riposte approve {} --plan-hash {}",
+                    run.id,
+                    run.plan_hash.clone().unwrap_or_default(),
+                    run.id,
+                    run.plan_hash.clone().unwrap_or_default()
+                );
+            }
+            println!(
+                "run {} is {:?}; `riposte runs show {}` has the timeline",
+                run.id, run.status, run.id
+            );
+        }
     }
-    let failed = matches!(report.outcome, RunOutcome::Failed | RunOutcome::Compensated)
-        || report
-            .steps
-            .iter()
-            .any(|s| s.outcome == StepOutcome::Denied);
+    let failed = matches!(
+        run.status,
+        RunStatus::Failed | RunStatus::Denied | RunStatus::RolledBack
+    ) || report.is_some_and(|r| {
+        matches!(r.outcome, RunOutcome::Failed | RunOutcome::Compensated)
+            || r.steps.iter().any(|s| s.outcome == StepOutcome::Denied)
+    });
     Ok(if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Who the command line acts as: approvals compare it with a run's requester.
+pub(crate) fn cli_caller() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
 }
 
 fn select(config: &Config, wanted: Option<&str>, alert: &Alert) -> anyhow::Result<Vec<Playbook>> {

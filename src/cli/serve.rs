@@ -12,6 +12,33 @@ use crate::config::ServerSettings;
 use crate::engine::service::ServiceApi;
 use crate::server;
 
+/// `riposte serve`: the service (store, workers) and its API, until Ctrl-C or SIGTERM. The
+/// worker stops taking new work; steps in flight finish, and leased runs left unfinished are
+/// resumed from the journal by the next start.
+pub async fn run(config: &crate::config::Config) -> anyhow::Result<ExitCode> {
+    let service = crate::engine::runner::Service::from_config(
+        config.clone(),
+        crate::engine::runner::ServiceOptions::default(),
+    )
+    .await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = {
+        let service = Arc::clone(&service);
+        tokio::spawn(async move {
+            let mut rx = stop_rx;
+            service
+                .work(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await;
+        })
+    };
+    let code = serve(service, &config.server).await;
+    let _ = stop_tx.send(true);
+    let _ = worker.await;
+    code
+}
+
 /// Serves `service` until Ctrl-C or SIGTERM; returns when in-flight requests are answered.
 pub async fn serve(
     service: Arc<dyn ServiceApi>,

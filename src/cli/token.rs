@@ -7,7 +7,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::Format;
 use crate::config::Role;
@@ -37,7 +36,7 @@ pub fn parse_name(name: &str) -> Result<String, String> {
 
 pub fn new(name: &str, role: Role, format: Format) -> anyhow::Result<ExitCode> {
     let token = fresh_token();
-    let sha256 = hex::encode(Sha256::digest(token.as_bytes()));
+    let sha256 = crate::server::token_digest(&token);
     match format {
         Format::Json => println!(
             "{}",

@@ -445,3 +445,32 @@ fn decorate(shared: &Shared, api: Api, req: &Req, response: &mut Response<Body>)
         }
     }
 }
+
+/// The `riposte.toml` lines that point riposte at an emulator serving the bundled fixture
+/// tenant (its app registration, Lacework key, MFA group, workspace and break-glass account).
+/// The demo and the tests use it; real deployments never do.
+pub fn client_config_toml(base_url: &str) -> String {
+    format!(
+        r#"[azure]
+tenant_id = "d5f1a6c2-3b8e-4f0a-9c2d-7e1b4a6f0c11"
+client_id = "c0ffee00-1111-4222-8333-444455556666"
+client_secret = "emulator-secret"
+authority_host = "{base_url}"
+graph_endpoint = "{base_url}"
+arm_endpoint = "{base_url}"
+log_analytics_endpoint = "{base_url}"
+
+[lacework]
+endpoint = "{base_url}"
+key_id = "CONTOSO_1A2B3C4D5E6F7A8B9C0D1E2F3A4B5C6D7E8F9A0B1C2D3E4"
+secret = "_emulator-lacework-secret"
+
+[guardrails]
+break_glass = ["a1e7d1c2-5b3f-4c8e-9d21-000000000006"]
+
+[actions]
+mfa_group_id = "9f0c7e3a-1d2b-4c5e-8f6a-000000000101"
+log_analytics_workspace = "5c9e2a71-3f4b-4d8e-a6c1-000000000201"
+"#
+    )
+}

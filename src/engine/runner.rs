@@ -73,6 +73,10 @@ pub struct Service {
     connectors: Connectors,
     endpoints: Endpoints,
     playbooks: Vec<Playbook>,
+    /// Playbooks given on the command line (a file, `act`): known to this process only.
+    ad_hoc: std::sync::Mutex<HashMap<String, Playbook>>,
+    /// Inputs given on the command line, by run id (`run_now` drives those runs itself).
+    ad_hoc_inputs: std::sync::Mutex<HashMap<String, BTreeMap<String, String>>>,
     guard: Box<dyn Guard>,
     options: ServiceOptions,
     worker_id: String,
@@ -120,6 +124,8 @@ impl Service {
             connectors,
             endpoints,
             playbooks,
+            ad_hoc: std::sync::Mutex::new(HashMap::new()),
+            ad_hoc_inputs: std::sync::Mutex::new(HashMap::new()),
             guard,
             runs_sem: Semaphore::new(options.max_concurrent_runs.max(1)),
             options,
@@ -588,11 +594,18 @@ impl Service {
         let alert = alert::enrich(alert, self.connectors.lacework(), &self.config.alerts)
             .await
             .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
-        let inputs: BTreeMap<String, String> = alert
-            .raw
-            .get("inputs")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default();
+        let given = self
+            .ad_hoc_inputs
+            .lock()
+            .ok()
+            .and_then(|all| all.get(&run.id).cloned());
+        let inputs: BTreeMap<String, String> = given.unwrap_or_else(|| {
+            alert
+                .raw
+                .get("inputs")
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default()
+        });
         let playbook = match run.playbook.strip_prefix("action:") {
             Some(action) => {
                 single_action_playbook(action, alert.raw.get("params").unwrap_or(&Value::Null))?
@@ -695,6 +708,89 @@ impl Service {
         .await;
         self.wake.notify_one();
         Ok(run_id)
+    }
+
+    /// Runs a playbook for an alert now, in this task (the CLI's `run --enforce` and `act`):
+    /// the alert and the run are stored like any other, so `runs show` and `rollback` work on
+    /// them, and progress goes to `on_event`.
+    pub async fn run_now(
+        &self,
+        playbook: &Playbook,
+        alert: &Alert,
+        inputs: &BTreeMap<String, String>,
+        caller: &Caller,
+        on_event: &(dyn Fn(&Event<'_>) + Send + Sync),
+    ) -> Result<RunRecord, ServiceError> {
+        if !self.playbooks.iter().any(|p| p.name == playbook.name)
+            && !playbook.name.starts_with("action:")
+        {
+            if let Ok(mut ad_hoc) = self.ad_hoc.lock() {
+                ad_hoc.insert(playbook.name.clone(), playbook.clone());
+            }
+        }
+        let body =
+            serde_json::to_value(alert).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let outcome = self
+            .store
+            .insert_alert(&NewAlert {
+                source: alert.source.to_string(),
+                source_id: alert.id.clone(),
+                principal_key: principal_key(alert),
+                body,
+                received_at: Utc::now(),
+            })
+            .await
+            .map_err(unavailable)?;
+        let alert_id = match outcome {
+            InsertOutcome::Inserted { alert_id } | InsertOutcome::Duplicate { alert_id, .. } => {
+                alert_id
+            }
+        };
+        self.store
+            .mark_alert_processed(&alert_id)
+            .await
+            .map_err(internal)?;
+        let run_id = derived_run_id(
+            &format!("{alert_id}:{}", uuid::Uuid::now_v7()),
+            &playbook.name,
+        );
+        self.store
+            .create_run(&NewRun {
+                id: run_id.clone(),
+                playbook: playbook.name.clone(),
+                principal_key: principal_key(alert),
+                tenant: self.config.azure.tenant_id.clone(),
+                mode: self.config.mode,
+                requested_by: Some(caller.name.clone()),
+                alert_id: Some(alert_id),
+            })
+            .await
+            .map_err(internal)?;
+        self.audit(
+            "run.created",
+            Some(&run_id),
+            Some(&caller.name),
+            json!({"playbook": playbook.name}),
+        )
+        .await;
+        if let Ok(mut all) = self.ad_hoc_inputs.lock() {
+            all.insert(run_id.clone(), inputs.clone());
+        }
+        let mut run = self.drive(&run_id, Some(on_event)).await?;
+        // A plan that needs nothing approved runs straight on (drive returns at each stop).
+        if run.status == RunStatus::Running {
+            run = self.drive(&run_id, Some(on_event)).await?;
+        }
+        Ok(run)
+    }
+
+    /// The stored plan of a run.
+    pub async fn plan_of(&self, run_id: &str) -> Result<Option<Plan>, ServiceError> {
+        Ok(self
+            .get_run(run_id)
+            .await?
+            .plan
+            .and_then(|p| serde_json::from_value(p).ok()))
     }
 
     /// The stored execution report of a run, once it executed.

@@ -33,7 +33,7 @@ impl Tokens {
     /// The name and role of the entry whose digest matches `token`. Every entry is compared,
     /// match or not, so timing reveals neither which entry matched nor how closely.
     fn find(&self, token: &str) -> Option<(&str, Role)> {
-        let digest = hex::encode(Sha256::digest(token.as_bytes()));
+        let digest = token_digest(token);
         let mut found = None;
         for (name, role, sha256) in &self.entries {
             if constant_time_eq(digest.as_bytes(), sha256.as_bytes()) && found.is_none() {
@@ -142,4 +142,9 @@ impl FromRequestParts<AppState> for Sender {
         };
         Ok(Sender { caller })
     }
+}
+
+/// What `[[server.tokens]]` stores for a token: the hex sha256 of its text.
+pub fn token_digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
 }

@@ -15,6 +15,8 @@
 //! | `GET /healthz`, `GET /readyz` | none |
 
 mod auth;
+
+pub use auth::token_digest;
 mod error;
 mod routes;
 pub mod signature;

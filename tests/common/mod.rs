@@ -57,36 +57,10 @@ pub fn alert_settings() -> AlertSettings {
 pub fn emulator_toml(base: &str, store_url: &str, mode: &str) -> String {
     let root = root();
     format!(
-        r#"mode = "{mode}"
-playbooks = "{playbooks}"
-policies = "{policies}"
-
-[azure]
-tenant_id = "d5f1a6c2-3b8e-4f0a-9c2d-7e1b4a6f0c11"
-client_id = "c0ffee00-1111-4222-8333-444455556666"
-client_secret = "emulator-secret"
-authority_host = "{base}"
-graph_endpoint = "{base}"
-arm_endpoint = "{base}"
-log_analytics_endpoint = "{base}"
-
-[lacework]
-endpoint = "{base}"
-key_id = "CONTOSO_1A2B3C4D5E6F7A8B9C0D1E2F3A4B5C6D7E8F9A0B1C2D3E4"
-secret = "_emulator-lacework-secret"
-
-[store]
-url = "{store_url}"
-
-[guardrails]
-break_glass = ["a1e7d1c2-5b3f-4c8e-9d21-000000000006"]
-
-[actions]
-mfa_group_id = "9f0c7e3a-1d2b-4c5e-8f6a-000000000101"
-log_analytics_workspace = "5c9e2a71-3f4b-4d8e-a6c1-000000000201"
-"#,
-        playbooks = root.join("playbooks").display(),
-        policies = root.join("policies").display(),
+        "mode = \"{mode}\"\nplaybooks = \"{}\"\npolicies = \"{}\"\n\n[store]\nurl = \"{store_url}\"\n\n{}",
+        root.join("playbooks").display(),
+        root.join("policies").display(),
+        riposte::emulator::client_config_toml(base),
     )
 }
 
