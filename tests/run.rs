@@ -589,6 +589,8 @@ async fn the_binary_enriches_a_webhook_alert_and_contains_the_user() {
     let world = World::start().await;
     expect_webhook(&world, 1).await;
     let base = world.emulator.base_url();
+    let store_dir = tempfile::tempdir().unwrap();
+    let store_url = format!("sqlite://{}", store_dir.path().join("riposte.db").display());
     let dir = tempfile::tempdir().unwrap();
     let root = common::root();
     let webhook = format!("{}{WEBHOOK_PATH}", world.webhook.uri());
@@ -601,6 +603,7 @@ async fn the_binary_enriches_a_webhook_alert_and_contains_the_user() {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RIPOSTE_PLAYBOOKS", root.join("playbooks"))
+            .env("RIPOSTE_STORE__URL", &store_url)
             .env("RIPOSTE_AZURE__TENANT_ID", TENANT)
             .env("RIPOSTE_AZURE__CLIENT_ID", CLIENT)
             .env("RIPOSTE_AZURE__CLIENT_SECRET", "emulator-secret")
@@ -637,7 +640,8 @@ async fn the_binary_enriches_a_webhook_alert_and_contains_the_user() {
         "the webhook path leaked"
     );
     let report: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(report["outcome"], "succeeded", "{stdout}");
+    assert_eq!(report["report"]["outcome"], "succeeded", "{stdout}");
+    assert_eq!(report["run"]["status"], "succeeded", "{stdout}");
     let logged = world.emulator.state().requests();
     assert!(
         logged

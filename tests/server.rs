@@ -59,6 +59,7 @@ fn run_record(id: &str, status: RunStatus) -> RunRecord {
         mode: Mode::DryRun,
         requested_by: Some("alert".into()),
         alerts: vec![AlertRef {
+            alert_id: "01900000-0000-7000-8000-000000000001".into(),
             source: "lacework".into(),
             source_id: "LW-1".into(),
         }],

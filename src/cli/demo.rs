@@ -50,7 +50,11 @@ pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
     println!("riposte demo");
     println!("  emulator (Entra, Graph, ARM, Log Analytics, Lacework): {base}");
     println!("  configuration: {}", config_path.display());
-    let service = Service::from_config(config.clone(), ServiceOptions::default()).await?;
+    let service = Service::from_config(
+        config.clone(),
+        ServiceOptions::from_settings(&config.engine),
+    )
+    .await?;
 
     println!(
         "\n1. Lacework posts its webhook: \"New Azure API Call Invoked by User Accessed Resource for the First Time\""

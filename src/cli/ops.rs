@@ -12,7 +12,11 @@ use crate::engine::service::{Caller, ServiceApi};
 use crate::store::RunStatus;
 
 async fn service(config: &Config) -> anyhow::Result<Arc<Service>> {
-    Service::from_config(config.clone(), ServiceOptions::default()).await
+    Service::from_config(
+        config.clone(),
+        ServiceOptions::from_settings(&config.engine),
+    )
+    .await
 }
 
 fn caller() -> Caller {

@@ -244,7 +244,8 @@ async fn execute_enforced(
     // inspected (`riposte runs show`) and rolled back (`riposte rollback`).
     let mut enforced = config.clone();
     enforced.mode = Mode::Enforce;
-    let service = Service::from_config(enforced, ServiceOptions::default()).await?;
+    let service =
+        Service::from_config(enforced, ServiceOptions::from_settings(&config.engine)).await?;
     let caller = Caller { name: cli_caller() };
     let run = service
         .run_now(playbook, alert, inputs, &caller, &on_event)

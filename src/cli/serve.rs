@@ -18,7 +18,7 @@ use crate::server;
 pub async fn run(config: &crate::config::Config) -> anyhow::Result<ExitCode> {
     let service = crate::engine::runner::Service::from_config(
         config.clone(),
-        crate::engine::runner::ServiceOptions::default(),
+        crate::engine::runner::ServiceOptions::from_settings(&config.engine),
     )
     .await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -55,6 +55,19 @@ pub struct ServiceOptions {
     pub step_concurrency: usize,
 }
 
+impl ServiceOptions {
+    /// The options `[engine]` configures.
+    pub fn from_settings(e: &crate::config::EngineSettings) -> ServiceOptions {
+        ServiceOptions {
+            coalesce_window: Duration::from_secs(e.coalesce_window_secs),
+            approval_ttl: Duration::from_secs(e.approval_ttl_secs),
+            lease: Duration::from_secs(e.lease_secs.max(1)),
+            max_concurrent_runs: e.max_concurrent_runs.max(1),
+            ..ServiceOptions::default()
+        }
+    }
+}
+
 impl Default for ServiceOptions {
     fn default() -> Self {
         ServiceOptions {
@@ -161,9 +174,28 @@ impl Service {
                         let me = Arc::clone(self);
                         tokio::spawn(async move {
                             let _permit = me.runs_sem.acquire().await;
+                            // Renew the lease while working, so a long run is not taken over.
+                            let beat = {
+                                let me = Arc::clone(&me);
+                                let id = id.clone();
+                                tokio::spawn(async move {
+                                    loop {
+                                        tokio::time::sleep(me.options.lease / 3).await;
+                                        if me
+                                            .store
+                                            .heartbeat(&me.worker_id, &id, me.options.lease)
+                                            .await
+                                            .is_err()
+                                        {
+                                            break;
+                                        }
+                                    }
+                                })
+                            };
                             if let Err(error) = me.drive(&id, None).await {
                                 tracing::error!(message = "Run failed to progress.", run_id = %id, %error);
                             }
+                            beat.abort();
                             let _ = me.store.release(&me.worker_id, &id).await;
                             me.wake.notify_one();
                         });
@@ -723,10 +755,9 @@ impl Service {
     ) -> Result<RunRecord, ServiceError> {
         if !self.playbooks.iter().any(|p| p.name == playbook.name)
             && !playbook.name.starts_with("action:")
+            && let Ok(mut ad_hoc) = self.ad_hoc.lock()
         {
-            if let Ok(mut ad_hoc) = self.ad_hoc.lock() {
-                ad_hoc.insert(playbook.name.clone(), playbook.clone());
-            }
+            ad_hoc.insert(playbook.name.clone(), playbook.clone());
         }
         let body =
             serde_json::to_value(alert).map_err(|e| ServiceError::Internal(e.to_string()))?;

@@ -70,3 +70,21 @@ pub fn config_from_toml(dir: &std::path::Path, toml: &str) -> riposte::config::C
     std::fs::write(&path, toml).unwrap();
     riposte::config::Config::load(Some(&path)).unwrap()
 }
+
+/// A fresh schema in the test PostgreSQL (`RIPOSTE_TEST_POSTGRES_URL`), as a store URL; `None`
+/// when no PostgreSQL is configured.
+pub async fn postgres_url(prefix: &str) -> Option<String> {
+    let base = std::env::var("RIPOSTE_TEST_POSTGRES_URL").ok()?;
+    let schema = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&base)
+        .await
+        .ok()?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&pool)
+        .await
+        .ok()?;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}options[search_path]={schema}"))
+}
