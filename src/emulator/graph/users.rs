@@ -418,17 +418,30 @@ pub fn patch(shared: &Shared, req: &Req, key: &str) -> Response<Body> {
         }
         if let Some(profile) = &password_profile {
             let flag = |name: &str| profile.get(name).and_then(Value::as_bool);
+            // Like the other counters, this one counts changes of state: setting a flag to
+            // the value it already has changes nothing.
+            let before = (
+                u.force_change_password_next_sign_in,
+                u.force_change_password_next_sign_in_with_mfa,
+            );
             if let Some(f) = flag("forceChangePasswordNextSignIn") {
                 u.force_change_password_next_sign_in = f;
             }
             if let Some(f) = flag("forceChangePasswordNextSignInWithMfa") {
                 u.force_change_password_next_sign_in_with_mfa = f;
             }
-            if profile.get("password").is_some_and(Value::is_string) {
+            let changed_password = profile.get("password").is_some_and(Value::is_string);
+            if changed_password {
                 u.last_password_change = Some(http::now_rfc3339());
                 effects.push("password_changed");
             }
-            effects.push("password_profile_updated");
+            let after = (
+                u.force_change_password_next_sign_in,
+                u.force_change_password_next_sign_in_with_mfa,
+            );
+            if changed_password || before != after {
+                effects.push("password_profile_updated");
+            }
         }
         for (name, value) in strings {
             let seed = &mut u.seed;
