@@ -9,6 +9,7 @@ mod emulator;
 mod ops;
 mod plan;
 mod policy;
+mod preflight;
 mod run;
 pub mod serve;
 mod token;
@@ -131,6 +132,11 @@ pub enum Command {
         /// Tenant file (YAML); default: the bundled fixture tenant.
         #[arg(long)]
         tenant: Option<PathBuf>,
+    },
+    /// Compare the permissions the playbooks need with what the configured identity holds.
+    Preflight {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
     /// The service: alert ingestion, the engine and the HTTP API.
     Serve,
@@ -314,6 +320,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Actions { format } => catalogue::actions(format),
         Command::Schema => catalogue::schema(),
         Command::Emulator { listen, tenant } => emulator::run(listen, tenant).await,
+        Command::Preflight { format } => preflight::run(&load_config()?, format).await,
         Command::Serve => serve::run(&load_config()?).await,
         Command::Demo { listen, once } => demo::run(listen, once).await,
         Command::Runs { command } => match command {

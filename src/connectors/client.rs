@@ -94,6 +94,11 @@ impl Connectors {
     }
 
     /// Whether an Azure credential is configured (lookups are `Unavailable` otherwise).
+    /// The claims of riposte's own access token for `api` (see [`AzureSession::token_claims`]).
+    pub async fn token_claims(&self, api: Api) -> Result<serde_json::Value, ApiError> {
+        self.azure.token_claims(api).await
+    }
+
     pub fn has_azure_credentials(&self) -> bool {
         self.azure.has_credentials()
     }

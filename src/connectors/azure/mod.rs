@@ -113,6 +113,34 @@ impl AzureSession {
         self.tokens.is_some()
     }
 
+    /// The claims of the access token riposte holds for `api` — `roles` lists the application
+    /// permissions consented. The payload is decoded, not verified: riposte only reads what it
+    /// was given, to tell an operator what is missing.
+    pub async fn token_claims(&self, api: Api) -> Result<serde_json::Value, ApiError> {
+        use base64::Engine;
+        use secrecy::ExposeSecret;
+        let (_, scope) = self
+            .base_and_scope(api)
+            .ok_or_else(|| ApiError::Invalid(format!("{api:?} is not an Azure API")))?;
+        let tokens = self
+            .tokens
+            .as_ref()
+            .ok_or_else(|| ApiError::Config("no Azure credentials configured".into()))?;
+        let token = tokens.token(scope).await?;
+        let payload = token
+            .secret()
+            .expose_secret()
+            .split('.')
+            .nth(1)
+            .ok_or_else(|| ApiError::Invalid("the access token is not a JWT".into()))?
+            .to_string();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .map_err(|_| ApiError::Invalid("the access token's payload is not base64url".into()))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|_| ApiError::Invalid("the access token's payload is not JSON".into()))
+    }
+
     /// The base URL and token scope for an Azure API.
     pub(crate) fn base_and_scope(&self, api: Api) -> Option<(&str, &str)> {
         let e = &self.endpoints;

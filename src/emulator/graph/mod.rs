@@ -4,6 +4,7 @@
 mod batch;
 mod groups;
 mod security;
+mod service_principals;
 mod users;
 
 use axum::body::Body;
@@ -184,7 +185,26 @@ fn handle_one(shared: &Shared, req: &Req, route: &[&str]) -> Response<Body> {
     let lower: Vec<String> = route.iter().map(|s| s.to_ascii_lowercase()).collect();
     let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
     let m = &req.method;
+    // `servicePrincipals(appId='…')`: the alternate key Graph offers for an app.
+    if let Some(app_id) = route.first().and_then(|s| {
+        let l = s.to_ascii_lowercase();
+        (l.starts_with("serviceprincipals(appid='") && l.ends_with("')"))
+            .then(|| s[25..s.len() - 2].to_string())
+    }) && route.len() == 1
+        && *m == Method::GET
+    {
+        return service_principals::get(shared, req, &app_id);
+    }
     match lower.as_slice() {
+        ["serviceprincipals", _] if m == Method::GET => {
+            service_principals::get(shared, req, route[1])
+        }
+        [
+            "serviceprincipals",
+            _,
+            "transitivememberof",
+            "microsoft.graph.directoryrole",
+        ] if m == Method::GET => service_principals::directory_roles(shared, req, route[1]),
         ["users"] if m == Method::GET => users::list(shared, req),
         ["users", _] if m == Method::GET => users::get(shared, req, route[1]),
         ["users", _] if m == Method::PATCH => users::patch(shared, req, route[1]),
