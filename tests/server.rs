@@ -928,7 +928,7 @@ async fn runs_pass_their_filters_and_shapes_through() {
     assert_eq!(run["status"], "awaiting_approval");
     assert_eq!(
         run["alerts"][0],
-        json!({"source": "lacework", "id": "LW-1"})
+        json!({"alert_id": "01900000-0000-7000-8000-000000000001", "source": "lacework", "id": "LW-1"})
     );
     let (_, _, body) = api
         .call(Method::GET, "/v1/runs/run-7", Some(&viewer), None)

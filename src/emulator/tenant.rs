@@ -285,6 +285,9 @@ pub struct VirtualMachine {
     /// Names of the data disks, by LUN order.
     #[serde(default)]
     pub data_disks: Vec<String>,
+    /// Resource tags (e.g. `riposte:protected`).
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 fn standard_vm() -> String {

@@ -88,6 +88,8 @@ pub struct Service {
     playbooks: Vec<Playbook>,
     /// Playbooks given on the command line (a file, `act`): known to this process only.
     ad_hoc: std::sync::Mutex<HashMap<String, Playbook>>,
+    /// Plans made moments ago by this process, which may execute without planning again.
+    fresh: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
     /// Inputs given on the command line, by run id (`run_now` drives those runs itself).
     ad_hoc_inputs: std::sync::Mutex<HashMap<String, BTreeMap<String, String>>>,
     guard: Box<dyn Guard>,
@@ -139,6 +141,7 @@ impl Service {
             playbooks,
             ad_hoc: std::sync::Mutex::new(HashMap::new()),
             ad_hoc_inputs: std::sync::Mutex::new(HashMap::new()),
+            fresh: std::sync::Mutex::new(std::collections::HashSet::new()),
             guard,
             runs_sem: Semaphore::new(options.max_concurrent_runs.max(1)),
             options,
@@ -333,6 +336,10 @@ impl Service {
                     .await
                     .map_err(internal)?;
                 let plan = self.plan_run(&run).await?;
+                // Made just now: executing it straight away needs no second look.
+                if let Ok(mut fresh) = self.fresh.lock() {
+                    fresh.insert((run.id.clone(), plan.plan_hash.clone()));
+                }
                 self.audit(
                     "plan.created",
                     Some(run_id),
@@ -387,14 +394,16 @@ impl Service {
         };
         // The run's creation time is its clock: re-planning the same state gives the same
         // plan, so a plan hash identifies "what would be sent", and drift is a real change.
+        let counters = self.counters(run, &playbook).await?;
         let plan = planner
-            .plan(
+            .plan_with_counters(
                 &playbook,
                 &alert,
                 &inputs,
                 run.mode,
                 &run.id,
                 run.created_at,
+                &counters,
             )
             .await
             .map_err(|e| ServiceError::BadRequest(e.to_string()))?;
@@ -407,20 +416,101 @@ impl Service {
         Ok(plan)
     }
 
+    /// Recent activity in the run's tenant, for the blast-radius guardrails.
+    async fn counters(
+        &self,
+        run: &RunRecord,
+        playbook: &Playbook,
+    ) -> Result<crate::policy::Counters, ServiceError> {
+        let Some(tenant) = &run.tenant else {
+            return Ok(crate::policy::Counters::default());
+        };
+        let since = Utc::now() - chrono::Duration::hours(1);
+        let principals = self
+            .store
+            .count_principals(tenant, since)
+            .await
+            .map_err(internal)?;
+        let mut actions_last_hour = BTreeMap::new();
+        for step in &playbook.steps {
+            if !actions_last_hour.contains_key(&step.uses) {
+                let n = self
+                    .store
+                    .count_effects(tenant, &step.uses, since)
+                    .await
+                    .map_err(internal)?;
+                actions_last_hour.insert(step.uses.clone(), n);
+            }
+        }
+        Ok(crate::policy::Counters {
+            principals_contained_last_hour: principals,
+            actions_last_hour,
+        })
+    }
+
     async fn execute_run(
         &self,
         run: &RunRecord,
         on_event: Option<&(dyn Fn(&Event<'_>) + Send + Sync)>,
     ) -> Result<RunRecord, ServiceError> {
-        let plan: Plan = match &run.plan {
-            Some(p) => serde_json::from_value(p.clone())
-                .map_err(|e| ServiceError::Internal(format!("stored plan: {e}")))?,
+        let stored: Option<Plan> = match &run.plan {
+            Some(p) => Some(
+                serde_json::from_value(p.clone())
+                    .map_err(|e| ServiceError::Internal(format!("stored plan: {e}")))?,
+            ),
+            None => None,
+        };
+        // The guardrails are asked again just before anything is sent: plan again (fresh
+        // lookups, fresh counters, fresh decisions) and compare. A plan that changed after it
+        // was approved, or that now needs approval, waits for a new approval; otherwise the
+        // plan as it is now runs.
+        let just_made = |hash: &str| {
+            self.fresh
+                .lock()
+                .map(|f| f.contains(&(run.id.clone(), hash.to_string())))
+                .unwrap_or(false)
+        };
+        // What a previous attempt finished, judged against the plan it executed (its pre-state
+        // is what undoing must restore), before anything is planned again.
+        let lookup = self.connectors.read_only();
+        let completed = match &stored {
+            Some(old) => self.recover_completed(old, &lookup).await?,
+            None => HashMap::new(),
+        };
+        let plan = match stored {
+            Some(old) if just_made(&old.plan_hash) => old,
+            Some(old) => {
+                let approved_old = self.valid_approval(run, &old.plan_hash).await?;
+                let now = self.plan_run(run).await?;
+                if now.plan_hash != old.plan_hash {
+                    self.audit(
+                        "plan.changed",
+                        Some(&run.id),
+                        None,
+                        json!({"was": old.plan_hash, "now": now.plan_hash}),
+                    )
+                    .await;
+                    let needs_approval = now
+                        .steps
+                        .iter()
+                        .any(|s| s.status == StepStatus::NeedsApproval);
+                    if approved_old || needs_approval {
+                        self.store
+                            .set_run_status(&run.id, RunStatus::AwaitingApproval)
+                            .await
+                            .map_err(internal)?;
+                        return self.get_run(&run.id).await;
+                    }
+                }
+                now
+            }
             None => self.plan_run(run).await?,
         };
+        if let Ok(mut fresh) = self.fresh.lock() {
+            fresh.remove(&(run.id.clone(), plan.plan_hash.clone()));
+        }
         let (playbook, _, _) = self.run_inputs(run).await?;
         let approved = self.valid_approval(run, &plan.plan_hash).await?;
-        let lookup = self.connectors.read_only();
-        let completed = self.recover_completed(&plan, &lookup).await?;
         let silent = |_: &Event<'_>| {};
         let executor = Executor {
             transport: &self.connectors,

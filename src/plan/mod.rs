@@ -149,6 +149,32 @@ impl Planner<'_> {
         run_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Plan, PlanError> {
+        // Without a store there is no recent activity to count.
+        self.plan_with_counters(
+            playbook,
+            alert,
+            given_inputs,
+            mode,
+            run_id,
+            now,
+            &crate::policy::Counters::default(),
+        )
+        .await
+    }
+
+    /// As [`Planner::plan`], with the recent-activity counters the guardrails read (blast
+    /// radius): the service takes them from its store.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn plan_with_counters(
+        &self,
+        playbook: &Playbook,
+        alert: &Alert,
+        given_inputs: &BTreeMap<String, String>,
+        mode: Mode,
+        run_id: &str,
+        now: DateTime<Utc>,
+        counters: &crate::policy::Counters,
+    ) -> Result<Plan, PlanError> {
         let inputs = resolve_inputs(playbook, given_inputs)?;
         let mut notes = Vec::new();
         if alert.needs_enrichment {
@@ -200,8 +226,20 @@ impl Planner<'_> {
                     .get(*d)
                     .is_some_and(|(s, _)| *s == StepStatus::Denied)
             }) {
-                ps.status = StepStatus::Skipped;
-                ps.reason = Some(format!("needs `{dep}`, which the guardrails denied"));
+                // What depends on a refused step is refused with it, and says why.
+                let why = format!("needs `{dep}`, which the guardrails denied");
+                ps.status = if info.effect == Effect::Mutate {
+                    StepStatus::Denied
+                } else {
+                    StepStatus::Skipped
+                };
+                if ps.status == StepStatus::Denied {
+                    ps.policy = Some(Decision {
+                        decision: Verdict::Deny,
+                        reasons: vec![why.clone()],
+                    });
+                }
+                ps.reason = Some(why);
             } else if let Some(cond) = &step.condition {
                 match cond.eval_condition(&ctx_value) {
                     Ok(Some(true)) => {}
@@ -233,18 +271,36 @@ impl Planner<'_> {
                 )
                 .await;
             }
-            if info.effect == Effect::Mutate && ps.status == StepStatus::Planned {
+            // Already-satisfied steps are asked too: they send nothing either way, but a
+            // reviewer should see that riposte would never act on, say, a break-glass account.
+            if info.effect == Effect::Mutate
+                && matches!(
+                    ps.status,
+                    StepStatus::Planned | StepStatus::AlreadySatisfied
+                )
+            {
+                let was_satisfied = ps.status == StepStatus::AlreadySatisfied;
+                // Facts from every step this one depends on, directly or not (`revoke` needs
+                // `suspend`, which needs `user`: the user's roles matter to `revoke` too).
+                let mut ancestors: Vec<&str> = Vec::new();
+                let mut stack: Vec<&str> = step.needs.iter().map(String::as_str).collect();
+                while let Some(d) = stack.pop() {
+                    if !ancestors.contains(&d) {
+                        ancestors.push(d);
+                        if let Some(p) = planned.get(d) {
+                            stack.extend(p.needs.iter().map(String::as_str));
+                        }
+                    }
+                }
                 let target = crate::policy::Target::from_step(
-                    step.needs
+                    ancestors
                         .iter()
-                        .filter_map(|d| planned.get(d))
+                        .filter_map(|d| planned.get(*d))
                         .map(|d| &d.outputs),
                     &ps.with,
                     &ps.pre_state,
                     &alert_json,
                 );
-                // Counters come from the store; planning without one sees none.
-                let counters = crate::policy::Counters::default();
                 let decision = self.guard.decide(&PolicyInput {
                     action: crate::policy::ActionRef {
                         name: &step.uses,
@@ -255,11 +311,12 @@ impl Planner<'_> {
                     alert: &alert_json,
                     playbook: &playbook_json,
                     mode: mode.as_str(),
-                    counters: &counters,
+                    counters,
                 });
                 ps.status = match decision.decision {
-                    Verdict::Allow => StepStatus::Planned,
                     Verdict::Deny => StepStatus::Denied,
+                    _ if was_satisfied => StepStatus::AlreadySatisfied,
+                    Verdict::Allow => StepStatus::Planned,
                     Verdict::RequireApproval => StepStatus::NeedsApproval,
                 };
                 if ps.status != StepStatus::Planned && ps.reason.is_none() {

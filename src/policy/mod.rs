@@ -177,7 +177,8 @@ impl Target {
         alert: &Value,
     ) -> Target {
         let mut target = Target::default();
-        for out in needed_outputs {
+        let target_outputs: Vec<&Value> = needed_outputs.into_iter().collect();
+        for out in target_outputs.iter().copied() {
             if target.user.is_none() && looks_like_user(out) {
                 target.user = serde_json::from_value(out.clone()).ok();
                 if let Some(t) = out.get("principal_type") {
@@ -194,6 +195,11 @@ impl Target {
                 .and_then(|t| serde_json::from_value(t.clone()).ok());
         }
         let mut resources: Vec<ResourceFacts> = Vec::new();
+        // Resources a needed step read (`arm.get_resource`): their tags are facts too. A
+        // `for_each` read merges its items' outputs into lists, one entry per resource.
+        for out in needed_outputs_resources(&target_outputs) {
+            push_resource(&mut resources, out);
+        }
         for state in items(pre_state) {
             if let Some(r) = resource_from_state(state) {
                 push_resource(&mut resources, r);
@@ -218,6 +224,43 @@ impl Target {
         target.resources = resources;
         target
     }
+}
+
+/// Resource facts in the outputs of the steps a step needs: `{id, type, tags}` of one
+/// resource, or lists of them from a `for_each` read.
+fn needed_outputs_resources(outputs: &[&Value]) -> Vec<ResourceFacts> {
+    let mut out = Vec::new();
+    for o in outputs {
+        let ids: Vec<&Value> = match o.get("id") {
+            Some(Value::Array(ids)) => ids.iter().collect(),
+            Some(id) => vec![id],
+            None => continue,
+        };
+        let tags: Vec<Option<&Value>> = match o.get("tags") {
+            Some(Value::Array(t)) if matches!(o.get("id"), Some(Value::Array(_))) => {
+                t.iter().map(Some).collect()
+            }
+            t => vec![t],
+        };
+        for (i, id) in ids.iter().enumerate() {
+            let Some(id) = id.as_str().filter(|s| s.starts_with('/')) else {
+                continue;
+            };
+            let parsed = crate::alert::Resource::from_id(id);
+            let tags = tags
+                .get(i)
+                .copied()
+                .flatten()
+                .and_then(|t| serde_json::from_value(t.clone()).ok())
+                .unwrap_or_default();
+            out.push(ResourceFacts {
+                id: parsed.id,
+                kind: parsed.kind,
+                tags,
+            });
+        }
+    }
+    out
 }
 
 fn looks_like_user(v: &Value) -> bool {

@@ -63,6 +63,7 @@ pub fn vm_json(state: &State, vm: &tenant::VirtualMachine) -> (String, Value) {
         "id": id,
         "type": "Microsoft.Compute/virtualMachines",
         "location": vm.location,
+        "tags": vm.tags,
         "etag": "\"1\"",
         "properties": {
             "vmId": vm.vm_id,
