@@ -267,6 +267,21 @@ fn default_max_principals() -> u32 {
     10
 }
 
+/// The configuration's top-level keys, the only `RIPOSTE_*` variables read as configuration.
+const TOP_LEVEL_KEYS: [&str; 11] = [
+    "mode",
+    "playbooks",
+    "policies",
+    "azure",
+    "lacework",
+    "store",
+    "server",
+    "guardrails",
+    "alerts",
+    "actions",
+    "engine",
+];
+
 /// A configuration that cannot be used, with what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -291,9 +306,15 @@ impl Config {
         let figment = Figment::from(Serialized::defaults(serde_json::json!({})))
             .merge(Toml::file(&path))
             .merge(
-                env.split("__")
-                    .ignore(&["config", "log"])
-                    .map(|k| k.as_str().to_lowercase().into()),
+                // Only variables naming a configuration section are configuration; others with
+                // the prefix (RIPOSTE_CONFIG, RIPOSTE_LOG, a test's RIPOSTE_TEST_…) are not.
+                // Within a section a misspelt key is still an error.
+                env.filter(|k| {
+                    let top = k.as_str().split("__").next().unwrap_or_default();
+                    TOP_LEVEL_KEYS.iter().any(|t| top.eq_ignore_ascii_case(t))
+                })
+                .split("__")
+                .map(|k| k.as_str().to_lowercase().into()),
             );
         let config: Config = figment
             .extract()
