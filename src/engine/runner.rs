@@ -82,6 +82,9 @@ impl Default for ServiceOptions {
 
 pub struct Service {
     store: Arc<dyn Store>,
+    /// Group commit for ingestion: concurrent alerts share one durable transaction, and each
+    /// caller is answered only after it committed.
+    batcher: crate::store::Batcher,
     config: Config,
     connectors: Connectors,
     endpoints: Endpoints,
@@ -135,6 +138,7 @@ impl Service {
         )?;
         let endpoints = config.azure.endpoints()?;
         Ok(Arc::new(Service {
+            batcher: crate::store::Batcher::spawn(Arc::clone(&store)),
             store,
             connectors,
             endpoints,
@@ -949,11 +953,7 @@ impl ServiceApi for Service {
                 .map_err(|e| ServiceError::Internal(e.to_string()))?,
             received_at: Utc::now(),
         };
-        let outcome = self
-            .store
-            .insert_alert(&record)
-            .await
-            .map_err(unavailable)?;
+        let outcome = self.batcher.insert(record).await.map_err(unavailable)?;
         let ingested = match outcome {
             InsertOutcome::Inserted { alert_id } => {
                 self.audit(
