@@ -18,7 +18,8 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
-async fn fixture(mode: &str) -> Fixture {
+/// A service on SQLite, or on PostgreSQL (`None` when none is configured).
+async fn fixture(mode: &str, postgres: bool) -> Option<Fixture> {
     riposte::connectors::install_crypto_provider();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("riposte=warn"))
@@ -27,7 +28,18 @@ async fn fixture(mode: &str) -> Fixture {
     let emulator =
         Emulator::start("127.0.0.1:0".parse().unwrap(), Tenant::default_fixture()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store_url = format!("sqlite://{}", dir.path().join("riposte.db").display());
+    let store_url = if postgres {
+        match common::postgres_url("service").await {
+            Some(url) => url,
+            None => {
+                eprintln!("RIPOSTE_TEST_POSTGRES_URL is not set: skipped");
+                emulator.shutdown().await;
+                return None;
+            }
+        }
+    } else {
+        format!("sqlite://{}", dir.path().join("riposte.db").display())
+    };
     let config = common::config_from_toml(
         dir.path(),
         &common::emulator_toml(&emulator.base_url(), &store_url, mode),
@@ -35,11 +47,11 @@ async fn fixture(mode: &str) -> Fixture {
     let service = Service::from_config(config, ServiceOptions::default())
         .await
         .unwrap();
-    Fixture {
+    Some(Fixture {
         emulator,
         service,
         _dir: dir,
-    }
+    })
 }
 
 fn caller(name: &str) -> Caller {
@@ -74,9 +86,10 @@ async fn counter(f: &Fixture, name: &str) -> u64 {
     f.emulator.state().counter(name)
 }
 
-#[tokio::test]
-async fn a_lacework_webhook_alert_is_enriched_and_contains_the_user() {
-    let f = fixture("enforce").await;
+async fn a_lacework_webhook_alert_is_enriched_and_contains_the_user(postgres: bool) {
+    let Some(f) = fixture("enforce", postgres).await else {
+        return;
+    };
     let body = common::fixture("lacework-webhook.json");
     let ingested = f
         .service
@@ -115,9 +128,10 @@ async fn a_lacework_webhook_alert_is_enriched_and_contains_the_user() {
     f.emulator.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_bad_alert_is_rejected_and_nothing_is_stored() {
-    let f = fixture("dry-run").await;
+async fn a_bad_alert_is_rejected_and_nothing_is_stored(postgres: bool) {
+    let Some(f) = fixture("dry-run", postgres).await else {
+        return;
+    };
     let err = f
         .service
         .ingest(
@@ -134,9 +148,10 @@ async fn a_bad_alert_is_rejected_and_nothing_is_stored() {
     f.emulator.shutdown().await;
 }
 
-#[tokio::test]
-async fn an_alert_storm_for_five_users_gives_five_runs() {
-    let f = fixture("dry-run").await;
+async fn an_alert_storm_for_five_users_gives_five_runs(postgres: bool) {
+    let Some(f) = fixture("dry-run", postgres).await else {
+        return;
+    };
     let template: serde_json::Value =
         serde_json::from_slice(&common::fixture("lacework-details.json")).unwrap();
     let users = ["a", "b", "c", "d", "e"];
@@ -169,9 +184,10 @@ async fn an_alert_storm_for_five_users_gives_five_runs() {
     f.emulator.shutdown().await;
 }
 
-#[tokio::test]
-async fn approval_is_bound_to_the_plan_hash_and_to_another_person() {
-    let f = fixture("dry-run").await;
+async fn approval_is_bound_to_the_plan_hash_and_to_another_person(postgres: bool) {
+    let Some(f) = fixture("dry-run", postgres).await else {
+        return;
+    };
     f.service
         .ingest(
             "lacework",
@@ -253,9 +269,10 @@ async fn approval_is_bound_to_the_plan_hash_and_to_another_person() {
     f.emulator.shutdown().await;
 }
 
-#[tokio::test]
-async fn rollback_undoes_what_can_be_undone() {
-    let f = fixture("enforce").await;
+async fn rollback_undoes_what_can_be_undone(postgres: bool) {
+    let Some(f) = fixture("enforce", postgres).await else {
+        return;
+    };
     f.service
         .ingest(
             "lacework",
@@ -288,3 +305,25 @@ async fn rollback_undoes_what_can_be_undone() {
     f.emulator.shutdown().await;
     let _ = Duration::ZERO;
 }
+
+/// Each scenario on SQLite and on PostgreSQL.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(false).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(true).await })*
+        }
+    };
+}
+
+on_both_stores!(
+    a_lacework_webhook_alert_is_enriched_and_contains_the_user,
+    a_bad_alert_is_rejected_and_nothing_is_stored,
+    an_alert_storm_for_five_users_gives_five_runs,
+    approval_is_bound_to_the_plan_hash_and_to_another_person,
+    rollback_undoes_what_can_be_undone
+);
