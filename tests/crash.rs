@@ -61,7 +61,7 @@ fn effects(emulator: &EmulatorHandle) -> BTreeMap<&'static str, u64> {
 
 fn config_text(base: &str, store_url: &str) -> String {
     format!(
-        "{}\n[engine]\nlease_secs = 1\n",
+        "{}\n[engine]\nlease_secs = 1\n\n[server]\nlisten = \"127.0.0.1:0\"\n",
         common::emulator_toml(base, store_url, "enforce")
     )
 }
@@ -82,8 +82,16 @@ fn spawn_serve(config: &std::path::Path) -> Child {
         .arg("--config")
         .arg(config)
         .arg("serve")
+        .env("RIPOSTE_LOG", "riposte=info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(config.with_file_name("serve.log"))
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+        )
         .spawn()
         .unwrap()
 }
@@ -198,11 +206,21 @@ async fn killed_many_times(store_url: String, dir: tempfile::TempDir) {
     let finished = wait_all_finished(&ingest, USERS.len(), Duration::from_secs(90)).await;
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(
-        finished,
-        "runs did not finish: {:#?}",
-        ingest.runs(10, None).await.unwrap()
-    );
+    if !finished {
+        let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let runs: Vec<_> = ingest
+            .runs(10, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.id.clone(), r.status))
+            .collect();
+        panic!(
+            "runs did not finish: {runs:?}\nserve.log, newest first:\n{}",
+            tail.join("\n")
+        );
+    }
 
     let runs = ingest.runs(10, None).await.unwrap();
     assert_eq!(

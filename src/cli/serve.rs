@@ -21,6 +21,10 @@ pub async fn run(config: &crate::config::Config) -> anyhow::Result<ExitCode> {
         crate::engine::runner::ServiceOptions::from_settings(&config.engine),
     )
     .await?;
+    // Listen first: a service that cannot serve its API must not start working runs.
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = {
         let service = Arc::clone(&service);
@@ -33,7 +37,7 @@ pub async fn run(config: &crate::config::Config) -> anyhow::Result<ExitCode> {
                 .await;
         })
     };
-    let code = serve(service, &config.server).await;
+    let code = serve_on(listener, service, &config.server).await;
     let _ = stop_tx.send(true);
     let _ = worker.await;
     code
@@ -44,15 +48,24 @@ pub async fn serve(
     service: Arc<dyn ServiceApi>,
     settings: &ServerSettings,
 ) -> anyhow::Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    serve_on(listener, service, settings).await
+}
+
+/// [`serve`] on a listener already bound.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    service: Arc<dyn ServiceApi>,
+    settings: &ServerSettings,
+) -> anyhow::Result<ExitCode> {
     server::install_metrics();
     if settings.tokens.is_empty() {
         eprintln!(
             "note: no [[server.tokens]] are configured, so every /v1 route will answer 401; create one with `riposte token new --name NAME --role ROLE`"
         );
     }
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
     eprintln!("riposte API listening on http://{addr} (Ctrl-C stops it)");
     info!(message = "API listening.", %addr);
