@@ -101,3 +101,22 @@ fn a_bad_playbook_gives_file_line_column_and_exit_1() {
         "{text}"
     );
 }
+
+#[test]
+fn the_demo_runs_end_to_end_on_embedded_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_riposte"))
+        .current_dir(dir.path()) // no checkout here: the demo uses its bundled files
+        .args(["demo", "--once", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("1 accounts disabled"), "{text}");
+    assert!(text.contains("2 disk snapshots taken"), "{text}");
+    assert!(text.contains("hash-chained records, verified"), "{text}");
+}

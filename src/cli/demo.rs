@@ -146,14 +146,20 @@ pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
             ExitCode::from(1)
         });
     }
+    // The requested port, or any free one if it is taken (another riposte, say).
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(_) => tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?,
+    };
+    let api = listener.local_addr()?;
     println!("\n4. The API is up. Your admin token (shown once): {token}");
-    println!("   curl -H 'Authorization: Bearer {token}' http://{listen}/v1/runs");
+    println!("   curl -H 'Authorization: Bearer {token}' http://{api}/v1/runs");
     println!(
-        "   curl -H 'Authorization: Bearer {token}' http://{listen}/v1/runs/{}",
+        "   curl -H 'Authorization: Bearer {token}' http://{api}/v1/runs/{}",
         record.id
     );
     println!(
-        "   curl -X POST -H 'Authorization: Bearer {token}' http://{listen}/v1/runs/{}/rollback",
+        "   curl -X POST -H 'Authorization: Bearer {token}' http://{api}/v1/runs/{}/rollback",
         record.id
     );
     println!(
@@ -173,7 +179,7 @@ pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
                 .await;
         })
     };
-    let code = super::serve::serve(service, &config.server).await;
+    let code = super::serve::serve_on(listener, service, &config.server).await;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
     emulator.shutdown().await;
