@@ -77,11 +77,11 @@ async fn an_alert_posted_over_http_is_contained() {
             .json()
             .await
             .unwrap();
-        if let Some(r) = runs["runs"].as_array().and_then(|r| r.first()) {
-            if r["status"] == "succeeded" {
-                run = r.clone();
-                break;
-            }
+        if let Some(r) = runs["runs"].as_array().and_then(|r| r.first())
+            && r["status"] == "succeeded"
+        {
+            run = r.clone();
+            break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
