@@ -1,9 +1,11 @@
 //! Every alert fixture through the public parser: good ones are detected without `--source`
 //! and normalised to the one first-access scenario; bad ones fail naming the field path.
 
+mod common;
+
+use common::fixture;
 use riposte::alert::{
-    AlertError, AlertSettings, FieldMap, PrincipalType, Severity, Source, enrich_lacework,
-    parse_alert,
+    AlertError, AlertSettings, PrincipalType, Severity, Source, enrich_lacework, parse_alert,
 };
 use serde_json::Value;
 
@@ -13,14 +15,6 @@ const TENANT: &str = "d5f1a6c2-3b8e-4f0a-9c2d-7e1b4a6f0c11";
 const VM: &str = "/subscriptions/b1c2d3e4-0000-4a5b-8c6d-000000000001/resourceGroups/rg-prod/providers/Microsoft.Compute/virtualMachines/vm-web-01";
 const OPERATION: &str = "Microsoft.Compute/virtualMachines/runCommand/action";
 const IP: &str = "203.0.113.45";
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/fixtures/alerts/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
 
 /// The `[alerts.generic]` configuration `generic.json` needs:
 ///
@@ -38,23 +32,7 @@ fn fixture(name: &str) -> Vec<u8> {
 /// source_ip = "/alert/actor/ip"
 /// ```
 fn generic_settings() -> AlertSettings {
-    let p = |s: &str| Some(s.to_string());
-    AlertSettings {
-        generic: FieldMap {
-            id: p("/alert/uid"),
-            title: p("/alert/rule"),
-            kind: None,
-            severity: p("/alert/risk"),
-            observed_at: p("/alert/detected"),
-            principal_upn: p("/alert/actor/login"),
-            principal_object_id: p("/alert/actor/aad_object_id"),
-            tenant_id: p("/alert/actor/tenant"),
-            resources: p("/alert/targets"),
-            operation: p("/alert/action"),
-            source_ip: p("/alert/actor/ip"),
-        },
-        ..AlertSettings::default()
-    }
+    common::alert_settings()
 }
 
 /// Each good fixture: its detected source and its id.

@@ -790,14 +790,32 @@ impl Service {
         alert: Alert,
         caller: &Caller,
     ) -> Result<String, ServiceError> {
+        let run_id = self
+            .store_alert_and_run("manual", &alert, playbook, false, caller)
+            .await?;
+        self.wake.notify_one();
+        Ok(run_id)
+    }
+
+    /// Stores an alert as already matched and a run of `playbook` for it, requested by
+    /// `caller` (manual invocations: nothing is left for the matcher). `unique` gives the run
+    /// an id of its own even for an alert seen before (a responder running it again).
+    async fn store_alert_and_run(
+        &self,
+        source: &str,
+        alert: &Alert,
+        playbook: &str,
+        unique: bool,
+        caller: &Caller,
+    ) -> Result<String, ServiceError> {
         let body =
-            serde_json::to_value(&alert).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            serde_json::to_value(alert).map_err(|e| ServiceError::Internal(e.to_string()))?;
         let outcome = self
             .store
             .insert_alert(&NewAlert {
-                source: "manual".into(),
+                source: source.into(),
                 source_id: alert.id.clone(),
-                principal_key: principal_key(&alert),
+                principal_key: principal_key(alert),
                 body,
                 received_at: Utc::now(),
             })
@@ -812,12 +830,17 @@ impl Service {
             .mark_alert_processed(&alert_id)
             .await
             .map_err(internal)?;
-        let run_id = derived_run_id(&alert_id, playbook);
+        let key = if unique {
+            format!("{alert_id}:{}", uuid::Uuid::now_v7())
+        } else {
+            alert_id.clone()
+        };
+        let run_id = derived_run_id(&key, playbook);
         self.store
             .create_run(&NewRun {
                 id: run_id.clone(),
                 playbook: playbook.into(),
-                principal_key: principal_key(&alert),
+                principal_key: principal_key(alert),
                 tenant: self.config.azure.tenant_id.clone(),
                 mode: self.config.mode,
                 requested_by: Some(caller.name.clone()),
@@ -829,10 +852,9 @@ impl Service {
             "run.created",
             Some(&run_id),
             Some(&caller.name),
-            json!({"playbook": playbook, "manual": true}),
+            json!({"playbook": playbook, "source": source}),
         )
         .await;
-        self.wake.notify_one();
         Ok(run_id)
     }
 
@@ -853,51 +875,15 @@ impl Service {
         {
             ad_hoc.insert(playbook.name.clone(), playbook.clone());
         }
-        let body =
-            serde_json::to_value(alert).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let outcome = self
-            .store
-            .insert_alert(&NewAlert {
-                source: alert.source.to_string(),
-                source_id: alert.id.clone(),
-                principal_key: principal_key(alert),
-                body,
-                received_at: Utc::now(),
-            })
-            .await
-            .map_err(unavailable)?;
-        let alert_id = match outcome {
-            InsertOutcome::Inserted { alert_id } | InsertOutcome::Duplicate { alert_id, .. } => {
-                alert_id
-            }
-        };
-        self.store
-            .mark_alert_processed(&alert_id)
-            .await
-            .map_err(internal)?;
-        let run_id = derived_run_id(
-            &format!("{alert_id}:{}", uuid::Uuid::now_v7()),
-            &playbook.name,
-        );
-        self.store
-            .create_run(&NewRun {
-                id: run_id.clone(),
-                playbook: playbook.name.clone(),
-                principal_key: principal_key(alert),
-                tenant: self.config.azure.tenant_id.clone(),
-                mode: self.config.mode,
-                requested_by: Some(caller.name.clone()),
-                alert_id: Some(alert_id),
-            })
-            .await
-            .map_err(internal)?;
-        self.audit(
-            "run.created",
-            Some(&run_id),
-            Some(&caller.name),
-            json!({"playbook": playbook.name}),
-        )
-        .await;
+        let run_id = self
+            .store_alert_and_run(
+                &alert.source.to_string(),
+                alert,
+                &playbook.name,
+                true,
+                caller,
+            )
+            .await?;
         if let Ok(mut all) = self.ad_hoc_inputs.lock() {
             all.insert(run_id.clone(), inputs.clone());
         }

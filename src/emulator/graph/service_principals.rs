@@ -21,12 +21,7 @@ pub fn get(shared: &Shared, req: &Req, key: &str) -> Response<Body> {
         return r;
     }
     let state = shared.state.lock().expect("state lock");
-    let Some(app) = state.apps.iter().find(|a| {
-        a.client_id.eq_ignore_ascii_case(key)
-            || a.object_id
-                .as_deref()
-                .is_some_and(|o| o.eq_ignore_ascii_case(key))
-    }) else {
+    let Some(app) = find_app(&state.apps, key) else {
         drop(state);
         return not_found(req, key);
     };
@@ -48,12 +43,7 @@ pub fn directory_roles(shared: &Shared, req: &Req, key: &str) -> Response<Body> 
         return r;
     }
     let state = shared.state.lock().expect("state lock");
-    let Some(app) = state.apps.iter().find(|a| {
-        a.client_id.eq_ignore_ascii_case(key)
-            || a.object_id
-                .as_deref()
-                .is_some_and(|o| o.eq_ignore_ascii_case(key))
-    }) else {
+    let Some(app) = find_app(&state.apps, key) else {
         drop(state);
         return not_found(req, key);
     };
@@ -88,4 +78,17 @@ fn role_name(template: &str) -> &'static str {
         "194ae4cb-b126-40b2-bd5b-6091b380977d" => "Security Administrator",
         _ => "Directory role",
     }
+}
+
+/// The app registration whose client id or service principal object id is `key`.
+fn find_app<'a>(
+    apps: &'a [crate::emulator::tenant::App],
+    key: &str,
+) -> Option<&'a crate::emulator::tenant::App> {
+    apps.iter().find(|a| {
+        a.client_id.eq_ignore_ascii_case(key)
+            || a.object_id
+                .as_deref()
+                .is_some_and(|o| o.eq_ignore_ascii_case(key))
+    })
 }
