@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, Semaphore};
@@ -535,7 +535,7 @@ impl Service {
             on_event: on_event.unwrap_or(&silent),
         };
         let report = executor.execute(&plan, &playbook).await;
-        self.record_report(run, &plan, &report).await?;
+        self.record_report(run, &report).await?;
         let status = match report.outcome {
             RunOutcome::Succeeded => RunStatus::Succeeded,
             RunOutcome::AwaitingApproval => RunStatus::AwaitingApproval,
@@ -653,12 +653,7 @@ impl Service {
         Ok(completed)
     }
 
-    async fn record_report(
-        &self,
-        run: &RunRecord,
-        plan: &Plan,
-        report: &RunReport,
-    ) -> Result<(), ServiceError> {
+    async fn record_report(&self, run: &RunRecord, report: &RunReport) -> Result<(), ServiceError> {
         for step in &report.steps {
             for r in &step.requests {
                 self.audit(
@@ -695,7 +690,6 @@ impl Service {
                     .map_err(internal)?;
             }
         }
-        let _ = plan;
         let value =
             serde_json::to_value(report).map_err(|e| ServiceError::Internal(e.to_string()))?;
         self.store
@@ -928,7 +922,7 @@ impl ServiceApi for Service {
         &self,
         source: &str,
         body: &[u8],
-        caller: &Caller,
+        _caller: &Caller,
     ) -> Result<Ingested, ServiceError> {
         let alert = match alert::parse_alert(body, Some(source), &self.config.alerts) {
             Ok(a) => a,
@@ -951,7 +945,6 @@ impl ServiceApi for Service {
             InsertOutcome::Inserted { alert_id } => {
                 // The stored alert is the durable record; the matcher writes its audit entry
                 // (`alert.received`), so acknowledging costs one group-committed insert.
-                let _ = caller;
                 self.wake.notify_one();
                 Ingested {
                     alert_id,
@@ -1288,14 +1281,4 @@ fn internal(e: StoreError) -> ServiceError {
 
 fn unavailable(e: StoreError) -> ServiceError {
     ServiceError::Unavailable(format!("the alert was not stored: {e}"))
-}
-
-#[allow(dead_code)]
-fn _assert_send(s: Arc<Service>) -> impl Send {
-    async move { s.drive("x", None).await }
-}
-
-#[allow(dead_code)]
-fn now() -> DateTime<Utc> {
-    Utc::now()
 }
