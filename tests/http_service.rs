@@ -31,18 +31,7 @@ async fn an_alert_posted_over_http_is_contained() {
     let service = Service::from_config(config.clone(), ServiceOptions::default())
         .await
         .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker = {
-        let service = Arc::clone(&service);
-        tokio::spawn(async move {
-            let mut rx = stop_rx;
-            service
-                .work(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await;
-        })
-    };
+    let worker = service.spawn_worker();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let api: Arc<dyn ServiceApi> = service.clone();
@@ -120,7 +109,6 @@ async fn an_alert_posted_over_http_is_contained() {
 
     let _ = shut_tx.send(());
     server.await.unwrap().unwrap();
-    let _ = stop_tx.send(true);
-    worker.await.unwrap();
+    worker.stop().await;
     emulator.shutdown().await;
 }

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -167,21 +166,9 @@ pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
         config_path.display(),
         record.id
     );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker = {
-        let service = Arc::clone(&service);
-        tokio::spawn(async move {
-            let mut rx = stop_rx;
-            service
-                .work(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await;
-        })
-    };
+    let worker = service.spawn_worker();
     let code = super::serve::serve_on(listener, service, &config.server).await;
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), worker.stop()).await;
     emulator.shutdown().await;
     code
 }

@@ -25,21 +25,9 @@ pub async fn run(config: &crate::config::Config) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker = {
-        let service = Arc::clone(&service);
-        tokio::spawn(async move {
-            let mut rx = stop_rx;
-            service
-                .work(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await;
-        })
-    };
+    let worker = service.spawn_worker();
     let code = serve_on(listener, service, &config.server).await;
-    let _ = stop_tx.send(true);
-    let _ = worker.await;
+    worker.stop().await;
     code
 }
 

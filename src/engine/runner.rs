@@ -80,6 +80,20 @@ impl Default for ServiceOptions {
     }
 }
 
+/// The background worker of a [`Service`].
+pub struct Worker {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Worker {
+    /// Stops taking new work and waits until the worker loop returns.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
 pub struct Service {
     store: Arc<dyn Store>,
     /// Group commit for ingestion: concurrent alerts share one durable transaction, and each
@@ -216,6 +230,20 @@ impl Service {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
         }
+    }
+
+    /// Starts [`Service::work`] in the background; [`Worker::stop`] ends it.
+    pub fn spawn_worker(self: &Arc<Self>) -> Worker {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let service = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            service
+                .work(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+        Worker { stop, task }
     }
 
     /// Matches stored, unprocessed alerts to playbooks: a new run, or the open run for the same
