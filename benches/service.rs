@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use riposte::emulator::{Emulator, Tenant};
-use riposte::engine::runner::{Service, ServiceOptions};
 use riposte::engine::service::{Caller, ServiceApi};
+use riposte::engine::{Service, ServiceOptions};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -48,7 +48,9 @@ async fn service(store_url: &str, base: &str, dir: &std::path::Path, mode: &str)
     let path = dir.join("riposte.toml");
     std::fs::write(&path, toml).unwrap();
     let config = riposte::config::Config::load(Some(&path)).unwrap();
-    Service::from_config(config, ServiceOptions::default())
+    riposte::app::App::new(config)
+        .unwrap()
+        .service_with(ServiceOptions::default())
         .await
         .unwrap()
 }

@@ -5,11 +5,13 @@
 
 pub mod actions;
 pub mod alert;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod connectors;
 pub mod emulator;
 pub mod engine;
+pub mod mode;
 pub mod plan;
 pub mod playbook;
 pub mod policy;

@@ -1,4 +1,6 @@
-//! Small text helpers shared by error messages.
+//! Small text helpers: "did you mean" suggestions and canonical JSON.
+
+use serde_json::Value;
 
 /// Levenshtein distance, for "did you mean" suggestions.
 pub fn edit_distance(a: &str, b: &str) -> usize {
@@ -31,5 +33,36 @@ mod tests {
     fn distance() {
         assert_eq!(super::edit_distance("kitten", "sitting"), 3);
         assert_eq!(super::closest("nedds", ["needs", "uses"]), Some("needs"));
+    }
+}
+
+/// JSON with object keys sorted and no insignificant whitespace.
+pub fn canonical_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
     }
 }

@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use riposte::emulator::{Emulator, EmulatorHandle, FaultKind, FaultSpec, Tenant};
-use riposte::engine::runner::{Service, ServiceOptions};
 use riposte::engine::service::{Caller, ServiceApi};
+use riposte::engine::{Service, ServiceOptions};
 use riposte::store::RunStatus;
 
 /// The users the alerts name: (UPN, object id) from the fixture tenant.
@@ -72,7 +72,9 @@ async fn service_for(
     store_url: &str,
 ) -> std::sync::Arc<Service> {
     let config = common::config_from_toml(dir, &config_text(base, store_url));
-    Service::from_config(config, ServiceOptions::default())
+    riposte::app::App::new(config)
+        .unwrap()
+        .service_with(ServiceOptions::default())
         .await
         .unwrap()
 }

@@ -7,8 +7,8 @@ mod common;
 use std::sync::Arc;
 
 use riposte::emulator::{Emulator, EmulatorHandle, Tenant};
-use riposte::engine::runner::{Service, ServiceOptions};
 use riposte::engine::service::{Caller, ServiceApi};
+use riposte::engine::{Service, ServiceOptions};
 use riposte::plan::StepStatus;
 use riposte::store::RunStatus;
 
@@ -40,7 +40,9 @@ async fn world(tenant: Tenant) -> World {
         dir.path(),
         &common::emulator_toml(&emulator.base_url(), &url, "enforce"),
     );
-    let service = Service::from_config(config, ServiceOptions::default())
+    let service = riposte::app::App::new(config)
+        .unwrap()
+        .service_with(ServiceOptions::default())
         .await
         .unwrap();
     World {

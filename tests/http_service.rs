@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use riposte::config::{Role, TokenEntry};
 use riposte::emulator::{Emulator, Tenant};
-use riposte::engine::runner::{Service, ServiceOptions};
+use riposte::engine::ServiceOptions;
 use riposte::engine::service::ServiceApi;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,7 +28,9 @@ async fn an_alert_posted_over_http_is_contained() {
         role: Role::Admin,
         sha256: riposte::server::token_digest(token),
     }];
-    let service = Service::from_config(config.clone(), ServiceOptions::default())
+    let service = riposte::app::App::new(config.clone())
+        .unwrap()
+        .service_with(ServiceOptions::default())
         .await
         .unwrap();
     let worker = service.spawn_worker();

@@ -69,6 +69,8 @@ fn run_record(id: &str, status: RunStatus) -> RunRecord {
         updated_at: at,
         lease_owner: None,
         lease_until: None,
+        spec: None,
+        report: None,
     }
 }
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use riposte::emulator::{Emulator, EmulatorHandle, Tenant};
-use riposte::engine::runner::{Service, ServiceOptions};
 use riposte::engine::service::{Caller, ServiceApi, ServiceError};
+use riposte::engine::{Service, ServiceOptions};
 use riposte::store::RunStatus;
 
 struct Fixture {
@@ -44,7 +44,9 @@ async fn fixture(mode: &str, postgres: bool) -> Option<Fixture> {
         dir.path(),
         &common::emulator_toml(&emulator.base_url(), &store_url, mode),
     );
-    let service = Service::from_config(config, ServiceOptions::default())
+    let service = riposte::app::App::new(config)
+        .unwrap()
+        .service_with(ServiceOptions::default())
         .await
         .unwrap();
     Some(Fixture {

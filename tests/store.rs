@@ -17,7 +17,7 @@ use futures::FutureExt;
 use riposte::plan::Mode;
 use riposte::store::{
     self, Approval, ApprovalDecision, AuditEvent, AuditProblem, Batcher, InsertOutcome, NewAlert,
-    NewEvidence, NewRun, RunStatus, StepState, Store, StoreError,
+    NewEvidence, NewRun, RunSpec, RunStatus, RunTarget, StepState, Store, StoreError,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -171,6 +171,7 @@ suite!(
     audit_verify_detects_a_truncated_tail,
     batch_insert_in_one_transaction,
     batcher_acknowledges_after_commit,
+    run_spec_report_and_status_counts,
 );
 
 fn alert(source_id: &str, principal: &str) -> NewAlert {
@@ -192,7 +193,56 @@ fn run(id: &str, principal: &str, alert_id: Option<&str>) -> NewRun {
         mode: Mode::Enforce,
         requested_by: Some("alert".into()),
         alert_id: alert_id.map(str::to_string),
+        spec: spec(),
     }
+}
+
+fn spec() -> RunSpec {
+    RunSpec {
+        target: RunTarget::Playbook {
+            name: "first-access-containment".into(),
+            sha256: "ab".repeat(32),
+            text: "name: first-access-containment\n".into(),
+            path: "/etc/riposte/playbooks/first-access-containment.yaml".into(),
+        },
+        inputs: [("lookback".to_string(), "P1D".to_string())].into(),
+    }
+}
+
+/// A run carries what it runs and, once executed, its report in a column of its own; counts
+/// by status come from one grouped query.
+async fn run_spec_report_and_status_counts(db: Db) {
+    let s = &db.store;
+    let a = s.insert_alert(&alert("LW-spec", "user-s")).await.unwrap();
+    let InsertOutcome::Inserted { alert_id } = a else {
+        panic!("{a:?}")
+    };
+    s.create_run(&run("run-spec", "user-s", Some(&alert_id)))
+        .await
+        .unwrap();
+    s.create_run(&run("run-spec-2", "user-t", None))
+        .await
+        .unwrap();
+    let got = s.get_run("run-spec").await.unwrap().unwrap();
+    assert_eq!(got.spec, Some(spec()));
+    assert_eq!(got.report, None);
+    let report = json!({"outcome": "failed", "steps": []});
+    s.save_report("run-spec", &report).await.unwrap();
+    assert_eq!(
+        s.get_run("run-spec").await.unwrap().unwrap().report,
+        Some(report)
+    );
+    assert!(matches!(
+        s.save_report("nope", &json!({})).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    s.set_run_status("run-spec", RunStatus::Failed)
+        .await
+        .unwrap();
+    let counts = s.count_runs_by_status().await.unwrap();
+    assert_eq!(counts.get(&RunStatus::Failed), Some(&1));
+    assert_eq!(counts.get(&RunStatus::Pending), Some(&1));
+    assert_eq!(counts.get(&RunStatus::Succeeded), None);
 }
 
 async fn alert_insert_is_idempotent(db: Db) {

@@ -10,7 +10,6 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::emulator::{Emulator, Tenant};
-use crate::engine::runner::{Service, ServiceOptions};
 use crate::engine::service::{Caller, ServiceApi};
 use crate::store::RunStatus;
 
@@ -49,11 +48,7 @@ pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
     println!("riposte demo");
     println!("  emulator (Entra, Graph, ARM, Log Analytics, Lacework): {base}");
     println!("  configuration: {}", config_path.display());
-    let service = Service::from_config(
-        config.clone(),
-        ServiceOptions::from_settings(&config.engine),
-    )
-    .await?;
+    let service = crate::app::App::new(config.clone())?.service().await?;
 
     println!(
         "\n1. Lacework posts its webhook: \"New Azure API Call Invoked by User Accessed Resource for the First Time\""

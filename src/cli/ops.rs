@@ -6,17 +6,14 @@ use std::sync::Arc;
 
 use super::Format;
 use super::run::cli_caller;
+use crate::app::App;
 use crate::config::Config;
-use crate::engine::runner::{Service, ServiceOptions};
+use crate::engine::Service;
 use crate::engine::service::{Caller, ServiceApi};
 use crate::store::RunStatus;
 
 async fn service(config: &Config) -> anyhow::Result<Arc<Service>> {
-    Service::from_config(
-        config.clone(),
-        ServiceOptions::from_settings(&config.engine),
-    )
-    .await
+    App::new(config.clone())?.service().await
 }
 
 fn caller() -> Caller {
@@ -194,8 +191,8 @@ pub async fn rollback(config: &Config, id: &str, format: Format) -> anyhow::Resu
 }
 
 pub async fn audit_verify(config: &Config) -> anyhow::Result<ExitCode> {
-    let store = crate::store::open(&config.store.url).await?;
-    match store.verify_audit().await {
+    let service = service(config).await?;
+    match service.store().verify_audit().await {
         Ok(n) => {
             println!("audit trail intact: {n} records, hash chain verified");
             Ok(ExitCode::SUCCESS)

@@ -1,14 +1,12 @@
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
 use super::{Format, common, parse_pairs};
-use crate::alert;
+use crate::app::App;
 use crate::config::Config;
 use crate::plan::{self, Mode, Planner};
-use crate::playbook::{self, Playbook};
-use crate::policy;
 
 pub struct Args {
     pub alert: PathBuf,
@@ -19,26 +17,16 @@ pub struct Args {
 }
 
 pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
-    let connectors = common::connectors(config)?;
-    let alert =
-        common::read_alert(config, &connectors, &args.alert, args.source.as_deref()).await?;
+    let app = App::new(config.clone())?;
+    let alert = common::read_alert(&app, &args.alert, args.source.as_deref()).await?;
     let inputs = parse_pairs(&args.inputs, "input")?;
-    let playbooks = select_playbooks(config, args.playbook.as_deref(), &alert)?;
-    let endpoints = config.azure.endpoints()?;
-    let lookup = common::lookup(config, &connectors);
-    // No policies directory: unguarded, and every decision says so. A directory that does not
-    // load is an error — planning must not quietly drop the guardrails.
-    let guard = policy::guard_for(config).with_context(|| {
-        format!(
-            "cannot load the guardrail policies in {}",
-            config.policies.display()
-        )
-    })?;
+    let playbooks = app.select_playbooks(args.playbook.as_deref(), &alert)?;
+    let lookup = app.lookup();
     let planner = Planner {
-        endpoints: &endpoints,
+        endpoints: &app.endpoints,
         lookup: lookup.as_ref(),
-        settings: &config.actions,
-        guard: guard.as_ref(),
+        settings: &app.config.actions,
+        guard: app.guard.as_ref(),
     };
     let mut plans = Vec::new();
     for p in &playbooks {
@@ -68,47 +56,4 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `--playbook` as a file or a name, or every playbook whose triggers match.
-pub(super) fn select_playbooks(
-    config: &Config,
-    wanted: Option<&str>,
-    alert: &alert::Alert,
-) -> anyhow::Result<Vec<Playbook>> {
-    if let Some(w) = wanted {
-        let path = Path::new(w);
-        if path.is_file() {
-            return Ok(vec![playbook::load_file(path)?]);
-        }
-        let (all, diags) = playbook::load_all(std::slice::from_ref(&config.playbooks));
-        if let Some(p) = all.into_iter().find(|p| p.name == w) {
-            return Ok(vec![p]);
-        }
-        if !diags.is_empty() {
-            anyhow::bail!(
-                "no playbook named `{w}` loaded; problems found:\n{}",
-                playbook::Diagnostics(diags)
-            );
-        }
-        anyhow::bail!("no playbook named `{w}` in {}", config.playbooks.display());
-    }
-    let (all, diags) = playbook::load_all(std::slice::from_ref(&config.playbooks));
-    if !diags.is_empty() {
-        anyhow::bail!(
-            "playbooks have problems (run `riposte validate`):\n{}",
-            playbook::Diagnostics(diags)
-        );
-    }
-    let matched: Vec<Playbook> = plan::select(&all, alert).into_iter().cloned().collect();
-    if matched.is_empty() {
-        anyhow::bail!(
-            "no playbook in {} matches this alert (source {}, kind {}, severity {}); pass --playbook NAME",
-            config.playbooks.display(),
-            alert.source,
-            alert.kind,
-            alert.severity
-        );
-    }
-    Ok(matched)
 }

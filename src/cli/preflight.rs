@@ -8,11 +8,10 @@ use std::process::ExitCode;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Format, common};
+use super::Format;
 use crate::actions;
 use crate::config::Config;
 use crate::connectors::{Api, ApiRequest, LookupOutcome};
-use crate::playbook;
 
 #[derive(Debug, Serialize)]
 struct Check {
@@ -25,16 +24,11 @@ struct Check {
 }
 
 pub async fn run(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
-    let (playbooks, problems) = playbook::load_all(std::slice::from_ref(&config.playbooks));
-    if !problems.is_empty() {
-        anyhow::bail!(
-            "playbooks have problems (run `riposte validate`):\n{}",
-            playbook::Diagnostics(problems)
-        );
-    }
+    let app = crate::app::App::new(config.clone())?;
+    let playbooks = app.playbooks()?;
     // What the playbooks' actions need, and which actions need it.
     let mut needed: BTreeMap<(&'static str, String), BTreeSet<String>> = BTreeMap::new();
-    for p in &playbooks {
+    for p in playbooks {
         for step in &p.steps {
             let Some(action) = actions::find(&step.uses) else {
                 continue;
@@ -61,7 +55,7 @@ pub async fn run(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let connectors = common::connectors(config)?;
+    let connectors = &app.connectors;
     let (granted, roles, identity_note) = if connectors.has_azure_credentials() {
         let claims = connectors.token_claims(Api::Graph).await?;
         let granted: BTreeSet<String> = claims["roles"]
@@ -73,7 +67,7 @@ pub async fn run(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
                     .collect()
             })
             .unwrap_or_default();
-        let roles = own_directory_roles(&connectors, config)
+        let roles = own_directory_roles(connectors, config)
             .await
             .unwrap_or_default();
         (Some(granted), Some(roles), None)

@@ -1,21 +1,22 @@
 //! `riposte run` and `riposte act`: plan, then execute when the mode is enforce. Dry-run
-//! prints the plan and sends nothing.
+//! prints the plan and sends nothing. Enforced runs go through the service, with the run's
+//! spec (the playbook's text, or the action and its parameters) stored on the run.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use serde_json::{Map, Value};
 
 use super::{Format, common, parse_pairs};
 use crate::alert::Alert;
+use crate::app::App;
 use crate::config::Config;
-use crate::engine::runner::{Service, ServiceOptions};
 use crate::engine::service::Caller;
-use crate::engine::{Event, RunOutcome, StepOutcome};
+use crate::engine::{Event, RunOutcome, StepOutcome, action_spec, playbook_of, playbook_spec};
 use crate::plan::{self, Mode, Planner};
-use crate::playbook::{self, Playbook};
-use crate::store::RunStatus;
+use crate::playbook::Playbook;
+use crate::store::{RunSpec, RunStatus};
 
 pub struct RunArgs {
     pub alert: Option<PathBuf>,
@@ -29,11 +30,11 @@ pub struct RunArgs {
 }
 
 pub async fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let connectors = common::connectors(config)?;
+    let app = App::new(mode_for(config, args.enforce))?;
     let now = chrono::Utc::now();
     let run_id = uuid::Uuid::now_v7().to_string();
     let alert = match &args.alert {
-        Some(path) => common::read_alert(config, &connectors, path, args.source.as_deref()).await?,
+        Some(path) => common::read_alert(&app, path, args.source.as_deref()).await?,
         None => {
             let Some(name) = &args.playbook else {
                 bail!("give --alert FILE, or --playbook NAME for a manual run");
@@ -47,21 +48,12 @@ pub async fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
             )
         }
     };
-    let playbooks = select(config, args.playbook.as_deref(), &alert)?;
+    let playbooks = app.select_playbooks(args.playbook.as_deref(), &alert)?;
     let inputs = parse_pairs(&args.inputs, "input")?;
     let mut code = ExitCode::SUCCESS;
     for p in &playbooks {
-        let c = execute(
-            config,
-            &connectors,
-            p,
-            &alert,
-            &inputs,
-            args.enforce,
-            args.format,
-            &run_id,
-        )
-        .await?;
+        let spec = playbook_spec(p, inputs.clone());
+        let c = execute(&app, p, spec, &alert, args.format, &run_id).await?;
         if c != ExitCode::SUCCESS {
             code = c;
         }
@@ -89,122 +81,153 @@ pub async fn act(config: &Config, args: ActArgs) -> anyhow::Result<ExitCode> {
             args.action
         );
     };
-    let params = parse_pairs(&args.params, "param")?;
     let schema = action.params_schema().to_value();
-    let mut yaml = format!(
-        "name: act\nsteps:\n  - id: act\n    uses: {}\n    with:\n",
-        args.action
-    );
-    if params.is_empty() {
-        yaml.push_str("      {}\n");
-    }
-    for (k, v) in &params {
-        let ty = schema
-            .pointer(&format!("/properties/{k}/type"))
-            .and_then(|t| t.as_str())
-            .unwrap_or("string");
-        // Quote strings as JSON, so a value is never read as YAML syntax or an expression.
-        let literal = match ty {
-            "boolean" | "integer" | "number" => v.clone(),
-            _ => serde_json::to_string(v)?,
-        };
-        yaml.push_str(&format!("      {k}: {literal}\n"));
-    }
-    let playbook =
-        playbook::load_str(&yaml, Path::new("act.yaml")).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let connectors = common::connectors(config)?;
-    let run_id = uuid::Uuid::now_v7().to_string();
-    let now = chrono::Utc::now();
-    let upn = args
-        .principal
-        .clone()
-        .or_else(|| params.get("user").cloned());
+    let params = act_params(
+        &schema,
+        &parse_pairs(&args.params, "param")?,
+        args.principal.as_deref(),
+        &args.resources,
+    )?;
+    let principal = ["user", "principal"]
+        .iter()
+        .find_map(|k| params.get(*k).and_then(Value::as_str))
+        .map(str::to_string)
+        .or_else(|| args.principal.clone());
     let mut resources = args.resources.clone();
-    if let Some(r) = params.get("resource") {
-        resources.push(r.clone());
+    if let Some(r) = params.get("resource").and_then(Value::as_str)
+        && !resources.iter().any(|x| x == r)
+    {
+        resources.push(r.to_string());
     }
+    let spec = action_spec(&args.action, params).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let playbook = playbook_of(&spec).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let app = App::new(mode_for(config, args.enforce))?;
+    let run_id = uuid::Uuid::now_v7().to_string();
     let alert = Alert::manual(
         format!("manual-{run_id}"),
         format!("manual {}", args.action),
-        upn,
+        principal,
         &resources,
-        now,
+        chrono::Utc::now(),
     );
-    execute(
-        config,
-        &connectors,
-        &playbook,
-        &alert,
-        &BTreeMap::new(),
-        args.enforce,
-        args.format,
-        &run_id,
-    )
-    .await
+    execute(&app, &playbook, spec, &alert, args.format, &run_id).await
 }
 
-#[allow(clippy::too_many_arguments)]
+/// `--param k=v` typed by the action's parameter schema, with `--principal` in the action's
+/// principal parameter (`user`, or `principal`) and `--resource` in its `resource`.
+fn act_params(
+    schema: &Value,
+    given: &std::collections::BTreeMap<String, String>,
+    principal: Option<&str>,
+    resources: &[String],
+) -> anyhow::Result<Map<String, Value>> {
+    let props = schema.get("properties").and_then(Value::as_object);
+    let takes = |k: &str| props.is_some_and(|p| p.contains_key(k));
+    let mut params = Map::new();
+    for (k, v) in given {
+        let ty = schema
+            .pointer(&format!("/properties/{k}/type"))
+            .and_then(Value::as_str)
+            .unwrap_or("string");
+        let value = match ty {
+            "boolean" | "integer" | "number" | "array" | "object" => serde_json::from_str(v)
+                .with_context(|| format!("--param {k}: `{v}` is not a valid {ty}"))?,
+            _ => Value::String(v.clone()),
+        };
+        params.insert(k.clone(), value);
+    }
+    if let Some(p) = principal {
+        let Some(key) = ["user", "principal"].into_iter().find(|k| takes(k)) else {
+            bail!("--principal: this action takes no principal parameter");
+        };
+        match params.get(key) {
+            Some(Value::String(v)) if v != p => {
+                bail!("--principal {p} and --param {key}={v} disagree; give one")
+            }
+            _ => {
+                params.insert(key.into(), Value::String(p.into()));
+            }
+        }
+    }
+    if takes("resource") {
+        match resources {
+            [] => {}
+            [one] => match params.get("resource") {
+                Some(Value::String(v)) if v != one => {
+                    bail!("--resource {one} and --param resource={v} disagree; give one")
+                }
+                _ => {
+                    params.insert("resource".into(), Value::String(one.clone()));
+                }
+            },
+            _ => bail!("this action acts on one resource; give --resource once"),
+        }
+    }
+    Ok(params)
+}
+
+/// The configuration with `--enforce` applied.
+fn mode_for(config: &Config, enforce: bool) -> Config {
+    let mut config = config.clone();
+    if enforce {
+        config.mode = Mode::Enforce;
+    }
+    config
+}
+
 async fn execute(
-    config: &Config,
-    connectors: &crate::connectors::Connectors,
+    app: &App,
     playbook: &Playbook,
+    spec: RunSpec,
     alert: &Alert,
-    inputs: &BTreeMap<String, String>,
-    enforce_flag: bool,
     format: Format,
     run_id: &str,
 ) -> anyhow::Result<ExitCode> {
-    let mode = if enforce_flag || config.mode == Mode::Enforce {
-        Mode::Enforce
-    } else {
-        Mode::DryRun
-    };
-    let endpoints = config.azure.endpoints()?;
-    let lookup = common::lookup(config, connectors);
-    if mode == Mode::Enforce && !connectors.has_azure_credentials() {
+    let mode = app.config.mode;
+    if mode == Mode::Enforce && !app.connectors.has_azure_credentials() {
         bail!(
             "enforce needs Azure credentials: set [azure] client_secret, certificate_path or managed_identity (or use dry-run)"
         );
     }
     if mode == Mode::Enforce && playbook.stage != crate::playbook::model::Stage::Trial {
-        return execute_enforced(config, playbook, alert, inputs, format).await;
+        return execute_enforced(app, spec, alert, format).await;
     }
-    let guard = crate::policy::guard_for(config).with_context(|| {
-        format!(
-            "cannot load the guardrail policies in {}",
-            config.policies.display()
-        )
-    })?;
+    let lookup = app.lookup();
     let planner = Planner {
-        endpoints: &endpoints,
+        endpoints: &app.endpoints,
         lookup: lookup.as_ref(),
-        settings: &config.actions,
-        guard: guard.as_ref(),
+        settings: &app.config.actions,
+        guard: app.guard.as_ref(),
     };
     let plan = planner
-        .plan(playbook, alert, inputs, mode, run_id, chrono::Utc::now())
+        .plan(
+            playbook,
+            alert,
+            &spec.inputs,
+            mode,
+            run_id,
+            chrono::Utc::now(),
+        )
         .await
         .with_context(|| format!("cannot plan playbook {}", playbook.name))?;
-    if plan.mode == Mode::DryRun {
-        match format {
-            Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
-            Format::Table => {
-                print!("{}", plan::render_table(&plan));
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        Format::Table => {
+            print!("{}", plan::render_table(&plan));
+            if plan.mode == Mode::DryRun {
                 println!(
                     "\ndry-run: nothing was sent. Set mode = \"enforce\" or pass --enforce to execute."
                 );
             }
         }
-        return Ok(ExitCode::SUCCESS);
     }
-    execute_enforced(config, playbook, alert, inputs, format).await
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn execute_enforced(
-    config: &Config,
-    playbook: &Playbook,
+    app: &App,
+    spec: RunSpec,
     alert: &Alert,
-    inputs: &BTreeMap<String, String>,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
     let quiet = format == Format::Json;
@@ -242,13 +265,10 @@ async fn execute_enforced(
     };
     // Enforced runs go through the service, so they are journaled, audited and can be
     // inspected (`riposte runs show`) and rolled back (`riposte rollback`).
-    let mut enforced = config.clone();
-    enforced.mode = Mode::Enforce;
-    let service =
-        Service::from_config(enforced, ServiceOptions::from_settings(&config.engine)).await?;
+    let service = app.service().await?;
     let caller = Caller { name: cli_caller() };
     let run = service
-        .run_now(playbook, alert, inputs, &caller, &on_event)
+        .run_now(spec, alert, &caller, &on_event)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let report = service
@@ -299,8 +319,4 @@ pub(crate) fn cli_caller() -> String {
         "cli:{}",
         std::env::var("USER").unwrap_or_else(|_| "unknown".into())
     )
-}
-
-fn select(config: &Config, wanted: Option<&str>, alert: &Alert) -> anyhow::Result<Vec<Playbook>> {
-    super::plan::select_playbooks(config, wanted, alert)
 }

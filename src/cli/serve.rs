@@ -8,19 +8,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use tracing::info;
 
-use crate::config::ServerSettings;
 use crate::engine::service::ServiceApi;
 use crate::server;
+use crate::server::ServerSettings;
 
 /// `riposte serve`: the service (store, workers) and its API, until Ctrl-C or SIGTERM. The
 /// worker stops taking new work; steps in flight finish, and leased runs left unfinished are
 /// resumed from the journal by the next start.
 pub async fn run(config: &crate::config::Config) -> anyhow::Result<ExitCode> {
-    let service = crate::engine::runner::Service::from_config(
-        config.clone(),
-        crate::engine::runner::ServiceOptions::from_settings(&config.engine),
-    )
-    .await?;
+    let service = crate::app::App::new(config.clone())?.service().await?;
     // Listen first: a service that cannot serve its API must not start working runs.
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await

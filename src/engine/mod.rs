@@ -1,14 +1,23 @@
-//! Runs: executing an approved plan's DAG, verifying, journaling and undoing.
+//! Runs: the durable service that turns stored alerts into runs and moves each run through
+//! its life, and the executor that sends a plan's requests, verifies, journals and undoes.
 //!
 //! The engine never builds a request: it sends the plan's requests (each through its
 //! action's `prepare`, which may only restore what the plan hid) via a [`Transport`], so what
 //! a dry run shows is what an approved run sends, request for request.
 
+mod api;
+mod approvals;
 mod executor;
+mod lifecycle;
+mod manual;
+mod matching;
+mod recovery;
 mod report;
 mod rollback;
-pub mod runner;
+mod runtime;
 pub mod service;
+mod settings;
+mod spec;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -16,6 +25,9 @@ use serde_json::Value;
 pub use executor::{Event, Executor};
 pub use report::{RequestRecord, RunOutcome, RunReport, StepOutcome, StepReport};
 pub use rollback::{RollbackReport, rollback};
+pub use runtime::{Service, ServiceOptions, ServiceParts, Worker};
+pub use settings::EngineSettings;
+pub use spec::{action_spec, playbook_of, playbook_spec};
 
 use crate::connectors::{ApiError, ApiRequest, ApiResponse, Connectors};
 

@@ -23,23 +23,8 @@ use crate::policy::{Decision, Guard, PolicyInput, Verdict};
 
 pub use render::render_table;
 
-/// Whether riposte may change anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    #[default]
-    DryRun,
-    Enforce,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::DryRun => "dry-run",
-            Mode::Enforce => "enforce",
-        }
-    }
-}
+pub use crate::mode::Mode;
+pub use crate::text::canonical_json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -627,35 +612,4 @@ pub fn plan_hash(steps: &[PlannedStep]) -> String {
     let mut text = String::new();
     canonical_json(&Value::Array(material), &mut text);
     format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())))
-}
-
-/// JSON with object keys sorted and no insignificant whitespace.
-pub fn canonical_json(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                canonical_json(&map[k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical_json(item, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
 }

@@ -256,6 +256,7 @@ impl<'t> Loader<'t> {
             steps,
             outputs,
             path: self.file.clone(),
+            text: text.to_string(),
             sha256: hex::encode(Sha256::digest(text.as_bytes())),
         })
     }

@@ -28,6 +28,9 @@ pub struct Playbook {
     pub path: PathBuf,
     /// sha256 of the file's bytes, recorded in every plan.
     pub sha256: String,
+    /// The text it was loaded from: a run stores it, so what the run executes never depends
+    /// on the file still being there.
+    pub text: String,
 }
 
 /// `live` playbooks may act; `trial` playbooks only ever plan.

@@ -34,15 +34,16 @@
 //! planning); policies then also look at `params`, so an unknown target is never a way round a
 //! rule. `policies/README.md` documents the same shape for policy authors.
 
+mod guardrails;
 mod rego;
+
+pub use guardrails::Guardrails;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-use crate::config::Guardrails;
 
 pub use rego::{
     DECISION_RULE, EVALUATION_TIME_LIMIT, PolicyError, Problem, RegoGuard, TestOutcome,
@@ -345,9 +346,9 @@ pub fn load_guard(dir: &Path, guardrails: &Guardrails) -> Result<Box<dyn Guard>,
 
 /// The guard configuration asks for: the Rego policies in the configured directory, or
 /// [`Unguarded`] (which says so in every decision) when there is no such directory.
-pub fn guard_for(config: &crate::config::Config) -> Result<Box<dyn Guard>, PolicyError> {
-    if config.policies.is_dir() {
-        load_guard(&config.policies, &config.guardrails)
+pub fn guard_for(dir: &Path, guardrails: &Guardrails) -> Result<Box<dyn Guard>, PolicyError> {
+    if dir.is_dir() {
+        load_guard(dir, guardrails)
     } else {
         Ok(Box::new(Unguarded))
     }

@@ -14,8 +14,8 @@ use std::time::Duration;
 use regorus::utils::limits::ExecutionTimerConfig;
 use serde_json::{Value, json};
 
+use super::Guardrails;
 use super::{Decision, Guard, PolicyInput, Verdict};
-use crate::config::Guardrails;
 
 /// The rule riposte asks: `{"decision": "allow" | "deny" | "require_approval", "reasons": [...]}`.
 pub const DECISION_RULE: &str = "data.riposte.guardrails.decision";

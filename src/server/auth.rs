@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
+use super::settings::{Role, TokenEntry};
 use super::signature::constant_time_eq;
-use crate::config::{Role, TokenEntry};
 use crate::engine::service::Caller;
 
 /// The configured tokens, digests normalised to lower-case hex.

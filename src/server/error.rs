@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::config::Role;
+use super::settings::Role;
 use crate::engine::service::ServiceError;
 
 /// Why a request was refused before or by the service.

@@ -19,6 +19,7 @@ mod auth;
 pub use auth::token_digest;
 mod error;
 mod routes;
+mod settings;
 pub mod signature;
 mod telemetry;
 
@@ -33,9 +34,9 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use settings::{HmacSettings, Role, ServerSettings, TokenEntry};
 pub use telemetry::install_metrics;
 
-use crate::config::{HmacSettings, ServerSettings};
 use crate::engine::service::ServiceApi;
 use auth::Tokens;
 

@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use crate::config::HmacSettings;
+use super::settings::HmacSettings;
 
 const BLOCK: usize = 64;
 

@@ -15,9 +15,12 @@
 
 pub mod batch;
 mod postgres;
+mod settings;
+mod spec;
 mod sql;
 mod sqlite;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,10 +30,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::plan::{Mode, canonical_json};
+use crate::mode::Mode;
+use crate::text::canonical_json;
 
 pub use batch::Batcher;
 pub use postgres::PgStore;
+pub use settings::StoreSettings;
+pub use spec::{RunSpec, RunTarget};
 pub use sqlite::SqliteStore;
 
 /// `prev_hash` of the first audit record: there is nothing before it.
@@ -153,7 +159,7 @@ pub struct AlertRecord {
 }
 
 /// Where a run stands (DESIGN.md §3, HTTP API).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Pending,
@@ -216,6 +222,8 @@ pub struct NewRun {
     pub requested_by: Option<String>,
     /// The alert that started the run, linked in the same transaction.
     pub alert_id: Option<String>,
+    /// What the run runs; recovery, approval and re-planning read it from here.
+    pub spec: RunSpec,
 }
 
 /// An alert as a run shows it: the source and the source's id.
@@ -247,6 +255,11 @@ pub struct RunRecord {
     /// The worker holding the run and until when; a lapsed lease may be taken over.
     pub lease_owner: Option<String>,
     pub lease_until: Option<DateTime<Utc>>,
+    /// What the run runs (absent only for runs stored before specs were).
+    pub spec: Option<RunSpec>,
+    /// The execution report once the run executed (`RunView` shows it beside the run).
+    #[serde(skip)]
+    pub report: Option<Value>,
 }
 
 /// A step's state in the journal (STYLE habit 6).
@@ -490,6 +503,11 @@ pub trait Store: Send + Sync + 'static {
         plan: &Value,
         plan_hash: &str,
     ) -> Result<(), StoreError>;
+    /// Keeps the execution report of a run (replacing an earlier one: a resumed run reports
+    /// again, over everything it did).
+    async fn save_report(&self, run_id: &str, report: &Value) -> Result<(), StoreError>;
+    /// How many runs are in each status (one grouped query, for `/metrics`).
+    async fn count_runs_by_status(&self) -> Result<BTreeMap<RunStatus, u64>, StoreError>;
 
     // --- journal ---
 

@@ -36,7 +36,8 @@ macro_rules! store_impl {
         const ALERT_COLUMNS: &str =
             "id, source, source_id, principal_key, body, received_at, processed_at";
         const RUN_COLUMNS: &str = "id, status, playbook, principal_key, tenant, mode, \
-             requested_by, plan, plan_hash, created_at, updated_at, lease_owner, lease_until";
+             requested_by, plan, plan_hash, created_at, updated_at, lease_owner, lease_until, \
+             spec, report";
         const JOURNAL_COLUMNS: &str = "seq, step_id, item, state, detail, at";
         const EVIDENCE_COLUMNS: &str =
             "id, run_id, step_id, name, content_type, sha256, size, at";
@@ -75,6 +76,14 @@ macro_rules! store_impl {
                 updated_at: row.try_get("updated_at")?,
                 lease_owner: row.try_get("lease_owner")?,
                 lease_until: row.try_get("lease_until")?,
+                spec: row
+                    .try_get::<Option<Json<serde_json::Value>>, _>("spec")?
+                    .map(|j| serde_json::from_value(j.0))
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(format!("run spec: {e}")))?,
+                report: row
+                    .try_get::<Option<Json<serde_json::Value>>, _>("report")?
+                    .map(|j| j.0),
             })
         }
 
@@ -269,8 +278,8 @@ macro_rules! store_impl {
                 let mut tx = self.write.begin().await?;
                 sqlx::query(
                     "INSERT INTO runs (id, status, playbook, principal_key, tenant, mode, \
-                     requested_by, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                     requested_by, created_at, updated_at, spec) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
                 )
                 .bind(&run.id)
                 .bind(RunStatus::Pending.as_str())
@@ -280,6 +289,7 @@ macro_rules! store_impl {
                 .bind(run.mode.as_str())
                 .bind(&run.requested_by)
                 .bind(ts(at))
+                .bind(Json(&run.spec))
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from_write(e, "run", &run.id))?;
@@ -410,6 +420,40 @@ macro_rules! store_impl {
                     return Err(StoreError::NotFound { what: "run", id: run_id.to_string() });
                 }
                 Ok(())
+            }
+
+            async fn save_report(
+                &self,
+                run_id: &str,
+                report: &serde_json::Value,
+            ) -> Result<(), StoreError> {
+                let done = sqlx::query("UPDATE runs SET report = $2, updated_at = $3 WHERE id = $1")
+                    .bind(run_id)
+                    .bind(Json(report))
+                    .bind(ts(now()))
+                    .execute(&self.write)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound { what: "run", id: run_id.to_string() });
+                }
+                Ok(())
+            }
+
+            async fn count_runs_by_status(
+                &self,
+            ) -> Result<std::collections::BTreeMap<RunStatus, u64>, StoreError> {
+                let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
+                    .fetch_all(&self.read)
+                    .await?;
+                let mut counts = std::collections::BTreeMap::new();
+                for row in rows {
+                    let n: i64 = row.try_get("n")?;
+                    counts.insert(
+                        parse_status(&row.try_get::<String, _>("status")?)?,
+                        u64::try_from(n).unwrap_or(0),
+                    );
+                }
+                Ok(counts)
             }
 
             async fn journal(

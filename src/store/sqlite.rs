@@ -82,13 +82,22 @@ impl SqliteStore {
 }
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        include_str!("migrations/sqlite/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "init".into(),
+            MigrationType::Simple,
+            include_str!("migrations/sqlite/0001_init.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "run spec".into(),
+            MigrationType::Simple,
+            include_str!("migrations/sqlite/0002_run_spec.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 /// Timestamps are fixed-width UTC text (`2025-01-02T03:04:05.000006Z`), so SQLite's text

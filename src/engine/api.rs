@@ -1,0 +1,174 @@
+//! The `ServiceApi` the HTTP API and the CLI call: ingestion, reading runs, and the operations
+//! whose rules live in the other modules (approvals, manual runs, rollback).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use serde_json::Value;
+
+use super::matching::principal_key;
+use super::runtime::{Service, internal, unavailable};
+use super::service::{
+    Caller, Ingested, Invocation, RunView, ServiceApi, ServiceError, ServiceStats,
+};
+use super::{RollbackReport, StepState, rollback};
+use crate::alert;
+use crate::store::{InsertOutcome, NewAlert, RunRecord, RunStatus};
+
+#[async_trait]
+impl ServiceApi for Service {
+    async fn ingest(
+        &self,
+        source: &str,
+        body: &[u8],
+        _caller: &Caller,
+    ) -> Result<Ingested, ServiceError> {
+        let alert = match alert::parse_alert(body, Some(source), &self.alerts) {
+            Ok(a) => a,
+            Err(e) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(ServiceError::BadRequest(e.to_string()));
+            }
+        };
+        self.received.fetch_add(1, Ordering::Relaxed);
+        let record = NewAlert {
+            source: alert.source.to_string(),
+            source_id: alert.id.clone(),
+            principal_key: principal_key(&alert),
+            body: serde_json::to_value(&alert)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?,
+            received_at: Utc::now(),
+        };
+        let outcome = self.batcher.insert(record).await.map_err(unavailable)?;
+        let ingested = match outcome {
+            InsertOutcome::Inserted { alert_id } => {
+                // The stored alert is the durable record; the matcher writes its audit entry
+                // (`alert.received`), so acknowledging costs one group-committed insert.
+                self.wake.notify_one();
+                Ingested {
+                    alert_id,
+                    source_id: alert.id,
+                    duplicate: false,
+                    run_ids: Vec::new(),
+                }
+            }
+            InsertOutcome::Duplicate { alert_id, run_ids } => {
+                self.duplicates.fetch_add(1, Ordering::Relaxed);
+                Ingested {
+                    alert_id,
+                    source_id: alert.id,
+                    duplicate: true,
+                    run_ids,
+                }
+            }
+        };
+        Ok(ingested)
+    }
+
+    async fn runs(
+        &self,
+        limit: u32,
+        status: Option<RunStatus>,
+    ) -> Result<Vec<RunRecord>, ServiceError> {
+        self.store.list_runs(limit, status).await.map_err(internal)
+    }
+
+    async fn run(&self, id: &str) -> Result<RunView, ServiceError> {
+        let run = self.get_run(id).await?;
+        let timeline = self.store.journal_for(id).await.map_err(internal)?;
+        let evidence = self.store.evidence_for(id).await.map_err(internal)?;
+        let report = run.report.clone();
+        Ok(RunView {
+            run,
+            timeline,
+            evidence,
+            report,
+        })
+    }
+
+    async fn approve(
+        &self,
+        id: &str,
+        plan_hash: &str,
+        caller: &Caller,
+    ) -> Result<RunRecord, ServiceError> {
+        self.approve_run(id, plan_hash, caller).await
+    }
+
+    async fn reject(&self, id: &str, caller: &Caller) -> Result<RunRecord, ServiceError> {
+        self.reject_run(id, caller).await
+    }
+
+    async fn rollback(&self, id: &str, caller: &Caller) -> Result<RollbackReport, ServiceError> {
+        let run = self.get_run(id).await?;
+        let report = self.report(id).await?.ok_or_else(|| {
+            ServiceError::Conflict(format!(
+                "run {id} has not executed; there is nothing to roll back"
+            ))
+        })?;
+        if run.status == RunStatus::RolledBack {
+            return Err(ServiceError::Conflict(format!(
+                "run {id} was already rolled back"
+            )));
+        }
+        let result = rollback(&report, &self.connectors).await;
+        for (step, _) in &result.undone {
+            self.store
+                .journal(id, step, 0, StepState::Compensated, &Value::Null)
+                .await
+                .map_err(internal)?;
+        }
+        self.audit(
+            "run.rolled_back",
+            Some(id),
+            Some(&caller.name),
+            serde_json::to_value(&result).unwrap_or(Value::Null),
+        )
+        .await;
+        if result.failed.is_empty() {
+            self.store
+                .set_run_status(id, RunStatus::RolledBack)
+                .await
+                .map_err(internal)?;
+        }
+        Ok(result)
+    }
+
+    async fn invoke_playbook(
+        &self,
+        name: &str,
+        invocation: Invocation,
+        caller: &Caller,
+    ) -> Result<String, ServiceError> {
+        self.invoke_playbook_by_name(name, invocation, caller).await
+    }
+
+    async fn invoke_action(
+        &self,
+        name: &str,
+        params: BTreeMap<String, Value>,
+        caller: &Caller,
+    ) -> Result<String, ServiceError> {
+        self.invoke_single_action(name, params, caller).await
+    }
+
+    async fn ready(&self) -> bool {
+        self.store.list_runs(1, None).await.is_ok() && !self.playbooks.is_empty()
+    }
+
+    async fn stats(&self) -> ServiceStats {
+        let counts = self.store.count_runs_by_status().await.unwrap_or_default();
+        let runs_by_status = RunStatus::ALL
+            .into_iter()
+            .map(|s| (s.as_str().to_string(), counts.get(&s).copied().unwrap_or(0)))
+            .collect();
+        ServiceStats {
+            alerts_received: self.received.load(Ordering::Relaxed),
+            alerts_duplicate: self.duplicates.load(Ordering::Relaxed),
+            alerts_rejected: self.rejected.load(Ordering::Relaxed),
+            runs_by_status,
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! A run's life: planned (with real lookups and fresh guardrail counters), waiting for
+//! approval where the plan needs it, executed, and recorded (report, evidence, effects).
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::report::{RunOutcome, RunReport, StepOutcome};
+use super::runtime::{Service, internal};
+use super::service::ServiceError;
+use super::{Event, Executor};
+use crate::actions::{self, Effect};
+use crate::alert::{self, Alert};
+use crate::connectors::{Lookup, NoLookup};
+use crate::mode::Mode;
+use crate::plan::{Plan, Planner, StepStatus};
+use crate::playbook::Playbook;
+use crate::store::{NewEvidence, RunRecord, RunStatus};
+
+impl Service {
+    /// Moves one run forward as far as it can go now: plan, wait for approval, or execute.
+    /// `on_event` receives progress (the CLI prints it).
+    pub async fn drive(
+        &self,
+        run_id: &str,
+        on_event: Option<&(dyn Fn(&Event<'_>) + Send + Sync)>,
+    ) -> Result<RunRecord, ServiceError> {
+        let run = self.get_run(run_id).await?;
+        match run.status {
+            RunStatus::Pending | RunStatus::Planning => {
+                self.store
+                    .set_run_status(run_id, RunStatus::Planning)
+                    .await
+                    .map_err(internal)?;
+                let plan = self.plan_run(&run).await?;
+                // Made just now: executing it straight away needs no second look.
+                if let Ok(mut fresh) = self.fresh.lock() {
+                    fresh.insert((run.id.clone(), plan.plan_hash.clone()));
+                }
+                self.audit(
+                    "plan.created",
+                    Some(run_id),
+                    None,
+                    json!({"plan_hash": plan.plan_hash, "steps": plan.steps.iter().map(|s| json!({"id": s.id, "status": s.status, "policy": s.policy})).collect::<Vec<_>>()}),
+                )
+                .await;
+                let next = next_status(&plan);
+                self.store
+                    .set_run_status(run_id, next)
+                    .await
+                    .map_err(internal)?;
+                if next == RunStatus::Running {
+                    return Box::pin(self.drive(run_id, on_event)).await;
+                }
+                self.get_run(run_id).await
+            }
+            RunStatus::Running => self.execute_run(&run, on_event).await,
+            _ => Ok(run),
+        }
+    }
+
+    /// Plans the run as the tenant is now and stores the plan.
+    pub(super) async fn plan_run(&self, run: &RunRecord) -> Result<Plan, ServiceError> {
+        let (playbook, inputs) = self.run_spec(run)?;
+        let alert = self.run_alert(run).await?;
+        let lookup: Box<dyn Lookup> = if self.connectors.has_azure_credentials() {
+            Box::new(self.connectors.read_only())
+        } else {
+            Box::new(NoLookup)
+        };
+        let planner = Planner {
+            endpoints: &self.endpoints,
+            lookup: lookup.as_ref(),
+            settings: &self.actions,
+            guard: self.guard.as_ref(),
+        };
+        // The run's creation time is its clock: re-planning the same state gives the same
+        // plan, so a plan hash identifies "what would be sent", and drift is a real change.
+        let counters = self.counters(run, &playbook).await?;
+        let plan = planner
+            .plan_with_counters(
+                &playbook,
+                &alert,
+                &inputs,
+                run.mode,
+                &run.id,
+                run.created_at,
+                &counters,
+            )
+            .await
+            .map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+        let value =
+            serde_json::to_value(&plan).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.store
+            .save_plan(&run.id, &value, &plan.plan_hash)
+            .await
+            .map_err(internal)?;
+        Ok(plan)
+    }
+
+    /// The alert a run answers (its first), enriched as matching saw it.
+    async fn run_alert(&self, run: &RunRecord) -> Result<Alert, ServiceError> {
+        let alert_ref = run
+            .alerts
+            .first()
+            .ok_or_else(|| ServiceError::Internal(format!("run {} has no alert", run.id)))?;
+        let record = self
+            .store
+            .get_alert(&alert_ref.alert_id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| {
+                ServiceError::Internal(format!("alert {} is missing", alert_ref.alert_id))
+            })?;
+        let alert: Alert = serde_json::from_value(record.body.clone())
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        alert::enrich(alert, self.connectors.lacework(), &self.alerts)
+            .await
+            .map_err(|e| ServiceError::Unavailable(e.to_string()))
+    }
+
+    /// Recent activity in the run's tenant, for the blast-radius guardrails.
+    async fn counters(
+        &self,
+        run: &RunRecord,
+        playbook: &Playbook,
+    ) -> Result<crate::policy::Counters, ServiceError> {
+        let Some(tenant) = &run.tenant else {
+            return Ok(crate::policy::Counters::default());
+        };
+        let since = Utc::now() - chrono::Duration::hours(1);
+        let principals = self
+            .store
+            .count_principals(tenant, since)
+            .await
+            .map_err(internal)?;
+        let mut actions_last_hour = BTreeMap::new();
+        for step in &playbook.steps {
+            if !actions_last_hour.contains_key(&step.uses) {
+                let n = self
+                    .store
+                    .count_effects(tenant, &step.uses, since)
+                    .await
+                    .map_err(internal)?;
+                actions_last_hour.insert(step.uses.clone(), n);
+            }
+        }
+        Ok(crate::policy::Counters {
+            principals_contained_last_hour: principals,
+            actions_last_hour,
+        })
+    }
+
+    async fn execute_run(
+        &self,
+        run: &RunRecord,
+        on_event: Option<&(dyn Fn(&Event<'_>) + Send + Sync)>,
+    ) -> Result<RunRecord, ServiceError> {
+        let stored: Option<Plan> = match &run.plan {
+            Some(p) => Some(
+                serde_json::from_value(p.clone())
+                    .map_err(|e| ServiceError::Internal(format!("stored plan: {e}")))?,
+            ),
+            None => None,
+        };
+        let just_made = |hash: &str| {
+            self.fresh
+                .lock()
+                .map(|f| f.contains(&(run.id.clone(), hash.to_string())))
+                .unwrap_or(false)
+        };
+        // What a previous attempt finished, judged against the plan it executed (its pre-state
+        // is what undoing must restore), before anything is planned again.
+        let lookup = self.connectors.read_only();
+        let completed = match &stored {
+            Some(old) => self.recover_completed(old, &lookup).await?,
+            None => HashMap::new(),
+        };
+        // The guardrails are asked again just before anything is sent: plan again (fresh
+        // lookups, fresh counters, fresh decisions) and compare. A plan that changed after it
+        // was approved, or that now needs approval, waits for a new approval; otherwise the
+        // plan as it is now runs.
+        let plan = match stored {
+            Some(old) if just_made(&old.plan_hash) => old,
+            Some(old) => {
+                let approved_old = self.valid_approval(run, &old.plan_hash).await?;
+                let now = self.plan_run(run).await?;
+                if now.plan_hash != old.plan_hash {
+                    self.audit(
+                        "plan.changed",
+                        Some(&run.id),
+                        None,
+                        json!({"was": old.plan_hash, "now": now.plan_hash}),
+                    )
+                    .await;
+                    let needs_approval = now
+                        .steps
+                        .iter()
+                        .any(|s| s.status == StepStatus::NeedsApproval);
+                    if approved_old || needs_approval {
+                        self.store
+                            .set_run_status(&run.id, RunStatus::AwaitingApproval)
+                            .await
+                            .map_err(internal)?;
+                        return self.get_run(&run.id).await;
+                    }
+                }
+                now
+            }
+            None => self.plan_run(run).await?,
+        };
+        if let Ok(mut fresh) = self.fresh.lock() {
+            fresh.remove(&(run.id.clone(), plan.plan_hash.clone()));
+        }
+        let (playbook, _) = self.run_spec(run)?;
+        let approved = self.valid_approval(run, &plan.plan_hash).await?;
+        let silent = |_: &Event<'_>| {};
+        let executor = Executor {
+            transport: &self.connectors,
+            lookup: &lookup,
+            journal: &self.store,
+            settings: &self.actions,
+            endpoints: &self.endpoints,
+            concurrency: self.options.step_concurrency,
+            approved,
+            completed: &completed,
+            on_event: on_event.unwrap_or(&silent),
+        };
+        let report = executor.execute(&plan, &playbook).await;
+        self.record_report(run, &report).await?;
+        let status = match report.outcome {
+            RunOutcome::Succeeded => RunStatus::Succeeded,
+            RunOutcome::AwaitingApproval => RunStatus::AwaitingApproval,
+            RunOutcome::Failed => RunStatus::Failed,
+            RunOutcome::Compensated => RunStatus::RolledBack,
+        };
+        self.store
+            .set_run_status(&run.id, status)
+            .await
+            .map_err(internal)?;
+        self.audit(
+            "run.finished",
+            Some(&run.id),
+            None,
+            json!({"outcome": report.outcome, "plan_hash": plan.plan_hash}),
+        )
+        .await;
+        self.get_run(&run.id).await
+    }
+
+    /// The run's report in its own column; its requests, steps and evidence in the audit trail
+    /// and the evidence table; its mutations in the blast-radius counters.
+    async fn record_report(&self, run: &RunRecord, report: &RunReport) -> Result<(), ServiceError> {
+        for step in &report.steps {
+            for r in &step.requests {
+                self.audit(
+                    "request",
+                    Some(&run.id),
+                    None,
+                    json!({"step": step.id, "method": r.method, "url": redact_query(&r.url), "status": r.status, "request_id": r.request_id, "body_sha256": r.body_sha256, "error": r.error}),
+                )
+                .await;
+            }
+            self.audit("step.finished", Some(&run.id), None, json!({"step": step.id, "action": step.action, "outcome": step.outcome, "reason": step.reason}))
+                .await;
+            for e in &step.evidence {
+                let bytes = serde_json::to_vec(&e.body).unwrap_or_default();
+                self.store
+                    .store_evidence(&NewEvidence {
+                        run_id: run.id.clone(),
+                        step_id: step.id.clone(),
+                        name: e.name.clone(),
+                        content_type: "application/json".into(),
+                        bytes,
+                    })
+                    .await
+                    .map_err(internal)?;
+            }
+            if step.outcome == StepOutcome::Succeeded
+                && !step.requests.is_empty()
+                && let (Some(tenant), Some(key)) = (&run.tenant, &run.principal_key)
+                && actions::find(&step.action).is_some_and(|a| a.info().effect == Effect::Mutate)
+            {
+                self.store
+                    .record_effect(tenant, &step.action, key, Utc::now())
+                    .await
+                    .map_err(internal)?;
+            }
+        }
+        let value =
+            serde_json::to_value(report).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.store
+            .save_report(&run.id, &value)
+            .await
+            .map_err(internal)
+    }
+
+    /// The stored plan of a run.
+    pub async fn plan_of(&self, run_id: &str) -> Result<Option<Plan>, ServiceError> {
+        Ok(self
+            .get_run(run_id)
+            .await?
+            .plan
+            .and_then(|p| serde_json::from_value(p).ok()))
+    }
+
+    /// The stored execution report of a run, once it executed.
+    pub async fn report(&self, run_id: &str) -> Result<Option<RunReport>, ServiceError> {
+        Ok(self
+            .get_run(run_id)
+            .await?
+            .report
+            .and_then(|r| serde_json::from_value(r).ok()))
+    }
+}
+
+/// Where a freshly made plan sends its run: denied when every mutating step is, waiting for
+/// approval in dry-run or when a step needs it, else straight on.
+fn next_status(plan: &Plan) -> RunStatus {
+    let needs_approval = plan.mode == Mode::DryRun
+        || plan
+            .steps
+            .iter()
+            .any(|s| s.status == StepStatus::NeedsApproval);
+    let all_denied = plan
+        .steps
+        .iter()
+        .filter(|s| s.effect == Effect::Mutate)
+        .all(|s| s.status == StepStatus::Denied)
+        && plan.steps.iter().any(|s| s.status == StepStatus::Denied);
+    if all_denied {
+        RunStatus::Denied
+    } else if needs_approval {
+        RunStatus::AwaitingApproval
+    } else {
+        RunStatus::Running
+    }
+}
+
+/// URLs in the audit trail lose their query values' secrets (signatures) but keep the path.
+fn redact_query(url: &str) -> String {
+    match url.split_once('?') {
+        Some((path, query)) if query.contains("sig=") || query.contains("token=") => {
+            format!("{path}?…")
+        }
+        _ => url.to_string(),
+    }
+}

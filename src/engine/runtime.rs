@@ -1,0 +1,256 @@
+//! The durable service's body: what it holds, how it is built, and the worker loop that moves
+//! runs forward. The jobs it does live beside it, one per module: `matching` (alerts to runs),
+//! `lifecycle` (plan → approve → execute → record), `recovery` (what a crashed attempt
+//! finished), `approvals`, `manual` (runs a person asks for) and `api` (the `ServiceApi`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{Notify, Semaphore};
+
+use super::EngineSettings;
+use super::service::ServiceError;
+use crate::actions::ActionSettings;
+use crate::alert::AlertSettings;
+use crate::connectors::{Connectors, Endpoints};
+use crate::mode::Mode;
+use crate::playbook::Playbook;
+use crate::policy::Guard;
+use crate::store::{AuditEvent, RunRecord, Store, StoreError};
+
+/// Tunables of the service, with defaults suited to one team's tenant.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// Alerts for the same principal and playbook within this window join the open run.
+    pub coalesce_window: Duration,
+    /// How long an approval lets its plan run.
+    pub approval_ttl: Duration,
+    /// How long a worker's claim on a run lasts without a heartbeat.
+    pub lease: Duration,
+    /// Runs executing at once (per tenant: one tenant per service).
+    pub max_concurrent_runs: usize,
+    /// Steps executing at once within a run.
+    pub step_concurrency: usize,
+}
+
+impl ServiceOptions {
+    /// The options `[engine]` configures.
+    pub fn from_settings(e: &EngineSettings) -> ServiceOptions {
+        ServiceOptions {
+            coalesce_window: Duration::from_secs(e.coalesce_window_secs),
+            approval_ttl: Duration::from_secs(e.approval_ttl_secs),
+            lease: Duration::from_secs(e.lease_secs.max(1)),
+            max_concurrent_runs: e.max_concurrent_runs.max(1),
+            step_concurrency: 8,
+        }
+    }
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        ServiceOptions::from_settings(&EngineSettings::default())
+    }
+}
+
+/// Everything a service is built from; `app::App` assembles it once from configuration.
+pub struct ServiceParts {
+    pub store: Arc<dyn Store>,
+    pub connectors: Connectors,
+    pub endpoints: Endpoints,
+    /// The playbooks alerts are matched against.
+    pub playbooks: Vec<Playbook>,
+    pub guard: Arc<dyn Guard>,
+    pub alerts: AlertSettings,
+    pub actions: ActionSettings,
+    /// The tenant the service acts in (blast-radius counters are per tenant).
+    pub tenant: Option<String>,
+    pub mode: Mode,
+    pub options: ServiceOptions,
+}
+
+/// The durable service: alerts in, runs out, every transition in the store.
+pub struct Service {
+    pub(super) store: Arc<dyn Store>,
+    /// Group commit for ingestion: concurrent alerts share one durable transaction, and each
+    /// caller is answered only after it committed.
+    pub(super) batcher: crate::store::Batcher,
+    pub(super) connectors: Connectors,
+    pub(super) endpoints: Endpoints,
+    pub(super) playbooks: Vec<Playbook>,
+    pub(super) guard: Arc<dyn Guard>,
+    pub(super) alerts: AlertSettings,
+    pub(super) actions: ActionSettings,
+    pub(super) tenant: Option<String>,
+    pub(super) mode: Mode,
+    pub(super) options: ServiceOptions,
+    /// Plans made moments ago by this process, which may execute without planning again.
+    /// Only an optimisation: without an entry the run is planned again and compared.
+    pub(super) fresh: Mutex<HashSet<(String, String)>>,
+    /// Playbooks parsed from stored run specs, by the sha256 of their text (content-keyed,
+    /// so it can never disagree with the store).
+    pub(super) parsed: Mutex<HashMap<String, Playbook>>,
+    pub(super) worker_id: String,
+    pub(super) wake: Notify,
+    runs_sem: Semaphore,
+    pub(super) received: AtomicU64,
+    pub(super) duplicates: AtomicU64,
+    pub(super) rejected: AtomicU64,
+}
+
+/// The background worker of a [`Service`].
+pub struct Worker {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Worker {
+    /// Stops taking new work and waits until the worker loop returns.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+impl Service {
+    pub fn new(parts: ServiceParts) -> Arc<Service> {
+        Arc::new(Service {
+            batcher: crate::store::Batcher::spawn(Arc::clone(&parts.store)),
+            store: parts.store,
+            connectors: parts.connectors,
+            endpoints: parts.endpoints,
+            playbooks: parts.playbooks,
+            guard: parts.guard,
+            alerts: parts.alerts,
+            actions: parts.actions,
+            tenant: parts.tenant,
+            mode: parts.mode,
+            runs_sem: Semaphore::new(parts.options.max_concurrent_runs.max(1)),
+            options: parts.options,
+            fresh: Mutex::new(HashSet::new()),
+            parsed: Mutex::new(HashMap::new()),
+            worker_id: format!("{}-{}", hostname(), uuid::Uuid::now_v7()),
+            wake: Notify::new(),
+            received: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Runs the background worker until `shutdown` resolves: match alerts, claim runs, drive
+    /// them. In-flight runs finish their current step; their leases lapse and another worker
+    /// (or this one after a restart) resumes them from the journal.
+    pub async fn work(self: &Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(error) = self.process_alerts().await {
+                tracing::error!(message = "Matching alerts failed.", %error);
+            }
+            match self
+                .store
+                .claim_runs(&self.worker_id, self.options.lease, 16)
+                .await
+            {
+                Ok(ids) => {
+                    for id in ids {
+                        let me = Arc::clone(self);
+                        tokio::spawn(async move { me.work_claimed(id).await });
+                    }
+                }
+                Err(error) => tracing::error!(message = "Claiming runs failed.", %error),
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    /// Drives a run this worker claimed, renewing the lease while it works so a long run is
+    /// not taken over, and releasing it afterwards.
+    async fn work_claimed(self: Arc<Self>, id: String) {
+        let _permit = self.runs_sem.acquire().await;
+        let beat = {
+            let me = Arc::clone(&self);
+            let id = id.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(me.options.lease / 3).await;
+                    if me
+                        .store
+                        .heartbeat(&me.worker_id, &id, me.options.lease)
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            })
+        };
+        if let Err(error) = self.drive(&id, None).await {
+            tracing::error!(message = "Run failed to progress.", run_id = %id, %error);
+        }
+        beat.abort();
+        let _ = self.store.release(&self.worker_id, &id).await;
+        self.wake.notify_one();
+    }
+
+    /// Starts [`Service::work`] in the background; [`Worker::stop`] ends it.
+    pub fn spawn_worker(self: &Arc<Self>) -> Worker {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let service = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            service
+                .work(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+        Worker { stop, task }
+    }
+
+    pub(super) async fn get_run(&self, id: &str) -> Result<RunRecord, ServiceError> {
+        self.store
+            .get_run(id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| ServiceError::NotFound(format!("no run `{id}`")))
+    }
+
+    pub(super) async fn audit(
+        &self,
+        kind: &str,
+        run_id: Option<&str>,
+        actor: Option<&str>,
+        body: Value,
+    ) {
+        let event = AuditEvent {
+            kind: kind.into(),
+            run_id: run_id.map(str::to_string),
+            actor: actor.map(str::to_string),
+            body,
+        };
+        if let Err(error) = self.store.append_audit(&event).await {
+            tracing::error!(message = "Audit append failed.", %kind, %error);
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "riposte".into())
+}
+
+pub(super) fn internal(e: StoreError) -> ServiceError {
+    ServiceError::Internal(e.to_string())
+}
+
+pub(super) fn unavailable(e: StoreError) -> ServiceError {
+    ServiceError::Unavailable(format!("the alert was not stored: {e}"))
+}

@@ -1,0 +1,164 @@
+//! `[server]`: where the API listens, its tokens and roles, ingestion signatures.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// The HTTP API of `riposte serve` (DESIGN.md §3). Read by `server/`; nothing else listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address the API binds. Loopback by default so a fresh install exposes nothing.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// API bearer tokens; only their sha256 is kept, so the file itself grants nothing.
+    #[serde(default)]
+    pub tokens: Vec<TokenEntry>,
+    /// Largest request body accepted (bytes); larger ones get 413 before they are buffered,
+    /// so an alert storm of huge payloads cannot exhaust memory. Default 1 MiB.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// When present, ingestion also requires an HMAC signature of the body, so a leaked
+    /// webhook URL (with its `?token=`) alone cannot inject alerts.
+    #[serde(default)]
+    pub hmac: Option<HmacSettings>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: default_listen(),
+            tokens: Vec::new(),
+            max_body_bytes: default_max_body_bytes(),
+            hmac: None,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+
+/// Signature verification on `POST /v1/alerts/{source}`: the sender puts the unix time in the
+/// timestamp header and `sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>` in the
+/// signature header. Signing the timestamp bounds how long a captured request can be replayed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacSettings {
+    /// The shared secret; wrapped so it never reaches a formatter.
+    pub secret: secrecy::SecretString,
+    /// Header carrying `sha256=<hex>`.
+    #[serde(default = "default_signature_header")]
+    pub header: String,
+    /// Header carrying the signing time in unix seconds.
+    #[serde(default = "default_timestamp_header")]
+    pub timestamp_header: String,
+    /// How far (seconds, either direction) the timestamp may be from our clock; wider
+    /// tolerates clock skew, narrower shortens the replay window. Default 300.
+    #[serde(default = "default_window_secs")]
+    pub window_secs: u64,
+}
+
+fn default_signature_header() -> String {
+    "X-Riposte-Signature".into()
+}
+
+fn default_timestamp_header() -> String {
+    "X-Riposte-Timestamp".into()
+}
+
+fn default_window_secs() -> u64 {
+    300
+}
+
+/// One API token as configured: `riposte token new` prints it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    /// Who holds the token; it becomes the caller's name in runs, approvals and the audit
+    /// trail (an approver cannot approve a run requested under the same name).
+    pub name: String,
+    /// What the token may do.
+    pub role: Role,
+    /// Hex sha256 of the token.
+    pub sha256: String,
+}
+
+/// API roles, each including the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Responder,
+    Approver,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Responder, Role::Approver, Role::Admin];
+
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Responder => "responder",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a role: viewer, responder, approver or admin"))
+    }
+}
+
+impl ServerSettings {
+    /// Refuses a token table that would silently lock a sender out (a mistyped digest) or
+    /// make two holders indistinguishable in the audit trail (a repeated name).
+    pub fn check(&self) -> Result<(), String> {
+        let mut names = std::collections::BTreeSet::new();
+        for t in &self.tokens {
+            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "server.tokens `{}`: sha256 must be 64 hex digits (run `riposte token new`)",
+                    t.name
+                ));
+            }
+            if !names.insert(t.name.as_str()) {
+                return Err(format!(
+                    "server.tokens: the name `{}` is used twice; each token needs its own name",
+                    t.name
+                ));
+            }
+        }
+        if self.max_body_bytes == 0 {
+            return Err("server.max_body_bytes must be greater than 0".to_string());
+        }
+        if let Some(hmac) = &self.hmac {
+            use secrecy::ExposeSecret;
+            if hmac.secret.expose_secret().is_empty() {
+                return Err(
+                    "server.hmac.secret is empty; set it or remove [server.hmac]".to_string(),
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+-- What a run runs and what it did, on the run itself. Keep in step with ../sqlite/0002.
+ALTER TABLE runs ADD COLUMN spec JSONB;
+ALTER TABLE runs ADD COLUMN report JSONB;
