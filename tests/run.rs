@@ -447,6 +447,72 @@ async fn dry_run_sends_no_mutating_request() {
     world.stop().await;
 }
 
+/// A journal whose writes fail from a given state on, as a store that went away would.
+struct BrokenJournal {
+    fails_from: riposte::engine::StepState,
+}
+
+#[async_trait::async_trait]
+impl riposte::engine::Journal for BrokenJournal {
+    async fn record(
+        &self,
+        _: &str,
+        _: &str,
+        _: u32,
+        state: riposte::engine::StepState,
+        _: Value,
+    ) -> Result<(), riposte::engine::JournalError> {
+        if state == self.fails_from {
+            return Err(riposte::engine::JournalError("disk full".into()));
+        }
+        Ok(())
+    }
+}
+
+/// ARCHITECTURE invariant: a step's transition is journaled before its side effect, so a
+/// journal that cannot be written means the request is not sent.
+#[tokio::test]
+async fn a_journal_write_failure_means_the_request_is_not_sent() {
+    use riposte::engine::StepState;
+    let world = World::start().await;
+    let playbook = playbook(DISABLE_ALEX);
+    let plan = world
+        .plan(&playbook, &lacework_alert(), Mode::Enforce)
+        .await;
+    for fails_from in [StepState::Started, StepState::RequestSent] {
+        let lookup = world.connectors.read_only();
+        let journal = BrokenJournal { fails_from };
+        let executor = Executor {
+            transport: &world.connectors,
+            lookup: &lookup,
+            journal: &journal,
+            settings: &world.settings,
+            endpoints: &world.endpoints,
+            concurrency: 8,
+            approved: false,
+            completed: &Default::default(),
+            on_event: &|_| {},
+        };
+        let report = executor.execute(&plan, &playbook).await;
+        let suspend = step(&report, "suspend");
+        assert_eq!(
+            suspend.outcome,
+            StepOutcome::Failed,
+            "{fails_from:?}: {report:#?}"
+        );
+        assert!(
+            format!("{suspend:?}").contains("the journal could not be written"),
+            "{suspend:#?}"
+        );
+        assert!(
+            world.mutating_requests_received().is_empty(),
+            "{fails_from:?}"
+        );
+        assert_eq!(world.user(ALEX)["accountEnabled"], true);
+    }
+    world.stop().await;
+}
+
 const DISABLE_ALEX: &str = "name: disable\nsteps:\n  - id: suspend\n    uses: entra.disable_user\n    with: { user: alex.wilber@contoso.com }\n";
 
 #[tokio::test]

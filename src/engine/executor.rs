@@ -227,7 +227,8 @@ impl Executor<'_> {
                 state,
                 serde_json::to_value(report).unwrap_or(Value::Null),
             )
-            .await;
+            .await
+            .ok(); // logged by the journal; the outcome still reaches the caller
         (self.on_event)(&Event::StepFinished { report });
     }
 
@@ -281,7 +282,8 @@ impl Executor<'_> {
             id: &step.id,
             action: &step.action,
         });
-        self.journal
+        if let Err(e) = self
+            .journal
             .record(
                 &plan.run_id,
                 &step.id,
@@ -289,7 +291,12 @@ impl Executor<'_> {
                 StepState::Started,
                 json!({"plan_hash": plan.plan_hash}),
             )
-            .await;
+            .await
+        {
+            report.outcome = StepOutcome::Failed;
+            report.reason = Some(format!("{e}; nothing was sent"));
+            return report;
+        }
 
         let items = split_items(step);
         let sending = self.send_all(plan, step, action, &items, policy);
@@ -305,7 +312,8 @@ impl Executor<'_> {
                             StepState::InDoubt,
                             json!({"timeout_s": limit.as_secs_f64()}),
                         )
-                        .await;
+                        .await
+                        .ok();
                     report.outcome = StepOutcome::Failed;
                     report.reason = Some(format!(
                         "timed out after {:?}; requests in flight may have been applied and are verified before any retry",
@@ -449,7 +457,9 @@ impl Executor<'_> {
                 return (record, Value::Null);
             }
         };
-        self.journal
+        // "May have been sent" is on record before the request leaves, or it does not leave.
+        if let Err(e) = self
+            .journal
             .record(
                 &plan.run_id,
                 &step.id,
@@ -457,7 +467,11 @@ impl Executor<'_> {
                 StepState::RequestSent,
                 json!({"method": planned.method, "url": planned.url, "body_sha256": planned.body.as_ref().map(digest)}),
             )
-            .await;
+            .await
+        {
+            record.error = Some(format!("{e}; the request was not sent"));
+            return (record, Value::Null);
+        }
         let result = self.transport.send(&request).await;
         let body = match result {
             Ok(resp) => {
@@ -565,7 +579,8 @@ impl Executor<'_> {
                 };
                 self.journal
                     .record(run_id, &report.id, 0, state, Value::Null)
-                    .await;
+                    .await
+                    .ok();
                 if all_ok {
                     report.outcome = StepOutcome::Compensated;
                     report.reason = Some("undone after a later step failed".into());

@@ -47,10 +47,23 @@ impl Transport for Connectors {
 /// A step's transitions, written before and after its side effects (STYLE.md habit 6).
 pub use crate::store::StepState;
 
+/// A journal write that did not reach the store. Before a side effect it stops the effect:
+/// a request is sent only once the journal says it may have been.
+#[derive(Debug, thiserror::Error)]
+#[error("the journal could not be written: {0}")]
+pub struct JournalError(pub String);
+
 /// Where the engine writes its journal.
 #[async_trait]
 pub trait Journal: Send + Sync {
-    async fn record(&self, run_id: &str, step_id: &str, item: u32, state: StepState, detail: Value);
+    async fn record(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        item: u32,
+        state: StepState,
+        detail: Value,
+    ) -> Result<(), JournalError>;
 }
 
 #[async_trait]
@@ -62,12 +75,14 @@ impl Journal for std::sync::Arc<dyn crate::store::Store> {
         item: u32,
         state: StepState,
         detail: Value,
-    ) {
-        // The journal is the truth: a write that fails is logged loudly; the step's own
-        // outcome is still reported to the caller.
-        if let Err(error) = self.journal(run_id, step_id, item, state, &detail).await {
-            tracing::error!(message = "Journal write failed.", %run_id, %step_id, %error);
-        }
+    ) -> Result<(), JournalError> {
+        self.journal(run_id, step_id, item, state, &detail)
+            .await
+            .map_err(|error| {
+                tracing::error!(message = "Journal write failed.", %run_id, %step_id, %error);
+                JournalError(error.to_string())
+            })
+            .map(drop)
     }
 }
 
@@ -76,5 +91,14 @@ pub struct NoJournal;
 
 #[async_trait]
 impl Journal for NoJournal {
-    async fn record(&self, _: &str, _: &str, _: u32, _: StepState, _: Value) {}
+    async fn record(
+        &self,
+        _: &str,
+        _: &str,
+        _: u32,
+        _: StepState,
+        _: Value,
+    ) -> Result<(), JournalError> {
+        Ok(())
+    }
 }
