@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::Value;
 
+use super::events::Audit;
 use super::matching::principal_key;
 use super::runtime::{Service, internal, unavailable};
 use super::service::{
@@ -120,11 +121,12 @@ impl ServiceApi for Service {
                 .await
                 .map_err(internal)?;
         }
-        self.audit(
-            "run.rolled_back",
-            Some(id),
+        self.emit(
+            Audit::RunRolledBack {
+                run_id: id,
+                result: &result,
+            },
             Some(&caller.name),
-            serde_json::to_value(&result).unwrap_or(Value::Null),
         )
         .await;
         if result.failed.is_empty() {

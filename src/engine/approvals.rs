@@ -2,8 +2,8 @@
 //! checked the tenant has not drifted from it), or rejects the run.
 
 use chrono::Utc;
-use serde_json::json;
 
+use super::events::Audit;
 use super::runtime::{Service, internal};
 use super::service::{Caller, ServiceError};
 use crate::store::{Approval, ApprovalDecision, RunRecord, RunStatus};
@@ -36,11 +36,13 @@ impl Service {
         // State may have drifted since the plan was made: plan again and compare.
         let current = self.plan_run(&run).await?;
         if current.plan_hash != plan_hash {
-            self.audit(
-                "approval.stale",
-                Some(id),
+            self.emit(
+                Audit::ApprovalStale {
+                    run_id: id,
+                    approved: plan_hash,
+                    current: &current.plan_hash,
+                },
                 Some(&caller.name),
-                json!({"approved": plan_hash, "current": current.plan_hash}),
             )
             .await;
             return Err(ServiceError::Conflict(format!(
@@ -62,11 +64,12 @@ impl Service {
             })
             .await
             .map_err(internal)?;
-        self.audit(
-            "approval.recorded",
-            Some(id),
+        self.emit(
+            Audit::ApprovalRecorded {
+                run_id: id,
+                plan_hash,
+            },
             Some(&caller.name),
-            json!({"plan_hash": plan_hash}),
         )
         .await;
         self.store
@@ -101,11 +104,12 @@ impl Service {
             })
             .await
             .map_err(internal)?;
-        self.audit(
-            "approval.rejected",
-            Some(id),
+        self.emit(
+            Audit::ApprovalRejected {
+                run_id: id,
+                plan_hash: run.plan_hash.as_deref(),
+            },
             Some(&caller.name),
-            json!({"plan_hash": run.plan_hash}),
         )
         .await;
         self.store

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::Utc;
 use serde_json::json;
 
+use super::events::{Audit, RedactedRequest};
 use super::report::{RunOutcome, RunReport, StepOutcome};
 use super::runtime::{Service, internal};
 use super::service::ServiceError;
@@ -38,11 +39,18 @@ impl Service {
                 if let Ok(mut fresh) = self.fresh.lock() {
                     fresh.insert((run.id.clone(), plan.plan_hash.clone()));
                 }
-                self.audit(
-                    "plan.created",
-                    Some(run_id),
+                let steps = plan
+                    .steps
+                    .iter()
+                    .map(|s| json!({"id": s.id, "status": s.status, "policy": s.policy}))
+                    .collect();
+                self.emit(
+                    Audit::PlanCreated {
+                        run_id,
+                        plan_hash: &plan.plan_hash,
+                        steps,
+                    },
                     None,
-                    json!({"plan_hash": plan.plan_hash, "steps": plan.steps.iter().map(|s| json!({"id": s.id, "status": s.status, "policy": s.policy})).collect::<Vec<_>>()}),
                 )
                 .await;
                 let next = next_status(&plan);
@@ -187,11 +195,13 @@ impl Service {
                 let approved_old = self.valid_approval(run, &old.plan_hash).await?;
                 let now = self.plan_run(run).await?;
                 if now.plan_hash != old.plan_hash {
-                    self.audit(
-                        "plan.changed",
-                        Some(&run.id),
+                    self.emit(
+                        Audit::PlanChanged {
+                            run_id: &run.id,
+                            was: &old.plan_hash,
+                            now: &now.plan_hash,
+                        },
                         None,
-                        json!({"was": old.plan_hash, "now": now.plan_hash}),
                     )
                     .await;
                     let needs_approval = now
@@ -239,11 +249,13 @@ impl Service {
             .set_run_status(&run.id, status)
             .await
             .map_err(internal)?;
-        self.audit(
-            "run.finished",
-            Some(&run.id),
+        self.emit(
+            Audit::RunFinished {
+                run_id: &run.id,
+                outcome: report.outcome,
+                plan_hash: &plan.plan_hash,
+            },
             None,
-            json!({"outcome": report.outcome, "plan_hash": plan.plan_hash}),
         )
         .await;
         self.get_run(&run.id).await
@@ -254,16 +266,27 @@ impl Service {
     async fn record_report(&self, run: &RunRecord, report: &RunReport) -> Result<(), ServiceError> {
         for step in &report.steps {
             for r in &step.requests {
-                self.audit(
-                    "request",
-                    Some(&run.id),
+                self.emit(
+                    Audit::Request {
+                        run_id: &run.id,
+                        step: &step.id,
+                        record: RedactedRequest::of(r),
+                    },
                     None,
-                    json!({"step": step.id, "method": r.method, "url": redact_query(&r.url), "status": r.status, "request_id": r.request_id, "body_sha256": r.body_sha256, "error": r.error}),
                 )
                 .await;
             }
-            self.audit("step.finished", Some(&run.id), None, json!({"step": step.id, "action": step.action, "outcome": step.outcome, "reason": step.reason}))
-                .await;
+            self.emit(
+                Audit::StepFinished {
+                    run_id: &run.id,
+                    step: &step.id,
+                    action: &step.action,
+                    outcome: step.outcome,
+                    reason: step.reason.as_deref(),
+                },
+                None,
+            )
+            .await;
             for e in &step.evidence {
                 let bytes = serde_json::to_vec(&e.body).unwrap_or_default();
                 self.store
@@ -335,15 +358,5 @@ fn next_status(plan: &Plan) -> RunStatus {
         RunStatus::AwaitingApproval
     } else {
         RunStatus::Running
-    }
-}
-
-/// URLs in the audit trail lose their query values' secrets (signatures) but keep the path.
-fn redact_query(url: &str) -> String {
-    match url.split_once('?') {
-        Some((path, query)) if query.contains("sig=") || query.contains("token=") => {
-            format!("{path}?…")
-        }
-        _ => url.to_string(),
     }
 }

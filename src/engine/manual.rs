@@ -9,6 +9,7 @@ use chrono::Utc;
 use serde_json::{Map, Value, json};
 
 use super::Event;
+use super::events::Audit;
 use super::matching::{derived_run_id, principal_key};
 use super::runtime::{Service, internal, unavailable};
 use super::service::{Caller, Invocation, ServiceError};
@@ -148,11 +149,15 @@ impl Service {
             })
             .await
             .map_err(internal)?;
-        self.audit(
-            "run.created",
-            Some(&run_id),
+        self.emit(
+            Audit::RunCreated {
+                run_id: &run_id,
+                playbook: &label,
+                playbook_sha256: None,
+                alert_id: None,
+                source: Some(source),
+            },
             Some(&caller.name),
-            json!({"playbook": label, "source": source}),
         )
         .await;
         Ok(run_id)

@@ -2,9 +2,9 @@
 //! joins the open run for the same principal and playbook (coalescing).
 
 use chrono::Utc;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::events::Audit;
 use super::runtime::{Service, internal};
 use super::service::ServiceError;
 use super::spec::playbook_spec;
@@ -21,11 +21,12 @@ impl Service {
             let alert: Alert = match serde_json::from_value(record.body.clone()) {
                 Ok(a) => a,
                 Err(e) => {
-                    self.audit(
-                        "alert.unreadable",
+                    self.emit(
+                        Audit::AlertUnreadable {
+                            alert_id: &record.id,
+                            error: e.to_string(),
+                        },
                         None,
-                        None,
-                        json!({"alert_id": record.id, "error": e.to_string()}),
                     )
                     .await;
                     self.store
@@ -43,21 +44,24 @@ impl Service {
                     continue;
                 }
             };
-            self.audit(
-                "alert.received",
+            self.emit(
+                Audit::AlertReceived {
+                    alert_id: &record.id,
+                    source: &record.source,
+                    source_id: &record.source_id,
+                    received_at: record.received_at,
+                },
                 None,
-                None,
-                json!({"alert_id": record.id, "source": record.source, "source_id": record.source_id, "received_at": record.received_at}),
             )
             .await;
             let principal = principal_key(&alert);
             let matched = crate::plan::select(&self.playbooks, &alert);
             if matched.is_empty() {
-                self.audit(
-                    "alert.unmatched",
+                self.emit(
+                    Audit::AlertUnmatched {
+                        alert_id: &record.id,
+                    },
                     None,
-                    None,
-                    json!({"alert_id": record.id}),
                 )
                 .await;
             }
@@ -75,11 +79,12 @@ impl Service {
                         .attach_alert(&open, &record.id)
                         .await
                         .map_err(internal)?;
-                    self.audit(
-                        "run.coalesced",
-                        Some(&open),
+                    self.emit(
+                        Audit::RunCoalesced {
+                            run_id: &open,
+                            alert_id: &record.id,
+                        },
                         None,
-                        json!({"alert_id": record.id}),
                     )
                     .await;
                     continue;
@@ -102,11 +107,15 @@ impl Service {
                     .await;
                 match created {
                     Ok(()) => {
-                        self.audit(
-                            "run.created",
-                            Some(&run_id),
+                        self.emit(
+                            Audit::RunCreated {
+                                run_id: &run_id,
+                                playbook: &p.name,
+                                playbook_sha256: Some(&p.sha256),
+                                alert_id: Some(&record.id),
+                                source: None,
+                            },
                             None,
-                            json!({"alert_id": record.id, "playbook": p.name, "playbook_sha256": p.sha256}),
                         )
                         .await
                     }

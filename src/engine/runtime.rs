@@ -8,7 +8,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::sync::{Notify, Semaphore};
 
 use super::EngineSettings;
@@ -19,7 +18,7 @@ use crate::connectors::{Connectors, Endpoints};
 use crate::mode::Mode;
 use crate::playbook::Playbook;
 use crate::policy::Guard;
-use crate::store::{AuditEvent, RunRecord, Store, StoreError};
+use crate::store::{RunRecord, Store, StoreError};
 
 /// Tunables of the service, with defaults suited to one team's tenant.
 #[derive(Debug, Clone)]
@@ -222,24 +221,6 @@ impl Service {
             .await
             .map_err(internal)?
             .ok_or_else(|| ServiceError::NotFound(format!("no run `{id}`")))
-    }
-
-    pub(super) async fn audit(
-        &self,
-        kind: &str,
-        run_id: Option<&str>,
-        actor: Option<&str>,
-        body: Value,
-    ) {
-        let event = AuditEvent {
-            kind: kind.into(),
-            run_id: run_id.map(str::to_string),
-            actor: actor.map(str::to_string),
-            body,
-        };
-        if let Err(error) = self.store.append_audit(&event).await {
-            tracing::error!(message = "Audit append failed.", %kind, %error);
-        }
     }
 }
 
