@@ -1,6 +1,7 @@
 //! Playbooks: the YAML model, a loader that keeps source positions, validation,
 //! expressions and the JSON Schema.
 
+mod checks;
 pub mod expr;
 pub mod load;
 pub mod model;
@@ -9,6 +10,7 @@ pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
+pub use checks::parse_duration;
 pub use load::{Diagnostic, Diagnostics, load_file, load_str};
 pub use model::Playbook;
 
