@@ -102,6 +102,18 @@ impl Env {
             .await
     }
 
+    /// A Graph GET with `ConsistencyLevel: eventual`, as advanced queries need.
+    async fn advanced_query(&self, path: &str) -> Response {
+        let token = self.token(GRAPH).await;
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .header("ConsistencyLevel", "eventual")
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn arm(&self, method: Method, path: &str, body: Option<Value>) -> Response {
         self.call(method, path, ARM, body).await
     }
@@ -341,17 +353,47 @@ async fn admins_cannot_be_disabled_without_a_privileged_role() {
         "Authorization_RequestDenied"
     );
     let roles = env
-        .graph(
-            Method::GET,
-            &format!("/users/{GRADY}/transitiveMemberOf/microsoft.graph.directoryRole"),
-            None,
-        )
+        .advanced_query(&format!(
+            "/v1.0/users/{GRADY}/transitiveMemberOf/microsoft.graph.directoryRole?$count=true"
+        ))
         .await;
     let roles = json_of(roles).await;
     assert_eq!(
         roles["value"][0]["roleTemplateId"],
         "62e90394-69f5-4237-9190-012177145e10"
     );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn odata_casts_need_consistency_level_and_count() {
+    let env = Env::start().await;
+    let path = format!("/users/{GRADY}/transitiveMemberOf/microsoft.graph.directoryRole");
+    let sp =
+        format!("/servicePrincipals/{CLIENT}/transitiveMemberOf/microsoft.graph.directoryRole");
+    for cast in [&path, &sp] {
+        // Neither, only the header, only `$count=true`: Graph refuses all three.
+        let plain = env.graph(Method::GET, cast, None).await;
+        let header_only = env.advanced_query(&format!("/v1.0{cast}")).await;
+        let count_only = env
+            .graph(Method::GET, &format!("{cast}?$count=true"), None)
+            .await;
+        for response in [plain, header_only, count_only] {
+            assert_eq!(response.status(), 400);
+            let body = json_of(response).await;
+            assert_eq!(body["error"]["code"], "Request_UnsupportedQuery");
+            assert!(body["error"]["innerError"]["request-id"].is_string());
+        }
+        let both = env
+            .advanced_query(&format!("/v1.0{cast}?$count=true"))
+            .await;
+        assert_eq!(both.status(), 200);
+        let body = json_of(both).await;
+        assert_eq!(
+            body["@odata.count"],
+            body["value"].as_array().unwrap().len()
+        );
+    }
     env.stop().await;
 }
 
@@ -1745,14 +1787,18 @@ mod contract {
         scope: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let response = env
-            .call(
+        // A GET through an OData cast is an advanced query: Graph wants both parameters.
+        let response = if method == "GET" && path.contains("/microsoft.graph.") {
+            env.advanced_query(&format!("{path}?$count=true")).await
+        } else {
+            env.call(
                 Method::from_bytes(method.as_bytes()).unwrap(),
                 path,
                 scope,
                 body,
             )
-            .await;
+            .await
+        };
         let status = response.status().as_u16();
         let bytes = response.bytes().await.unwrap();
         let body = if bytes.is_empty() {

@@ -63,6 +63,9 @@ pub enum ApiError {
     Invalid(String),
     #[error("configuration: {0}")]
     Config(String),
+    /// A request header that is malformed or reserved to the client; nothing was sent.
+    #[error(transparent)]
+    Header(#[from] super::request::HeaderError),
 }
 
 fn request_id_suffix(id: &Option<String>) -> String {
@@ -92,7 +95,7 @@ impl ApiError {
             | ApiError::Permanent { request_id, .. }
             | ApiError::Auth { request_id, .. }
             | ApiError::OperationFailed { request_id, .. } => request_id.as_deref(),
-            ApiError::Config(_) | ApiError::Invalid(_) => None,
+            ApiError::Config(_) | ApiError::Invalid(_) | ApiError::Header(_) => None,
         }
     }
 }
