@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::azure::{
-    ArmClient, AzureSession, Credential, GraphClient, LogAnalyticsClient, TokenProvider,
-};
+use super::azure::{ArmClient, AzureSession, Credential, TokenProvider};
 use super::cloud::{Endpoints, check_endpoint_scheme};
 use super::error::ApiError;
 use super::http::{ApiResponse, Auth, HttpClient, HttpOptions};
@@ -107,16 +105,8 @@ impl Connectors {
         &self.http
     }
 
-    pub fn graph(&self) -> GraphClient {
-        GraphClient::new(self.azure.clone())
-    }
-
-    pub fn arm(&self) -> ArmClient {
+    fn arm(&self) -> ArmClient {
         ArmClient::new(self.azure.clone())
-    }
-
-    pub fn log_analytics(&self) -> LogAnalyticsClient {
-        LogAnalyticsClient::new(self.azure.clone())
     }
 
     pub fn lacework(&self) -> Option<&LaceworkClient> {
