@@ -821,21 +821,40 @@ async fn member_of_lists_direct_groups_with_select() {
 }
 
 #[tokio::test]
-async fn activity_log_filters_by_caller_and_time() {
+async fn activity_log_filters_by_time_and_refuses_undocumented_patterns() {
     let env = Env::start().await;
-    let path = format!(
-        "/subscriptions/{SUB}/providers/microsoft.insights/eventtypes/management/values?api-version=2015-04-01&$filter={}",
-        "eventTimestamp ge '2026-11-20T00:00:00Z' and eventTimestamp le '2026-11-21T00:00:00Z' and caller eq 'alex.wilber@contoso.com'"
-            .replace(' ', "%20")
-    );
-    let body = json_of(env.arm(Method::GET, &path, None).await).await;
+    let list = |filter: &str| {
+        format!(
+            "/subscriptions/{SUB}/providers/microsoft.insights/eventtypes/management/values?api-version=2015-04-01&$filter={}",
+            filter.replace(' ', "%20")
+        )
+    };
+    let window =
+        "eventTimestamp ge '2026-11-20T00:00:00Z' and eventTimestamp le '2026-11-21T00:00:00Z'";
+    let body = json_of(env.arm(Method::GET, &list(window), None).await).await;
     let events = body["value"].as_array().unwrap();
-    assert_eq!(events.len(), 3);
     assert!(
         events
             .iter()
-            .all(|e| e["caller"] == "alex.wilber@contoso.com")
+            .filter(|e| e["caller"] == "alex.wilber@contoso.com")
+            .count()
+            == 3
     );
+    let grouped = format!("{window} and resourceGroupName eq 'rg-prod'");
+    assert_eq!(
+        env.arm(Method::GET, &list(&grouped), None).await.status(),
+        200
+    );
+    // Not among ActivityLogs_List's documented patterns: `caller`, `status`, two scopes.
+    for refused in [
+        format!("{window} and caller eq 'alex.wilber@contoso.com'"),
+        format!("{window} and status eq 'Succeeded'"),
+        format!("{window} and resourceGroupName eq 'a' and correlationId eq 'b'"),
+    ] {
+        let response = env.arm(Method::GET, &list(&refused), None).await;
+        assert_eq!(response.status(), 400, "{refused}");
+        assert_eq!(json_of(response).await["code"], "BadRequest");
+    }
     let missing = env
         .arm(Method::GET, &format!("/subscriptions/{SUB}/providers/Microsoft.Insights/eventtypes/management/values?api-version=2015-04-01"), None)
         .await;

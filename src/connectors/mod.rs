@@ -21,7 +21,7 @@ pub use cloud::{Cloud, Endpoints};
 pub use error::{ApiError, entra_hint};
 pub use http::{ApiResponse, HttpClient, HttpOptions, install_crypto_provider};
 pub use lacework::LaceworkClient;
-pub use request::{Api, ApiRequest, HeaderError, Method, check_header};
+pub use request::{Api, ApiRequest, HeaderError, KeepItems, Method, check_header};
 pub use settings::{AzureSettings, CertificateAlg, LaceworkSettings};
 
 /// What a read at plan time found.

@@ -21,6 +21,7 @@ const NEXT_LINK_KEYS: &[&str] = &["nextLink", "@odata.nextLink"];
 /// request through `send`, and removes the next link from `body`. A next link is data from
 /// the server: one that leaves the scheme, host and port of `first` is refused
 /// ([`ApiError::ForeignNextLink`]), so a page can never send riposte (and its token) elsewhere.
+/// The request's [`KeepItems`](super::KeepItems) filter, if any, is applied to every item.
 /// Requests other than GET, and answers without a `value` array, are left as they are.
 pub async fn follow<S, F>(first: &ApiRequest, body: &mut Value, mut send: S) -> Result<(), ApiError>
 where
@@ -53,6 +54,12 @@ where
         ) {
             all.extend(more);
         }
+    }
+    if let (Some(keep), Some(all)) = (
+        &first.keep,
+        body.get_mut("value").and_then(Value::as_array_mut),
+    ) {
+        all.retain(|item| keep.matches(item));
     }
     Ok(())
 }
@@ -138,6 +145,24 @@ mod tests {
         assert!(
             sent.iter()
                 .all(|r| r.headers == first.headers && r.api == Api::Graph)
+        );
+    }
+
+    #[tokio::test]
+    async fn kept_items_are_filtered_on_every_page() {
+        let first = ApiRequest::get(Api::Arm, FIRST).keep_items("caller", "Alex@contoso.com");
+        let mut body = json!({"value": [{"caller": "alex@contoso.com"}, {"caller": "eve@x"}],
+            "nextLink": format!("{FIRST}&page=2")});
+        follow(&first, &mut body, |_| async {
+            Ok(answer(
+                json!({"value": [{"caller": "ALEX@contoso.com"}, {"id": "no caller"}]}),
+            ))
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            body,
+            json!({"value": [{"caller": "alex@contoso.com"}, {"caller": "ALEX@contoso.com"}]})
         );
     }
 

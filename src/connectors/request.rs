@@ -66,6 +66,11 @@ pub struct ApiRequest {
     /// business and are refused here ([`HeaderError::Reserved`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// Which items of a collection answer to keep, for a condition the API cannot filter on
+    /// (the Activity Log has no `caller` filter). Applied to every page before the answer is
+    /// stored; part of the plan, so the plan states exactly what is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<KeepItems>,
     /// Set by an action whose POST has no side effect when repeated (a query, an idempotent
     /// Graph action), so the client may retry it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -80,6 +85,7 @@ impl ApiRequest {
             api,
             body: None,
             headers: BTreeMap::new(),
+            keep: None,
             retry_safe: false,
         }
     }
@@ -106,6 +112,15 @@ impl ApiRequest {
         Ok(self)
     }
 
+    /// Keeps only the answer's items whose `field` equals `value` (see [`KeepItems`]).
+    pub fn keep_items(mut self, field: impl Into<String>, value: impl Into<String>) -> ApiRequest {
+        self.keep = Some(KeepItems {
+            field: field.into(),
+            equals: value.into(),
+        });
+        self
+    }
+
     pub fn retry_safe(mut self) -> ApiRequest {
         self.retry_safe = true;
         self
@@ -114,6 +129,23 @@ impl ApiRequest {
     /// Whether the client may send it again after a transient failure.
     pub fn may_retry(&self) -> bool {
         self.method.is_idempotent() || self.retry_safe
+    }
+}
+
+/// A client-side filter on a collection's items: keep those whose top-level string `field`
+/// equals `equals`, ignoring case (callers, UPNs and ids compare case-insensitively in Azure).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeepItems {
+    pub field: String,
+    pub equals: String,
+}
+
+impl KeepItems {
+    pub fn matches(&self, item: &Value) -> bool {
+        item.get(&self.field)
+            .and_then(Value::as_str)
+            .is_some_and(|v| v.eq_ignore_ascii_case(&self.equals))
     }
 }
 
@@ -194,6 +226,19 @@ mod tests {
             ApiRequest::get(Api::Graph, "u").with_header("X-A", "a\r\nHost: evil"),
             Err(HeaderError::InvalidValue(_))
         ));
+    }
+
+    #[test]
+    fn kept_items_match_case_insensitively() {
+        let keep = KeepItems {
+            field: "caller".into(),
+            equals: "Alex.Wilber@contoso.com".into(),
+        };
+        assert!(keep.matches(&serde_json::json!({"caller": "alex.wilber@CONTOSO.com"})));
+        assert!(!keep.matches(&serde_json::json!({"caller": "grady@contoso.com"})));
+        assert!(
+            !keep.matches(&serde_json::json!({"claims": {"caller": "alex.wilber@contoso.com"}}))
+        );
     }
 
     #[test]
