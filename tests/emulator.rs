@@ -821,6 +821,84 @@ async fn member_of_lists_direct_groups_with_select() {
 }
 
 #[tokio::test]
+async fn providers_publish_api_versions_and_reads_must_use_one() {
+    let env = Env::start().await;
+    for namespace in [
+        "Microsoft.Compute",
+        "Microsoft.KeyVault",
+        "Microsoft.Network",
+        "Microsoft.Storage",
+        "Microsoft.Authorization",
+    ] {
+        let response = env
+            .arm(
+                Method::GET,
+                &format!("/subscriptions/{SUB}/providers/{namespace}?api-version=2021-04-01"),
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), 200, "{namespace}");
+        let body = json_of(response).await;
+        assert_eq!(body["namespace"], namespace);
+        let types = body["resourceTypes"].as_array().unwrap();
+        assert!(
+            types.iter().all(|t| t["resourceType"].is_string()
+                && !t["apiVersions"].as_array().unwrap().is_empty())
+        );
+    }
+    let unknown = env
+        .arm(
+            Method::GET,
+            &format!("/subscriptions/{SUB}/providers/Contoso.Nothing?api-version=2021-04-01"),
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        json_of(unknown).await["error"]["code"],
+        "InvalidResourceNamespace"
+    );
+    // A version the provider does not publish for the type is refused before the lookup.
+    let guessed = env
+        .arm(
+            Method::GET,
+            &format!("{}?api-version=2021-04-01", vm()),
+            None,
+        )
+        .await;
+    assert_eq!(guessed.status(), 400);
+    let body = json_of(guessed).await;
+    assert_eq!(body["error"]["code"], "NoRegisteredProviderFound");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2025-04-01")
+    );
+    let published = env
+        .arm(
+            Method::GET,
+            &format!("{}?api-version=2024-11-01", vm()),
+            None,
+        )
+        .await;
+    assert_eq!(published.status(), 200);
+    let no_type = env
+        .arm(
+            Method::GET,
+            &format!("/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.Compute/widgets/w?api-version=2025-04-01"),
+            None,
+        )
+        .await;
+    assert_eq!(no_type.status(), 400);
+    assert_eq!(
+        json_of(no_type).await["error"]["code"],
+        "InvalidResourceType"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
 async fn activity_log_filters_by_time_and_refuses_undocumented_patterns() {
     let env = Env::start().await;
     let list = |filter: &str| {
