@@ -1,20 +1,20 @@
-//! The HTTP layer, credentials and typed clients against `wiremock` on loopback.
+//! The HTTP layer, credentials, long-running operations and paging against `wiremock` on
+//! loopback.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use riposte::connectors::azure::BatchRequest;
 use riposte::connectors::azure::credential::AssertionClaims;
 use riposte::connectors::{
     Api, ApiError, ApiRequest, AzureSettings, Connectors, HttpOptions, LaceworkSettings, Lookup,
-    LookupOutcome, Method,
+    LookupOutcome, Method, paging,
 };
 use serde_json::{Value, json};
 use sha2::Digest;
 use wiremock::matchers::{body_string_contains, header, header_exists, method, path, query_param};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TENANT: &str = "contoso-tenant";
 const CLIENT: &str = "11111111-2222-3333-4444-555555555555";
@@ -67,6 +67,17 @@ async fn setup() -> (MockServer, Connectors) {
     mount_token(&server, 3599, 0..=1000).await;
     let c = Connectors::with_env(&settings(&server), None, opts(), &no_env).unwrap();
     (server, c)
+}
+
+fn graph_get(c: &Connectors, path: &str) -> ApiRequest {
+    ApiRequest::get(Api::Graph, format!("{}{path}", c.endpoints().graph_v1()))
+}
+
+fn arm_get(c: &Connectors, id: &str, api_version: &str) -> ApiRequest {
+    ApiRequest::get(
+        Api::Arm,
+        format!("{}{id}?api-version={api_version}", c.endpoints().arm),
+    )
 }
 
 fn user_url(server: &MockServer) -> String {
@@ -263,8 +274,11 @@ async fn arm_and_graph_errors_carry_request_ids() {
         .mount(&server)
         .await;
     let err = c
-        .arm()
-        .get("/subscriptions/s1/resourceGroups/rg", "2021-04-01")
+        .send(&arm_get(
+            &c,
+            "/subscriptions/s1/resourceGroups/rg",
+            "2021-04-01",
+        ))
         .await
         .unwrap_err();
     assert!(
@@ -273,7 +287,7 @@ async fn arm_and_graph_errors_carry_request_ids() {
     );
     assert_eq!(err.request_id(), Some("arm-rid"));
     assert!(err.to_string().contains("arm-rid"));
-    let err = c.graph().get_user("ghost", &[]).await.unwrap_err();
+    let err = c.send(&graph_get(&c, "/users/ghost")).await.unwrap_err();
     assert!(matches!(&err, ApiError::NotFound { code, .. } if code == "Request_ResourceNotFound"));
     assert_eq!(err.request_id(), Some("g-rid"));
 }
@@ -292,7 +306,10 @@ async fn entra_errors_become_auth_errors_with_hints() {
         .mount(&server)
         .await;
     let c = Connectors::with_env(&settings(&server), None, opts(), &no_env).unwrap();
-    let err = c.graph().get_user("u1", &["id"]).await.unwrap_err();
+    let err = c
+        .send(&graph_get(&c, "/users/u1?$select=id"))
+        .await
+        .unwrap_err();
     match &err {
         ApiError::Auth {
             code,
@@ -411,7 +428,7 @@ async fn assertion_for(alg: &str) -> (String, Vec<u8>, String, String) {
     }))
     .unwrap();
     let c = Connectors::with_env(&s, None, opts(), &no_env).unwrap();
-    c.graph().get_user("u1", &[]).await.unwrap();
+    c.send(&graph_get(&c, "/users/u1")).await.unwrap();
     let reqs = server.received_requests().await.unwrap();
     let token_req = reqs.iter().find(|r| r.url.path() == token_path()).unwrap();
     assert_eq!(
@@ -515,8 +532,8 @@ async fn managed_identity_uses_imds_with_metadata_header() {
     let uri = server.uri();
     let env = move |k: &str| (k == "AZURE_POD_IDENTITY_AUTHORITY_HOST").then(|| uri.clone());
     let c = Connectors::with_env(&s, None, opts(), &env).unwrap();
-    c.graph().get_user("u1", &[]).await.unwrap();
-    c.graph().get_user("u1", &[]).await.unwrap();
+    c.send(&graph_get(&c, "/users/u1")).await.unwrap();
+    c.send(&graph_get(&c, "/users/u1")).await.unwrap();
     server.verify().await;
 }
 
@@ -641,8 +658,13 @@ async fn lro_via_location() {
         .respond_with(ResponseTemplate::new(204))
         .mount(&server)
         .await;
-    let body = c.arm().delete(SNAP, "2025-01-02").await.unwrap();
-    assert_eq!(body, Value::Null);
+    let req = ApiRequest::new(
+        Method::Delete,
+        Api::Arm,
+        arm_get(&c, SNAP, "2025-01-02").url,
+    );
+    let resp = c.send(&req).await.unwrap();
+    assert_eq!((resp.status, resp.body), (204, Value::Null));
 }
 
 #[tokio::test]
@@ -662,11 +684,9 @@ async fn lro_failure_is_typed_with_the_operation_error() {
             "status": "Failed", "error": {"code": "OperationNotAllowed", "message": "Quota exceeded for snapshots."}})))
         .mount(&server)
         .await;
-    let err = c
-        .arm()
-        .put(SNAP, "2025-01-02", json!({}))
-        .await
-        .unwrap_err();
+    let req = ApiRequest::new(Method::Put, Api::Arm, arm_get(&c, SNAP, "2025-01-02").url)
+        .with_body(json!({}));
+    let err = c.send(&req).await.unwrap_err();
     match err {
         ApiError::OperationFailed {
             status,
@@ -694,22 +714,23 @@ async fn polling_urls_on_another_host_are_refused() {
         )
         .mount(&server)
         .await;
-    let err = c
-        .arm()
-        .put(SNAP, "2025-01-02", json!({}))
-        .await
-        .unwrap_err();
+    let req = ApiRequest::new(Method::Put, Api::Arm, arm_get(&c, SNAP, "2025-01-02").url)
+        .with_body(json!({}));
+    let err = c.send(&req).await.unwrap_err();
     assert!(matches!(err, ApiError::Invalid(_)), "{err:?}");
 }
 
 #[tokio::test]
-async fn arm_list_follows_next_link() {
+async fn pages_are_followed_on_the_same_host_only() {
     let (server, c) = setup().await;
     let base = "/subscriptions/s1/providers/Microsoft.Authorization/roleAssignments";
     Mock::given(method("GET"))
         .and(path(base))
         .and(query_param("page", "2"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": [{"id": "c"}]})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"value": [{"id": "c"}],
+            "nextLink": "https://evil.example/steal?page=3"})),
+        )
         .with_priority(1)
         .mount(&server)
         .await;
@@ -721,60 +742,28 @@ async fn arm_list_follows_next_link() {
             "nextLink": format!("{}{base}?api-version=2022-04-01&page=2", server.uri())})))
         .mount(&server)
         .await;
-    let items = c.arm().list_paged(base, "2022-04-01").await.unwrap();
-    let ids: Vec<&str> = items.iter().map(|i| i["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["a", "b", "c"]);
-}
-
-#[tokio::test]
-async fn graph_batch_over_twenty_is_refused_before_sending() {
-    let (server, c) = setup().await;
-    Mock::given(method("POST"))
-        .and(path("/v1.0/$batch"))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(0)
-        .mount(&server)
-        .await;
-    let many: Vec<_> = (0..21)
-        .map(|i| BatchRequest::new(i.to_string(), Method::Get, "/users/u"))
+    let first = arm_get(&c, base, "2022-04-01");
+    let mut body = c.send(&first).await.unwrap().body;
+    let err = paging::follow(&first, &mut body, |req| {
+        let c = c.clone();
+        async move { c.send(&req).await }
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ApiError::ForeignNextLink { .. }), "{err:?}");
+    let ids: Vec<&str> = body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
         .collect();
-    assert!(matches!(
-        c.graph().batch(many).await,
-        Err(ApiError::Invalid(_))
-    ));
-    server.verify().await;
+    assert_eq!(ids, ["a", "b", "c"]);
+    // Nothing reached the hostile host; the two pages on the API's own host were read.
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
 }
 
 #[tokio::test]
-async fn graph_batch_returns_items_in_request_order_with_424() {
-    let (server, c) = setup().await;
-    Mock::given(method("POST"))
-        .and(path("/v1.0/$batch"))
-        .respond_with(|req: &Request| {
-            let body: Value = serde_json::from_slice(&req.body).unwrap();
-            assert_eq!(body["requests"].as_array().unwrap().len(), 2);
-            ResponseTemplate::new(200).set_body_json(json!({"responses": [
-                {"id": "2", "status": 424, "body": {"error": {"code": "FailedDependency"}}},
-                {"id": "1", "status": 400, "body": {"error": {"code": "Request_BadRequest"}}}]}))
-        })
-        .mount(&server)
-        .await;
-    let out = c
-        .graph()
-        .batch(vec![
-            BatchRequest::new("1", Method::Patch, "/users/u")
-                .with_body(json!({"accountEnabled": false})),
-            BatchRequest::new("2", Method::Post, "/users/u/revokeSignInSessions").depends_on("1"),
-        ])
-        .await
-        .unwrap();
-    assert_eq!(out[0].id, "1");
-    assert_eq!(out[0].status, 400);
-    assert!(out[1].is_failed_dependency());
-}
-
-#[tokio::test]
-async fn log_analytics_query_returns_tables() {
+async fn log_analytics_queries_use_their_own_token_scope() {
     let (server, c) = setup().await;
     Mock::given(method("POST"))
         .and(path("/v1/workspaces/ws-guid/query"))
@@ -782,17 +771,23 @@ async fn log_analytics_query_returns_tables() {
         .and(header("authorization", "Bearer tok-1"))
         .respond_with(ResponseTemplate::new(200).set_body_json(
             json!({"tables": [{"name": "PrimaryResult",
-            "columns": [{"name": "Account", "type": "string"}, {"name": "n", "type": "long"}],
-            "rows": [["alice", 3]]}]}),
+            "columns": [{"name": "Account", "type": "string"}],
+            "rows": [["alice"]]}]}),
         ))
         .mount(&server)
         .await;
-    let r = c
-        .log_analytics()
-        .query("ws-guid", "SecurityEvent | count", Some("PT12H"))
-        .await
-        .unwrap();
-    assert_eq!(r.tables[0].records()[0]["Account"], "alice");
+    let req = ApiRequest::new(
+        Method::Post,
+        Api::LogAnalytics,
+        format!(
+            "{}/v1/workspaces/ws-guid/query",
+            c.endpoints().log_analytics
+        ),
+    )
+    .with_body(json!({"query": "SecurityEvent | count", "timespan": "PT12H"}))
+    .retry_safe();
+    let r = c.send(&req).await.unwrap();
+    assert_eq!(r.body["tables"][0]["rows"][0][0], "alice");
     let scope_sent = server
         .received_requests()
         .await
@@ -803,6 +798,29 @@ async fn log_analytics_query_returns_tables() {
     assert_eq!(
         scope_sent.as_deref(),
         Some("https://api.loganalytics.io/.default")
+    );
+}
+
+#[tokio::test]
+async fn lacework_alert_ids_must_be_integers() {
+    let server = MockServer::start().await;
+    let lw: LaceworkSettings = serde_json::from_value(json!({
+        "endpoint": server.uri(), "key_id": "KEY1", "secret": "lw-secret"}))
+    .unwrap();
+    let connectors =
+        Connectors::with_env(&AzureSettings::default(), Some(&lw), opts(), &no_env).unwrap();
+    let c = connectors.lacework().unwrap();
+    for hostile in ["1/../../Users", "42?scope=Events", "", "⟨alert.id⟩"] {
+        assert!(matches!(
+            c.alert_details_request(hostile),
+            Err(ApiError::Invalid(_))
+        ));
+    }
+    assert!(
+        c.alert_details_request("4242")
+            .unwrap()
+            .url
+            .ends_with("/api/v2/Alerts/4242?scope=Details")
     );
 }
 
@@ -951,10 +969,10 @@ async fn app_service_identity_sends_the_identity_header() {
     };
     let c = Connectors::with_env(&s, None, opts(), &env).unwrap();
     let sub = c
-        .arm()
-        .get("/subscriptions/s1", "2022-12-01")
+        .send(&arm_get(&c, "/subscriptions/s1", "2022-12-01"))
         .await
-        .unwrap();
+        .unwrap()
+        .body;
     assert_eq!(sub["subscriptionId"], "s1");
     server.verify().await;
 }
@@ -982,7 +1000,7 @@ async fn workload_identity_sends_the_federated_token_as_assertion() {
         _ => None,
     };
     let c = Connectors::with_env(&s, None, opts(), &env).unwrap();
-    c.graph().get_user("u1", &[]).await.unwrap();
+    c.send(&graph_get(&c, "/users/u1")).await.unwrap();
     let reqs = server.received_requests().await.unwrap();
     let token_req = reqs.iter().find(|r| r.url.path() == token_path()).unwrap();
     assert_eq!(

@@ -102,6 +102,18 @@ impl Env {
             .await
     }
 
+    /// A Graph GET with `ConsistencyLevel: eventual`, as advanced queries need.
+    async fn advanced_query(&self, path: &str) -> Response {
+        let token = self.token(GRAPH).await;
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .header("ConsistencyLevel", "eventual")
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn arm(&self, method: Method, path: &str, body: Option<Value>) -> Response {
         self.call(method, path, ARM, body).await
     }
@@ -341,17 +353,47 @@ async fn admins_cannot_be_disabled_without_a_privileged_role() {
         "Authorization_RequestDenied"
     );
     let roles = env
-        .graph(
-            Method::GET,
-            &format!("/users/{GRADY}/transitiveMemberOf/microsoft.graph.directoryRole"),
-            None,
-        )
+        .advanced_query(&format!(
+            "/v1.0/users/{GRADY}/transitiveMemberOf/microsoft.graph.directoryRole?$count=true"
+        ))
         .await;
     let roles = json_of(roles).await;
     assert_eq!(
         roles["value"][0]["roleTemplateId"],
         "62e90394-69f5-4237-9190-012177145e10"
     );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn odata_casts_need_consistency_level_and_count() {
+    let env = Env::start().await;
+    let path = format!("/users/{GRADY}/transitiveMemberOf/microsoft.graph.directoryRole");
+    let sp =
+        format!("/servicePrincipals/{CLIENT}/transitiveMemberOf/microsoft.graph.directoryRole");
+    for cast in [&path, &sp] {
+        // Neither, only the header, only `$count=true`: Graph refuses all three.
+        let plain = env.graph(Method::GET, cast, None).await;
+        let header_only = env.advanced_query(&format!("/v1.0{cast}")).await;
+        let count_only = env
+            .graph(Method::GET, &format!("{cast}?$count=true"), None)
+            .await;
+        for response in [plain, header_only, count_only] {
+            assert_eq!(response.status(), 400);
+            let body = json_of(response).await;
+            assert_eq!(body["error"]["code"], "Request_UnsupportedQuery");
+            assert!(body["error"]["innerError"]["request-id"].is_string());
+        }
+        let both = env
+            .advanced_query(&format!("/v1.0{cast}?$count=true"))
+            .await;
+        assert_eq!(both.status(), 200);
+        let body = json_of(both).await;
+        assert_eq!(
+            body["@odata.count"],
+            body["value"].as_array().unwrap().len()
+        );
+    }
     env.stop().await;
 }
 
@@ -779,21 +821,118 @@ async fn member_of_lists_direct_groups_with_select() {
 }
 
 #[tokio::test]
-async fn activity_log_filters_by_caller_and_time() {
+async fn providers_publish_api_versions_and_reads_must_use_one() {
     let env = Env::start().await;
-    let path = format!(
-        "/subscriptions/{SUB}/providers/microsoft.insights/eventtypes/management/values?api-version=2015-04-01&$filter={}",
-        "eventTimestamp ge '2026-11-20T00:00:00Z' and eventTimestamp le '2026-11-21T00:00:00Z' and caller eq 'alex.wilber@contoso.com'"
-            .replace(' ', "%20")
+    for namespace in [
+        "Microsoft.Compute",
+        "Microsoft.KeyVault",
+        "Microsoft.Network",
+        "Microsoft.Storage",
+        "Microsoft.Authorization",
+    ] {
+        let response = env
+            .arm(
+                Method::GET,
+                &format!("/subscriptions/{SUB}/providers/{namespace}?api-version=2021-04-01"),
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), 200, "{namespace}");
+        let body = json_of(response).await;
+        assert_eq!(body["namespace"], namespace);
+        let types = body["resourceTypes"].as_array().unwrap();
+        assert!(
+            types.iter().all(|t| t["resourceType"].is_string()
+                && !t["apiVersions"].as_array().unwrap().is_empty())
+        );
+    }
+    let unknown = env
+        .arm(
+            Method::GET,
+            &format!("/subscriptions/{SUB}/providers/Contoso.Nothing?api-version=2021-04-01"),
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        json_of(unknown).await["error"]["code"],
+        "InvalidResourceNamespace"
     );
-    let body = json_of(env.arm(Method::GET, &path, None).await).await;
+    // A version the provider does not publish for the type is refused before the lookup.
+    let guessed = env
+        .arm(
+            Method::GET,
+            &format!("{}?api-version=2021-04-01", vm()),
+            None,
+        )
+        .await;
+    assert_eq!(guessed.status(), 400);
+    let body = json_of(guessed).await;
+    assert_eq!(body["error"]["code"], "NoRegisteredProviderFound");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2025-04-01")
+    );
+    let published = env
+        .arm(
+            Method::GET,
+            &format!("{}?api-version=2024-11-01", vm()),
+            None,
+        )
+        .await;
+    assert_eq!(published.status(), 200);
+    let no_type = env
+        .arm(
+            Method::GET,
+            &format!("/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.Compute/widgets/w?api-version=2025-04-01"),
+            None,
+        )
+        .await;
+    assert_eq!(no_type.status(), 400);
+    assert_eq!(
+        json_of(no_type).await["error"]["code"],
+        "InvalidResourceType"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn activity_log_filters_by_time_and_refuses_undocumented_patterns() {
+    let env = Env::start().await;
+    let list = |filter: &str| {
+        format!(
+            "/subscriptions/{SUB}/providers/microsoft.insights/eventtypes/management/values?api-version=2015-04-01&$filter={}",
+            filter.replace(' ', "%20")
+        )
+    };
+    let window =
+        "eventTimestamp ge '2026-11-20T00:00:00Z' and eventTimestamp le '2026-11-21T00:00:00Z'";
+    let body = json_of(env.arm(Method::GET, &list(window), None).await).await;
     let events = body["value"].as_array().unwrap();
-    assert_eq!(events.len(), 3);
     assert!(
         events
             .iter()
-            .all(|e| e["caller"] == "alex.wilber@contoso.com")
+            .filter(|e| e["caller"] == "alex.wilber@contoso.com")
+            .count()
+            == 3
     );
+    let grouped = format!("{window} and resourceGroupName eq 'rg-prod'");
+    assert_eq!(
+        env.arm(Method::GET, &list(&grouped), None).await.status(),
+        200
+    );
+    // Not among ActivityLogs_List's documented patterns: `caller`, `status`, two scopes.
+    for refused in [
+        format!("{window} and caller eq 'alex.wilber@contoso.com'"),
+        format!("{window} and status eq 'Succeeded'"),
+        format!("{window} and resourceGroupName eq 'a' and correlationId eq 'b'"),
+    ] {
+        let response = env.arm(Method::GET, &list(&refused), None).await;
+        assert_eq!(response.status(), 400, "{refused}");
+        assert_eq!(json_of(response).await["code"], "BadRequest");
+    }
     let missing = env
         .arm(Method::GET, &format!("/subscriptions/{SUB}/providers/Microsoft.Insights/eventtypes/management/values?api-version=2015-04-01"), None)
         .await;
@@ -1745,14 +1884,18 @@ mod contract {
         scope: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let response = env
-            .call(
+        // A GET through an OData cast is an advanced query: Graph wants both parameters.
+        let response = if method == "GET" && path.contains("/microsoft.graph.") {
+            env.advanced_query(&format!("{path}?$count=true")).await
+        } else {
+            env.call(
                 Method::from_bytes(method.as_bytes()).unwrap(),
                 path,
                 scope,
                 body,
             )
-            .await;
+            .await
+        };
         let status = response.status().as_u16();
         let bytes = response.bytes().await.unwrap();
         let body = if bytes.is_empty() {

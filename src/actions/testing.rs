@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::actions::{Action, ActionError, ActionPlan, ActionSettings, PlanContext};
 use crate::alert::{Alert, Principal, PrincipalType, Resource, Severity, Source};
-use crate::connectors::{Api, ApiError, Endpoints, Lookup, LookupOutcome};
+use crate::connectors::{ApiError, ApiRequest, Endpoints, Lookup, LookupOutcome};
 
 pub const TENANT: &str = "d5f1a6c2-3b8e-4f0a-9c2d-7e1b4a6f0c11";
 pub const SUB: &str = "b1c2d3e4-0000-4a5b-8c6d-000000000001";
@@ -44,6 +44,7 @@ pub struct FakeLookup {
     answers: HashMap<String, LookupOutcome>,
     fallback: Option<LookupOutcome>,
     calls: Mutex<Vec<String>>,
+    requests: Mutex<Vec<ApiRequest>>,
 }
 
 impl FakeLookup {
@@ -53,6 +54,7 @@ impl FakeLookup {
             answers: HashMap::new(),
             fallback: None,
             calls: Mutex::new(Vec::new()),
+            requests: Mutex::new(Vec::new()),
         }
     }
 
@@ -88,6 +90,11 @@ impl FakeLookup {
             .found(user_get_url(&upn), user)
     }
 
+    /// The requests sent, headers included, in order.
+    pub fn requests(&self) -> Vec<ApiRequest> {
+        self.requests.lock().expect("lookup request log").clone()
+    }
+
     /// The URLs asked for, in order.
     pub fn calls(&self) -> Vec<String> {
         self.calls.lock().expect("lookup call log").clone()
@@ -96,11 +103,17 @@ impl FakeLookup {
 
 #[async_trait]
 impl Lookup for FakeLookup {
-    async fn get(&self, _api: Api, url: &str) -> Result<LookupOutcome, ApiError> {
+    async fn read(&self, req: &ApiRequest) -> Result<LookupOutcome, ApiError> {
+        crate::connectors::check_read(req)?;
+        let url = req.url.as_str();
         self.calls
             .lock()
             .expect("lookup call log")
             .push(url.to_string());
+        self.requests
+            .lock()
+            .expect("lookup request log")
+            .push(req.clone());
         match self.answers.get(url).or(self.fallback.as_ref()) {
             Some(answer) => Ok(answer.clone()),
             None => panic!(

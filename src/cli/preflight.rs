@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::Format;
 use crate::actions;
 use crate::config::Config;
-use crate::connectors::{Api, ApiRequest, LookupOutcome};
+use crate::connectors::{Api, LookupOutcome};
 
 #[derive(Debug, Serialize)]
 struct Check {
@@ -240,9 +240,9 @@ async fn own_directory_roles(
     };
     let id = sp["id"].as_str().unwrap_or_default();
     let roles = connectors
-        .send(&ApiRequest::get(
-            Api::Graph,
-            format!("{base}/servicePrincipals/{}/transitiveMemberOf/microsoft.graph.directoryRole?$select=displayName,roleTemplateId", actions::encode::segment(id)),
+        .send(&actions::entra::directory_roles_request(
+            &format!("{base}/servicePrincipals/{}", actions::encode::segment(id)),
+            "displayName,roleTemplateId",
         ))
         .await?;
     Ok(roles.body["value"]

@@ -5,16 +5,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::azure::{
-    ArmClient, AzureSession, Credential, GraphClient, LogAnalyticsClient, TokenProvider,
-};
+use super::azure::{ArmClient, AzureSession, Credential, TokenProvider};
 use super::cloud::{Endpoints, check_endpoint_scheme};
 use super::error::ApiError;
 use super::http::{ApiResponse, Auth, HttpClient, HttpOptions};
 use super::lacework::LaceworkClient;
 use super::request::{Api, ApiRequest};
 use super::settings::{AzureSettings, LaceworkSettings};
-use super::{Lookup, LookupOutcome};
+use super::{Lookup, LookupOutcome, check_read};
 
 /// Every outbound API, behind one HTTP layer.
 #[derive(Debug, Clone)]
@@ -107,16 +105,8 @@ impl Connectors {
         &self.http
     }
 
-    pub fn graph(&self) -> GraphClient {
-        GraphClient::new(self.azure.clone())
-    }
-
-    pub fn arm(&self) -> ArmClient {
+    fn arm(&self) -> ArmClient {
         ArmClient::new(self.azure.clone())
-    }
-
-    pub fn log_analytics(&self) -> LogAnalyticsClient {
-        LogAnalyticsClient::new(self.azure.clone())
     }
 
     pub fn lacework(&self) -> Option<&LaceworkClient> {
@@ -133,8 +123,9 @@ pub struct ReadOnly {
 
 #[async_trait]
 impl Lookup for ReadOnly {
-    async fn get(&self, api: Api, url: &str) -> Result<LookupOutcome, ApiError> {
-        let available = match api {
+    async fn read(&self, req: &ApiRequest) -> Result<LookupOutcome, ApiError> {
+        check_read(req)?;
+        let available = match req.api {
             Api::Graph | Api::Arm | Api::LogAnalytics => self.inner.has_azure_credentials(),
             Api::Lacework => self.inner.lacework.is_some(),
             // Planning never calls arbitrary hosts.
@@ -143,10 +134,9 @@ impl Lookup for ReadOnly {
         if !available {
             return Ok(LookupOutcome::Unavailable);
         }
-        let req = ApiRequest::get(api, url);
-        let result = match api {
-            Api::Lacework => self.inner.lacework_or_err()?.send(&req).await,
-            _ => self.inner.azure.send(&req, &[]).await,
+        let result = match req.api {
+            Api::Lacework => self.inner.lacework_or_err()?.send(req).await,
+            _ => self.inner.azure.send(req, &[]).await,
         };
         match result {
             Ok(resp) => Ok(LookupOutcome::Found(resp.body)),

@@ -63,6 +63,13 @@ pub enum ApiError {
     Invalid(String),
     #[error("configuration: {0}")]
     Config(String),
+    /// A page's next link pointed away from the site of the first request; it was not
+    /// followed.
+    #[error("refused to follow the next-page link `{link}`: pages must stay on {expected}")]
+    ForeignNextLink { link: String, expected: String },
+    /// A request header that is malformed or reserved to the client; nothing was sent.
+    #[error(transparent)]
+    Header(#[from] super::request::HeaderError),
 }
 
 fn request_id_suffix(id: &Option<String>) -> String {
@@ -92,7 +99,10 @@ impl ApiError {
             | ApiError::Permanent { request_id, .. }
             | ApiError::Auth { request_id, .. }
             | ApiError::OperationFailed { request_id, .. } => request_id.as_deref(),
-            ApiError::Config(_) | ApiError::Invalid(_) => None,
+            ApiError::Config(_)
+            | ApiError::Invalid(_)
+            | ApiError::Header(_)
+            | ApiError::ForeignNextLink { .. } => None,
         }
     }
 }

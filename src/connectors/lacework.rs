@@ -7,7 +7,6 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use super::azure::encode_segment;
 use super::azure::token_cache::{CachedToken, TokenCache};
 use super::error::ApiError;
 use super::http::{ApiResponse, Auth, HttpClient, error_from_response};
@@ -134,20 +133,24 @@ impl LaceworkClient {
         result
     }
 
-    pub fn alert_details_request(&self, id: &str) -> ApiRequest {
-        ApiRequest::get(
+    /// `id` is Lacework's `alertId`, an integer (reference E1): anything else is refused, so
+    /// an alert's data can never add a path segment or a query to the request.
+    pub fn alert_details_request(&self, id: &str) -> Result<ApiRequest, ApiError> {
+        if id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::Invalid(format!(
+                "`{}` is not a Lacework alert id (an integer)",
+                id.chars().take(64).collect::<String>()
+            )));
+        }
+        Ok(ApiRequest::get(
             Api::Lacework,
-            format!(
-                "{}/api/v2/Alerts/{}?scope=Details",
-                self.base,
-                encode_segment(id)
-            ),
-        )
+            format!("{}/api/v2/Alerts/{id}?scope=Details", self.base),
+        ))
     }
 
     /// `GET /api/v2/Alerts/{id}?scope=Details`: the alert with its `entityMap`, untyped
     /// because Lacework does not document the Azure entity keys.
     pub async fn alert_details(&self, id: &str) -> Result<Value, ApiError> {
-        Ok(self.send(&self.alert_details_request(id)).await?.body)
+        Ok(self.send(&self.alert_details_request(id)?).await?.body)
     }
 }

@@ -9,6 +9,7 @@ pub mod cloud;
 mod error;
 pub mod http;
 pub mod lacework;
+pub mod paging;
 mod request;
 pub mod settings;
 
@@ -20,7 +21,7 @@ pub use cloud::{Cloud, Endpoints};
 pub use error::{ApiError, entra_hint};
 pub use http::{ApiResponse, HttpClient, HttpOptions, install_crypto_provider};
 pub use lacework::LaceworkClient;
-pub use request::{Api, ApiRequest, Method};
+pub use request::{Api, ApiRequest, HeaderError, KeepItems, Method, check_header};
 pub use settings::{AzureSettings, CertificateAlg, LaceworkSettings};
 
 /// What a read at plan time found.
@@ -37,7 +38,26 @@ pub enum LookupOutcome {
 /// send anything else is what makes planning structurally unable to mutate.
 #[async_trait]
 pub trait Lookup: Send + Sync {
-    async fn get(&self, api: Api, url: &str) -> Result<LookupOutcome, ApiError>;
+    /// Sends `req`, which must be a GET (anything else is refused before it is sent), with
+    /// the headers it carries (e.g. Graph's `ConsistencyLevel` for advanced queries).
+    async fn read(&self, req: &ApiRequest) -> Result<LookupOutcome, ApiError>;
+
+    /// A plain GET of `url`.
+    async fn get(&self, api: Api, url: &str) -> Result<LookupOutcome, ApiError> {
+        self.read(&ApiRequest::get(api, url)).await
+    }
+}
+
+/// Refuses anything but a GET, for every [`Lookup`] implementation.
+pub fn check_read(req: &ApiRequest) -> Result<(), ApiError> {
+    if req.method.is_read() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(format!(
+            "a lookup only reads; {} {} was refused",
+            req.method, req.url
+        )))
+    }
 }
 
 /// A `Lookup` with no credentials: every value is unknown until run time.
@@ -45,7 +65,8 @@ pub struct NoLookup;
 
 #[async_trait]
 impl Lookup for NoLookup {
-    async fn get(&self, _api: Api, _url: &str) -> Result<LookupOutcome, ApiError> {
+    async fn read(&self, req: &ApiRequest) -> Result<LookupOutcome, ApiError> {
+        check_read(req)?;
         Ok(LookupOutcome::Unavailable)
     }
 }

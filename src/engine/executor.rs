@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::report::{Evidence, RequestRecord, RunOutcome, RunReport, StepOutcome, StepReport};
 use super::{Journal, StepState, Transport};
 use crate::actions::{self, ActionSettings, Compensation, Effect, Executed, unknown};
-use crate::connectors::{ApiRequest, Endpoints, Lookup, Method};
+use crate::connectors::{ApiRequest, Endpoints, Lookup};
 use crate::plan::{Plan, PlannedStep, StepStatus, canonical_json};
 use crate::playbook::Playbook;
 use crate::playbook::model::{OnError, Retry};
@@ -506,39 +506,13 @@ impl Executor<'_> {
         first: &ApiRequest,
         body: &mut Value,
     ) -> Result<(), crate::connectors::ApiError> {
-        if first.method != Method::Get {
-            return Ok(());
-        }
-        let mut next = body
-            .get("nextLink")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let mut pages = 0;
-        while let Some(url) = next.take() {
-            pages += 1;
-            if pages > 1000 {
-                break;
-            }
-            let page = self
-                .transport
-                .send(&ApiRequest::get(first.api, url))
-                .await?;
-            if let (Some(all), Some(more)) = (
-                body.get_mut("value").and_then(Value::as_array_mut),
-                page.body.get("value").and_then(Value::as_array),
-            ) {
-                all.extend(more.iter().cloned());
-            }
-            next = page
-                .body
-                .get("nextLink")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-        }
-        if let Some(obj) = body.as_object_mut() {
-            obj.remove("nextLink");
-        }
-        Ok(())
+        let transport = self.transport;
+        crate::connectors::paging::follow(
+            first,
+            body,
+            |page| async move { transport.send(&page).await },
+        )
+        .await
     }
 
     /// Undoes completed mutating steps, newest first.

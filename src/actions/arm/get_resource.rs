@@ -9,8 +9,8 @@ use crate::actions::{
 use crate::connectors::{Api, ApiRequest};
 
 use super::{
-    DEFAULT_API_VERSION, VM_TYPE, check_api_version, known_api_version, lookup_resource,
-    parse_resource, resource_url, vm_disks,
+    VM_TYPE, check_api_version, lookup_resource, parse_resource, resolve_api_version, resource_url,
+    vm_disks,
 };
 
 /// Reads a resource's ARM JSON so later steps and policies decide on facts: where it is,
@@ -23,8 +23,9 @@ pub struct Params {
     /// The resource's ARM id.
     pub resource: String,
     /// The API version to read with. Default: by type — virtual machines 2025-04-01, disks and
-    /// snapshots 2025-01-02, anything else 2021-04-01 (set this for types whose provider needs
-    /// another version).
+    /// snapshots 2025-01-02, subscriptions and resource groups 2021-04-01; any other type the
+    /// newest stable version its resource provider publishes (read from ARM's providers
+    /// endpoint while planning).
     #[serde(default)]
     pub api_version: Option<String>,
 }
@@ -67,16 +68,12 @@ impl Action for GetResource {
             .reason("known at run time: the resource id comes from an earlier step"));
         }
         let arm = parse_resource(&p.resource)?;
-        let version = p
-            .api_version
-            .as_deref()
-            .or_else(|| known_api_version(&arm))
-            .unwrap_or(DEFAULT_API_VERSION);
+        let version = resolve_api_version(ctx, &arm, p.api_version.as_deref()).await?;
         let get = ApiRequest::get(
             Api::Arm,
-            resource_url(&ctx.endpoints.arm, &p.resource, version),
+            resource_url(&ctx.endpoints.arm, &p.resource, &version),
         );
-        let Some(found) = lookup_resource(ctx, &p.resource, version).await? else {
+        let Some(found) = lookup_resource(ctx, &p.resource, &version).await? else {
             return Ok(ActionPlan::planned(vec![get])
                 .outputs(Value::Null)
                 .reason("known at run time: no credentials to look the resource up"));
@@ -151,10 +148,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn other_types_take_the_default_or_the_parameter() {
+    async fn other_types_ask_their_provider_or_take_the_parameter() {
         let kv = format!(
             "/subscriptions/{SUB}/resourceGroups/rg sec/providers/Microsoft.KeyVault/vaults/kv#1"
         );
+        let kv_url = |v: &str| {
+            format!(
+                "{ARM}/subscriptions/{SUB}/resourceGroups/rg%20sec/providers/Microsoft.KeyVault/vaults/kv%231?api-version={v}"
+            )
+        };
+        // Offline the version cannot be read, so it is unknown rather than guessed.
         let env = TestEnv::offline();
         let plan = env
             .plan(&GetResource, json!({ "resource": kv }))
@@ -163,11 +166,28 @@ mod tests {
         let (_, url, _) = only_request(&plan);
         assert_eq!(
             url,
-            format!(
-                "{ARM}/subscriptions/{SUB}/resourceGroups/rg%20sec/providers/Microsoft.KeyVault/vaults/kv%231?api-version=2021-04-01"
-            )
+            kv_url("⟨API version of Microsoft.KeyVault/vaults, read from its resource provider⟩")
         );
         assert_eq!(plan.outputs, Value::Null);
+        // Online: the newest stable version the provider publishes.
+        let providers = format!(
+            "{ARM}/subscriptions/{SUB}/providers/Microsoft.KeyVault?api-version=2021-04-01"
+        );
+        let online = TestEnv::new(
+            FakeLookup::strict()
+                .found(
+                    providers.clone(),
+                    json!({"namespace": "Microsoft.KeyVault", "resourceTypes": [{"resourceType": "vaults",
+                        "apiVersions": ["2025-05-01-preview", "2024-11-01", "2023-07-01"]}]}),
+                )
+                .found(kv_url("2024-11-01"), json!({"id": kv, "name": "kv#1", "type": "Microsoft.KeyVault/vaults", "location": "westeurope"})),
+        );
+        let plan = online
+            .plan(&GetResource, json!({ "resource": kv }))
+            .await
+            .unwrap();
+        assert_eq!(only_request(&plan).1, kv_url("2024-11-01"));
+        assert_eq!(plan.outputs["location"], "westeurope");
         let plan = env
             .plan(
                 &GetResource,

@@ -5,6 +5,9 @@ pub mod lock_resource;
 pub mod remove_role_assignments;
 pub mod snapshot;
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -16,9 +19,9 @@ use crate::connectors::{Api, LookupOutcome};
 pub const VM_API_VERSION: &str = "2025-04-01";
 /// Managed disks and snapshots (reference C1, C2).
 pub const DISK_API_VERSION: &str = "2025-01-02";
-/// `Microsoft.Resources` (resource groups, subscriptions) and the fallback for types riposte
-/// has no table entry for; a step names another with `api_version`.
-pub const DEFAULT_API_VERSION: &str = "2021-04-01";
+/// `Microsoft.Resources`: subscriptions, resource groups and the providers endpoint itself.
+/// Other types riposte has no entry for are never guessed: see [`resolve_api_version`].
+pub const RESOURCES_API_VERSION: &str = "2021-04-01";
 /// Role assignments (reference C5).
 pub const ROLE_ASSIGNMENTS_API_VERSION: &str = "2022-04-01";
 /// Management locks (reference C6).
@@ -47,9 +50,114 @@ pub fn known_api_version(id: &ArmId) -> Option<&'static str> {
         Some(DISK_API_VERSION)
     } else if id.namespace.is_none() {
         // A subscription or resource group.
-        Some(DEFAULT_API_VERSION)
+        Some(RESOURCES_API_VERSION)
     } else {
         None
+    }
+}
+
+/// Stable API versions per subscription, provider namespace and resource type, as the
+/// providers endpoint published them; read once per process (a provider adds versions, it
+/// does not withdraw the one riposte picked while it runs).
+type VersionCache = Mutex<HashMap<(String, String, String), HashMap<String, Option<String>>>>;
+
+fn version_cache() -> &'static VersionCache {
+    static CACHE: OnceLock<VersionCache> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The newest API version in `versions` without a suffix (`-preview`, `-beta`): ARM versions
+/// are dates, so the newest sorts last.
+pub fn newest_stable(versions: &[Value]) -> Option<String> {
+    versions
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|v| v.len() == 10 && check_api_version(v).is_ok())
+        .max()
+        .map(str::to_string)
+}
+
+/// The API version to read `arm` with: the step's `given` one, riposte's own table entry, or
+/// else the newest stable version the resource provider publishes for the type, read from
+/// `GET {arm}/subscriptions/{sub}/providers/{namespace}?api-version=2021-04-01` (Resource
+/// Providers - Get) and cached per subscription and namespace. Without credentials the version
+/// is a placeholder, so the step cannot run until it is planned with them: riposte never
+/// guesses a version.
+pub async fn resolve_api_version(
+    ctx: &PlanContext<'_>,
+    arm: &ArmId,
+    given: Option<&str>,
+) -> Result<String, ActionError> {
+    if let Some(v) = given {
+        return Ok(v.to_string());
+    }
+    if let Some(v) = known_api_version(arm) {
+        return Ok(v.to_string());
+    }
+    let (Some(sub), Some(namespace)) = (&arm.subscription_id, &arm.namespace) else {
+        return Err(ActionError::Params(
+            "the resource id names no subscription or provider: set `api_version`".into(),
+        ));
+    };
+    let kind: Vec<&str> = arm.types.iter().map(|(t, _)| t.as_str()).collect();
+    let kind = kind.join("/");
+    let key = (
+        ctx.endpoints.arm.to_ascii_lowercase(),
+        sub.to_ascii_lowercase(),
+        namespace.to_ascii_lowercase(),
+    );
+    let cached = version_cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+        .cloned();
+    let published = match cached {
+        Some(types) => types,
+        None => {
+            let url = format!(
+                "{}/subscriptions/{}/providers/{}?api-version={RESOURCES_API_VERSION}",
+                ctx.endpoints.arm,
+                encode::segment(sub),
+                encode::segment(namespace)
+            );
+            let provider = match ctx.lookup.get(Api::Arm, &url).await? {
+                LookupOutcome::Found(v) => v,
+                LookupOutcome::NotFound => {
+                    return Err(ActionError::Refused(format!(
+                        "resource provider `{namespace}` is not known in subscription `{sub}`; register it, or set `api_version`"
+                    )));
+                }
+                LookupOutcome::Unavailable => {
+                    return Ok(unknown::placeholder(&format!(
+                        "API version of {namespace}/{kind}, read from its resource provider"
+                    )));
+                }
+            };
+            let types: HashMap<String, Option<String>> = provider["resourceTypes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| {
+                    let name = t["resourceType"].as_str()?.to_ascii_lowercase();
+                    let versions = t["apiVersions"].as_array().map(Vec::as_slice)?;
+                    Some((name, newest_stable(versions)))
+                })
+                .collect();
+            version_cache()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, types.clone());
+            types
+        }
+    };
+    match published.get(&kind.to_ascii_lowercase()) {
+        Some(Some(version)) => Ok(version.clone()),
+        Some(None) => Err(ActionError::Refused(format!(
+            "`{namespace}/{kind}` has only preview API versions; set `api_version` to the one to use"
+        ))),
+        None => Err(ActionError::Refused(format!(
+            "resource provider `{namespace}` publishes no resource type `{kind}`; check the resource id, or set `api_version`"
+        ))),
     }
 }
 
@@ -205,6 +313,89 @@ mod tests {
         )
         .unwrap();
         assert_eq!(known_api_version(&kv), None);
+    }
+
+    #[test]
+    fn the_newest_stable_version_wins() {
+        let versions = json!([
+            "2023-07-01",
+            "2024-12-01-preview",
+            "2024-11-01",
+            "2022-07-01"
+        ]);
+        assert_eq!(
+            newest_stable(versions.as_array().unwrap()).as_deref(),
+            Some("2024-11-01")
+        );
+        let previews = json!(["2024-12-01-preview"]);
+        assert_eq!(newest_stable(previews.as_array().unwrap()), None);
+    }
+
+    fn provider(namespace: &str) -> Value {
+        json!({"id": format!("/subscriptions/{SUB}/providers/{namespace}"), "namespace": namespace,
+            "registrationState": "Registered", "resourceTypes": [
+                {"resourceType": "vaults", "apiVersions": ["2024-12-01-preview", "2024-11-01", "2023-07-01"]},
+                {"resourceType": "vaults/secrets", "apiVersions": ["2023-07-01"]},
+                {"resourceType": "managedHSMs", "apiVersions": ["2025-01-01-preview"]}]})
+    }
+
+    #[tokio::test]
+    async fn unknown_types_ask_their_provider_once() {
+        // A namespace of its own: the cache is per process.
+        let namespace = "Riposte.TestProviderOnce";
+        let providers =
+            format!("{ARM}/subscriptions/{SUB}/providers/{namespace}?api-version=2021-04-01");
+        let env = TestEnv::new(FakeLookup::strict().found(providers.clone(), provider(namespace)));
+        let ctx = env.ctx();
+        let id = |t: &str| {
+            parse_resource(&format!(
+                "/subscriptions/{SUB}/resourceGroups/rg/providers/{namespace}/{t}"
+            ))
+            .unwrap()
+        };
+        let vault = id("Vaults/kv1");
+        assert_eq!(
+            resolve_api_version(&ctx, &vault, None).await.unwrap(),
+            "2024-11-01"
+        );
+        let secret = id("vaults/kv1/secrets/s1");
+        assert_eq!(
+            resolve_api_version(&ctx, &secret, None).await.unwrap(),
+            "2023-07-01"
+        );
+        assert!(matches!(
+            resolve_api_version(&ctx, &id("managedHSMs/h"), None).await,
+            Err(ActionError::Refused(m)) if m.contains("preview")
+        ));
+        assert!(matches!(
+            resolve_api_version(&ctx, &id("nothing/x"), None).await,
+            Err(ActionError::Refused(_))
+        ));
+        assert_eq!(env.lookup.calls(), vec![providers]);
+        // The step's own version and riposte's table need no lookup.
+        assert_eq!(
+            resolve_api_version(&ctx, &vault, Some("2023-02-01"))
+                .await
+                .unwrap(),
+            "2023-02-01"
+        );
+        let vm = parse_resource(VM_ID).unwrap();
+        assert_eq!(
+            resolve_api_version(&ctx, &vm, None).await.unwrap(),
+            VM_API_VERSION
+        );
+        assert_eq!(env.lookup.calls().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn without_credentials_the_version_is_unknown_not_guessed() {
+        let env = TestEnv::offline();
+        let kv = parse_resource(&format!(
+            "/subscriptions/{SUB}/resourceGroups/rg/providers/Riposte.TestOffline/vaults/kv"
+        ))
+        .unwrap();
+        let v = resolve_api_version(&env.ctx(), &kv, None).await.unwrap();
+        assert!(unknown::is_placeholder(&v), "{v}");
     }
 
     #[test]

@@ -14,9 +14,8 @@ use crate::alert::ArmId;
 use crate::connectors::{Api, ApiRequest, Endpoints, Lookup, LookupOutcome, Method};
 
 use super::{
-    AttachedDisk, DEFAULT_API_VERSION, DISK_API_VERSION, DISK_TYPE, VM_API_VERSION, VM_TYPE,
-    check_api_version, known_api_version, lookup_resource, parse_resource, resource_url, run_key,
-    vm_disks,
+    AttachedDisk, DISK_API_VERSION, DISK_TYPE, VM_API_VERSION, VM_TYPE, check_api_version,
+    lookup_resource, parse_resource, resolve_api_version, resource_url, run_key, vm_disks,
 };
 
 /// Preserves a VM's disks (or one disk) as incremental snapshots before anyone touches it,
@@ -33,8 +32,9 @@ pub struct Params {
     /// Default: each disk's own resource group.
     #[serde(default)]
     pub resource_group: Option<String>,
-    /// The API version used to read a resource that is neither a VM nor a disk. Default: by
-    /// type, else 2021-04-01.
+    /// The API version used to read a resource that is neither a VM nor a disk. Default: the
+    /// newest stable version its resource provider publishes (read from ARM's providers
+    /// endpoint while planning).
     #[serde(default)]
     pub api_version: Option<String>,
 }
@@ -178,7 +178,7 @@ impl Action for Snapshot {
             };
             vec![read_disk(ctx, &attached).await?]
         } else {
-            return Ok(evidence_plan(ctx, &p, &arm));
+            return evidence_plan(ctx, &p, &arm).await;
         };
         if disks.is_empty() {
             return Ok(ActionPlan::already_satisfied("the VM has no managed disks")
@@ -409,21 +409,21 @@ fn unknown_disks_plan(ctx: &PlanContext<'_>, p: &Params, arm: Option<&ArmId>) ->
 
 /// Not a VM or a disk: nothing to snapshot, so the resource's ARM JSON is captured as
 /// evidence instead (the step keeps its Mutate effect, since for VMs and disks it writes).
-fn evidence_plan(ctx: &PlanContext<'_>, p: &Params, arm: &ArmId) -> ActionPlan {
-    let version = p
-        .api_version
-        .as_deref()
-        .or_else(|| known_api_version(arm))
-        .unwrap_or(DEFAULT_API_VERSION);
+async fn evidence_plan(
+    ctx: &PlanContext<'_>,
+    p: &Params,
+    arm: &ArmId,
+) -> Result<ActionPlan, ActionError> {
+    let version = resolve_api_version(ctx, arm, p.api_version.as_deref()).await?;
     let kind = arm.resource_type().unwrap_or_else(|| "unknown".into());
-    ActionPlan::planned(vec![ApiRequest::get(
+    Ok(ActionPlan::planned(vec![ApiRequest::get(
         Api::Arm,
-        resource_url(&ctx.endpoints.arm, &p.resource, version),
+        resource_url(&ctx.endpoints.arm, &p.resource, &version),
     )])
     .reason(format!(
         "`{kind}` has no managed disks to snapshot: its ARM JSON is captured as evidence instead, and nothing is written"
     ))
-    .outputs(json!({ "snapshot_ids": [] }))
+    .outputs(json!({ "snapshot_ids": [] })))
 }
 
 #[cfg(test)]
@@ -636,14 +636,20 @@ mod tests {
         let nsg = format!(
             "/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.Network/networkSecurityGroups/nsg-web"
         );
-        let env = TestEnv::offline();
+        let providers =
+            format!("{ARM}/subscriptions/{SUB}/providers/Microsoft.Network?api-version=2021-04-01");
+        let env = TestEnv::new(FakeLookup::strict().found(
+            providers,
+            json!({"namespace": "Microsoft.Network", "resourceTypes": [
+                {"resourceType": "networkSecurityGroups", "apiVersions": ["2024-05-01", "2023-11-01"]}]}),
+        ));
         let plan = env
             .plan(&Snapshot, json!({ "resource": nsg }))
             .await
             .unwrap();
         let (method, url, _) = only_request(&plan);
         assert_eq!(method, "GET");
-        assert_eq!(url, format!("{ARM}{nsg}?api-version=2021-04-01"));
+        assert_eq!(url, format!("{ARM}{nsg}?api-version=2024-05-01"));
         assert!(plan.reason.as_deref().unwrap().contains("evidence"));
         assert_eq!(plan.outputs, json!({ "snapshot_ids": [] }));
     }

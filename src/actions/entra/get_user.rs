@@ -8,7 +8,10 @@ use crate::actions::{
 };
 use crate::connectors::{Api, ApiRequest, LookupOutcome};
 
-use super::{USER_SELECT, lookup_user, user_url};
+use super::{USER_SELECT, directory_roles_request, lookup_user, user_url};
+
+/// The role properties riposte's policies read.
+const ROLE_SELECT: &str = "id,displayName,roleTemplateId";
 
 /// Looks up a user and the directory roles they hold, so later steps and policies can
 /// decide on facts (enabled? synced? guest? privileged?).
@@ -54,11 +57,8 @@ impl Action for GetUser {
                 .reason("known at run time: no credentials to look the user up"));
         };
         let id = user["id"].as_str().unwrap_or(&p.user).to_string();
-        let roles_url = format!(
-            "{}/transitiveMemberOf/microsoft.graph.directoryRole?$select=id,displayName,roleTemplateId",
-            user_url(&base, &id)
-        );
-        let roles = match ctx.lookup.get(Api::Graph, &roles_url).await? {
+        let roles_get = directory_roles_request(&user_url(&base, &id), ROLE_SELECT);
+        let roles = match ctx.lookup.read(&roles_get).await? {
             LookupOutcome::Found(v) => v["value"].clone(),
             LookupOutcome::NotFound | LookupOutcome::Unavailable => Value::Array(vec![]),
         };
@@ -75,10 +75,52 @@ impl Action for GetUser {
             })).collect::<Vec<_>>()).unwrap_or_default(),
         });
         debug_assert!(!unknown::contains_placeholder(&outputs));
-        Ok(
-            ActionPlan::planned(vec![user_get, ApiRequest::get(Api::Graph, roles_url)])
-                .pre_state(outputs.clone())
-                .outputs(outputs),
+        Ok(ActionPlan::planned(vec![user_get, roles_get])
+            .pre_state(outputs.clone())
+            .outputs(outputs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::testing::*;
+
+    fn roles_url() -> String {
+        format!(
+            "{GRAPH}/users/{ALEX_ID}/transitiveMemberOf/microsoft.graph.directoryRole?$select=id,displayName,roleTemplateId&$count=true"
         )
+    }
+
+    #[tokio::test]
+    async fn role_lookup_is_an_advanced_query() {
+        let lookup = FakeLookup::strict()
+            .user(user_json(ALEX_ID, ALEX_UPN))
+            .found(
+                roles_url(),
+                json!({"value": [{"id": "r1", "displayName": "User Administrator",
+                    "roleTemplateId": "fe930be7-5e62-47db-91af-98c3a49a38b1"}]}),
+            );
+        let env = TestEnv::new(lookup);
+        let plan = env
+            .plan(&GetUser, json!({ "user": ALEX_UPN }))
+            .await
+            .unwrap();
+        assert_eq!(
+            plan.outputs["roles"][0]["display_name"],
+            "User Administrator"
+        );
+        // Graph refuses the OData cast without both `$count=true` and the header: at plan
+        // time (the lookup) and at run time (the planned request).
+        let sent = env.lookup.requests();
+        let planned = &plan.requests[1];
+        for req in [&sent[1], planned] {
+            assert_eq!(req.url, roles_url());
+            assert_eq!(
+                req.headers.get("ConsistencyLevel").map(String::as_str),
+                Some("eventual"),
+                "{req:?}"
+            );
+        }
     }
 }

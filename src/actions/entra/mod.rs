@@ -83,6 +83,23 @@ pub fn is_guest(found: Option<&Value>, given: &str) -> bool {
         || given.to_ascii_uppercase().contains("#EXT#")
 }
 
+/// `{owner}/transitiveMemberOf/microsoft.graph.directoryRole?$select=…&$count=true`: the
+/// active directory roles of a user or service principal, including those held through
+/// role-assignable groups (reference B7). The type cast makes it an advanced query, which
+/// Graph serves only with `ConsistencyLevel: eventual` and `$count=true`
+/// (graph/aad-advanced-queries). `owner_url` is already encoded.
+pub fn directory_roles_request(owner_url: &str, select: &str) -> ApiRequest {
+    let mut req = ApiRequest::get(
+        Api::Graph,
+        format!(
+            "{owner_url}/transitiveMemberOf/microsoft.graph.directoryRole?$select={select}&$count=true"
+        ),
+    );
+    req.headers
+        .insert("ConsistencyLevel".to_string(), "eventual".to_string());
+    req
+}
+
 /// Whether Active Directory is the user's source of authority.
 pub fn is_synced(found: Option<&Value>) -> bool {
     found.is_some_and(|u| u["onPremisesSyncEnabled"] == Value::Bool(true))

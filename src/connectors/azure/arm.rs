@@ -1,5 +1,6 @@
-//! Azure Resource Manager: generic calls by resource id, long-running operations driven to
-//! their end (reference/azure-api.md C3), and `nextLink` paging.
+//! Azure Resource Manager: long-running operations driven to their end
+//! (reference/azure-api.md C3). Requests come built from the actions; pages are followed by
+//! [`crate::connectors::paging`].
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use crate::connectors::error::ApiError;
 use crate::connectors::http::ApiResponse;
 use crate::connectors::request::{Api, ApiRequest, Method};
 
-/// ARM by resource id.
+/// Sends ARM requests and drives the operations they start.
 #[derive(Debug, Clone)]
 pub struct ArmClient {
     session: Arc<AzureSession>,
@@ -19,37 +20,6 @@ pub struct ArmClient {
 impl ArmClient {
     pub fn new(session: Arc<AzureSession>) -> ArmClient {
         ArmClient { session }
-    }
-
-    /// `{arm}{id}?api-version=…`; `id` is an ARM id starting with `/`.
-    pub fn url(&self, id: &str, api_version: &str) -> String {
-        let sep = if id.contains('?') { '&' } else { '?' };
-        format!(
-            "{}{}{sep}api-version={api_version}",
-            self.session.endpoints.arm,
-            if id.starts_with('/') {
-                id.to_string()
-            } else {
-                format!("/{id}")
-            }
-        )
-    }
-
-    pub async fn get(&self, id: &str, api_version: &str) -> Result<Value, ApiError> {
-        let req = ApiRequest::get(Api::Arm, self.url(id, api_version));
-        Ok(self.session.send(&req, &[]).await?.body)
-    }
-
-    /// PUT (create or replace; idempotent) and wait for the operation to finish.
-    pub async fn put(&self, id: &str, api_version: &str, body: Value) -> Result<Value, ApiError> {
-        let req = ApiRequest::new(Method::Put, Api::Arm, self.url(id, api_version)).with_body(body);
-        Ok(self.send(&req).await?.body)
-    }
-
-    /// DELETE and wait; `Null` when ARM answered 204 (already gone).
-    pub async fn delete(&self, id: &str, api_version: &str) -> Result<Value, ApiError> {
-        let req = ApiRequest::new(Method::Delete, Api::Arm, self.url(id, api_version));
-        Ok(self.send(&req).await?.body)
     }
 
     /// Sends `req`; when ARM answers 201/202 with a polling header, polls to the end and
@@ -105,47 +75,6 @@ impl ArmClient {
                 .await;
         }
         Ok(first)
-    }
-
-    /// Every item of a list, following `nextLink`. `id_or_url` is an ARM id (with
-    /// `api_version` added) or an absolute URL already carrying its query.
-    pub async fn list_paged(
-        &self,
-        id_or_url: &str,
-        api_version: &str,
-    ) -> Result<Vec<Value>, ApiError> {
-        let mut next = Some(if id_or_url.starts_with("http") {
-            id_or_url.to_string()
-        } else {
-            self.url(id_or_url, api_version)
-        });
-        let mut items = Vec::new();
-        let mut pages = 0u32;
-        while let Some(url) = next.take() {
-            pages += 1;
-            if pages > 1000 {
-                return Err(ApiError::Permanent {
-                    status: 200,
-                    code: "TooManyPages".into(),
-                    message: "more than 1000 pages; narrow the query with $filter".into(),
-                    request_id: None,
-                });
-            }
-            let body = self
-                .session
-                .send(&ApiRequest::get(Api::Arm, url), &[])
-                .await?
-                .body;
-            if let Some(values) = body.get("value").and_then(Value::as_array) {
-                items.extend(values.iter().cloned());
-            }
-            next = body
-                .get("nextLink")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string);
-        }
-        Ok(items)
     }
 }
 

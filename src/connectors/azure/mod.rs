@@ -1,52 +1,25 @@
-//! Azure: credentials and their token cache, and thin typed clients for Graph, ARM and
-//! Log Analytics. All of them send through one [`AzureSession`]: the shared HTTP layer plus
-//! the token provider, so token choice and origin checks happen in one place.
+//! Azure: credentials and their token cache, and ARM's long-running operations. Requests are
+//! built by the actions (with `actions::encode`); every Azure API is sent through one
+//! [`AzureSession`]: the shared HTTP layer plus the token provider, so token choice and origin
+//! checks happen in one place.
 
 pub mod arm;
 pub mod credential;
-pub mod graph;
-pub mod log_analytics;
 pub mod token_cache;
 
 use std::time::Duration;
 
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use tokio::time::Instant;
 use tracing::info;
 
 pub use arm::ArmClient;
 pub use credential::{CertificateSigner, Credential, ManagedIdentitySource, TokenProvider};
-pub use graph::{BatchRequest, BatchResponse, GraphClient};
-pub use log_analytics::{LogAnalyticsClient, QueryResult, Table};
 pub use token_cache::{CachedToken, TokenCache};
 
 use super::cloud::Endpoints;
 use super::error::ApiError;
 use super::http::{ApiResponse, Auth, HttpClient};
 use super::request::{Api, ApiRequest, Method};
-
-/// Characters escaped in one URL path segment: enough that a guest UPN's `#EXT#` becomes
-/// `%23EXT%23` and an id cannot add path segments or a query.
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}');
-
-/// Percent-encodes one path segment.
-pub fn encode_segment(s: &str) -> String {
-    utf8_percent_encode(s, SEGMENT).to_string()
-}
 
 /// Scheme, host and port: a token is only ever sent back to where its API lives.
 fn origin(url: &str) -> Option<(String, String, u16)> {
@@ -251,15 +224,6 @@ pub(crate) fn may_start_operation(m: Method) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn segments_are_encoded() {
-        assert_eq!(
-            encode_segment("AdeleVance_adatum.com#EXT#@contoso.com"),
-            "AdeleVance_adatum.com%23EXT%23@contoso.com"
-        );
-        assert_eq!(encode_segment("a/b?c"), "a%2Fb%3Fc");
-    }
 
     #[test]
     fn origins_must_match() {

@@ -1,6 +1,8 @@
 //! The Activity Log (`microsoft.insights/eventtypes/management/values`): the seeded events,
-//! filtered by time window and one of caller, resource, group, correlation id or status, newest
-//! first, paged with `nextLink`. Its errors use the Insights shape `{code, message}`.
+//! filtered by time window and at most one of resource group, resource, resource provider or
+//! correlation id, newest first, paged with `nextLink`. Those are the only `$filter` patterns
+//! ActivityLogs_List documents ("No other syntax is allowed"); anything else, `caller eq`
+//! included, is refused. Its errors use the Insights shape `{code, message}`.
 
 use axum::body::Body;
 use axum::http::{Response, StatusCode};
@@ -41,24 +43,27 @@ pub fn list(shared: &Shared, req: &Req, subscription: &str) -> Response<Body> {
         } else if let Some(v) = quoted_after(&clause, "eventtimestamp le ") {
             to = Some(timestamp(&v).ok_or(v));
         } else {
+            if quoted_after(&clause, "eventchannels eq ").is_some() {
+                // The tenant-level variant's channel clause; every seeded event matches it.
+                continue;
+            }
             let fields = [
-                ("caller eq ", "caller"),
                 ("resourcegroupname eq ", "resourceGroupName"),
-                ("resourceid eq ", "resourceId"),
                 ("resourceuri eq ", "resourceId"),
                 ("correlationid eq ", "correlationId"),
                 ("resourceprovider eq ", "resourceProviderName"),
-                ("status eq ", "status"),
             ];
             let Some((name, value)) = fields
                 .iter()
                 .find_map(|(prefix, name)| quoted_after(&clause, prefix).map(|v| (*name, v)))
             else {
-                return bad_request(&format!("The $filter clause '{clause}' is not supported."));
+                return bad_request(&format!(
+                    "The $filter clause '{clause}' is not supported. The $filter allows only eventTimestamp ge and le, and at most one of resourceGroupName, resourceUri, resourceProvider or correlationId eq."
+                ));
             };
             if field.is_some() {
                 return bad_request(
-                    "The $filter may contain at most one of caller, resourceGroupName, resourceId, resourceProvider, correlationId and status.",
+                    "The $filter may contain at most one of resourceGroupName, resourceUri, resourceProvider and correlationId.",
                 );
             }
             field = Some((name, value));

@@ -151,6 +151,238 @@ fn check_api_version(req: &Req) -> Result<String, Response<Body>> {
     }
 }
 
+/// What `GET /subscriptions/{sub}/providers/{namespace}` publishes for the namespaces the
+/// emulator serves: resource types and their API versions, newest first (Resource Providers -
+/// Get, Microsoft.Resources 2021-04-01).
+const PROVIDERS: &[(&str, &[(&str, &[&str])])] = &[
+    (
+        "Microsoft.Compute",
+        &[
+            (
+                "virtualMachines",
+                &[
+                    "2025-04-01",
+                    "2024-11-01",
+                    "2024-07-01",
+                    "2024-03-01",
+                    "2023-09-01",
+                    "2023-03-01",
+                ],
+            ),
+            (
+                "disks",
+                &[
+                    "2025-01-02",
+                    "2024-03-02",
+                    "2023-10-02",
+                    "2023-04-02",
+                    "2022-07-02",
+                ],
+            ),
+            (
+                "snapshots",
+                &[
+                    "2025-01-02",
+                    "2024-03-02",
+                    "2023-10-02",
+                    "2023-04-02",
+                    "2022-07-02",
+                ],
+            ),
+            (
+                "locations/operations",
+                &["2025-04-01", "2025-01-02", "2024-11-01", "2024-03-02"],
+            ),
+        ],
+    ),
+    (
+        "Microsoft.KeyVault",
+        &[
+            (
+                "vaults",
+                &[
+                    "2025-05-01-preview",
+                    "2024-11-01",
+                    "2023-07-01",
+                    "2023-02-01",
+                    "2022-07-01",
+                ],
+            ),
+            (
+                "vaults/secrets",
+                &["2024-11-01", "2023-07-01", "2023-02-01"],
+            ),
+        ],
+    ),
+    (
+        "Microsoft.Network",
+        &[
+            (
+                "networkSecurityGroups",
+                &["2024-05-01", "2024-03-01", "2023-11-01", "2023-09-01"],
+            ),
+            (
+                "networkInterfaces",
+                &["2024-05-01", "2024-03-01", "2023-11-01", "2023-09-01"],
+            ),
+            (
+                "publicIPAddresses",
+                &["2024-05-01", "2024-03-01", "2023-11-01", "2023-09-01"],
+            ),
+            (
+                "virtualNetworks",
+                &["2024-05-01", "2024-03-01", "2023-11-01", "2023-09-01"],
+            ),
+        ],
+    ),
+    (
+        "Microsoft.Storage",
+        &[(
+            "storageAccounts",
+            &[
+                "2025-01-01",
+                "2024-01-01",
+                "2023-05-01",
+                "2023-01-01",
+                "2022-09-01",
+            ],
+        )],
+    ),
+    (
+        "Microsoft.Authorization",
+        &[
+            (
+                "roleAssignments",
+                &[
+                    "2022-04-01",
+                    "2022-01-01-preview",
+                    "2020-10-01-preview",
+                    "2015-07-01",
+                ],
+            ),
+            (
+                "locks",
+                &["2020-05-01", "2017-04-01", "2016-09-01", "2015-01-01"],
+            ),
+            (
+                "roleDefinitions",
+                &["2022-04-01", "2018-01-01-preview", "2015-07-01"],
+            ),
+        ],
+    ),
+    (
+        "Microsoft.OperationalInsights",
+        &[(
+            "workspaces",
+            &[
+                "2025-02-01",
+                "2023-09-01",
+                "2022-10-01",
+                "2021-06-01",
+                "2020-08-01",
+            ],
+        )],
+    ),
+];
+
+fn provider(
+    namespace: &str,
+) -> Option<(
+    &'static str,
+    &'static [(&'static str, &'static [&'static str])],
+)> {
+    PROVIDERS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(namespace))
+        .copied()
+}
+
+/// `GET /subscriptions/{sub}/providers/{namespace}`: the provider and its resource types.
+fn get_provider(shared: &Shared, subscription: &str, namespace: &str) -> Response<Body> {
+    let state = shared.state.lock().expect("state lock");
+    if !state
+        .azure
+        .subscriptions
+        .iter()
+        .any(|s| s.id.eq_ignore_ascii_case(subscription))
+    {
+        return not_found(&state, &format!("/subscriptions/{subscription}"));
+    }
+    drop(state);
+    let Some((name, types)) = provider(namespace) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "InvalidResourceNamespace",
+            &format!("The resource namespace '{namespace}' is invalid."),
+        );
+    };
+    let resource_types: Vec<Value> = types
+        .iter()
+        .map(|(t, versions)| {
+            json!({"resourceType": t, "locations": ["West Europe", "North Europe", "East US"],
+                "apiVersions": versions, "capabilities": "None"})
+        })
+        .collect();
+    http::json(
+        StatusCode::OK,
+        &json!({
+            "id": format!("/subscriptions/{subscription}/providers/{name}"),
+            "namespace": name,
+            "registrationState": "Registered",
+            "registrationPolicy": "RegistrationRequired",
+            "resourceTypes": resource_types,
+        }),
+    )
+}
+
+/// Refuses a resource read with an API version its provider does not publish, as ARM does
+/// (`NoRegisteredProviderFound`, 400), and a type its provider does not have
+/// (`InvalidResourceType`, 400). Subscriptions and resource groups are not checked here.
+fn check_published_version(segments: &[String], api_version: &str) -> Result<(), Response<Body>> {
+    let Some(at) = segments
+        .iter()
+        .position(|s| s.eq_ignore_ascii_case("providers"))
+    else {
+        return Ok(());
+    };
+    let Some(namespace) = segments.get(at + 1) else {
+        return Ok(());
+    };
+    let Some((name, types)) = provider(namespace) else {
+        return Ok(());
+    };
+    // Type segments alternate with names: `virtualMachines/{vm}/extensions/{x}`.
+    let kind: Vec<&str> = segments[at + 2..]
+        .iter()
+        .step_by(2)
+        .map(String::as_str)
+        .collect();
+    if kind.is_empty() {
+        return Ok(());
+    }
+    let kind = kind.join("/");
+    let Some((_, versions)) = types.iter().find(|(t, _)| t.eq_ignore_ascii_case(&kind)) else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "InvalidResourceType",
+            &format!(
+                "The resource type '{kind}' could not be found in the namespace '{name}' for api version '{api_version}'."
+            ),
+        ));
+    };
+    if versions.iter().any(|v| v.eq_ignore_ascii_case(api_version)) {
+        return Ok(());
+    }
+    Err(error(
+        StatusCode::BAD_REQUEST,
+        "NoRegisteredProviderFound",
+        &format!(
+            "No registered resource provider found for location 'westeurope' and API version '{api_version}' for type '{kind}'. The supported api-versions are '{}'. The supported locations are 'westeurope, northeurope, eastus'.",
+            versions.join(", ")
+        ),
+    ))
+}
+
 /// Serves an ARM request.
 pub fn handle(shared: &Shared, req: &Req) -> Response<Body> {
     if let Err(r) = check_auth(shared, req) {
@@ -217,7 +449,13 @@ pub fn handle(shared: &Shared, req: &Req) -> Response<Body> {
             "snapshots",
             _,
         ] => compute::snapshot(shared, req, &segments, &api_version),
-        _ if req.method == Method::GET => get_resource(shared, req),
+        ["subscriptions", _, "providers", _] if req.method == Method::GET => {
+            get_provider(shared, &segments[1], &segments[3])
+        }
+        _ if req.method == Method::GET => match check_published_version(&segments, &api_version) {
+            Ok(()) => get_resource(shared, req),
+            Err(r) => r,
+        },
         _ => error(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",

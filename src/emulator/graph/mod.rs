@@ -185,6 +185,9 @@ fn handle_one(shared: &Shared, req: &Req, route: &[&str]) -> Response<Body> {
     let lower: Vec<String> = route.iter().map(|s| s.to_ascii_lowercase()).collect();
     let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
     let m = &req.method;
+    if let Err(response) = require_advanced_query(shared, req, &lower) {
+        return response;
+    }
     // `servicePrincipals(appId='…')`: the alternate key Graph offers for an app.
     if let Some(app_id) = route.first().and_then(|s| {
         let l = s.to_ascii_lowercase();
@@ -251,6 +254,39 @@ fn handle_one(shared: &Shared, req: &Req, route: &[&str]) -> Response<Body> {
         }
         _ => unknown_route(req, route, &lower, beta),
     }
+}
+
+/// An OData cast (`/transitiveMemberOf/microsoft.graph.directoryRole`) is an advanced query
+/// on directory objects: Graph serves it only with `ConsistencyLevel: eventual` and
+/// `$count=true` (graph/aad-advanced-queries; user-list-transitivememberof). Authentication
+/// comes first: a request without a valid token gets its 401 from the route.
+fn require_advanced_query(
+    shared: &Shared,
+    req: &Req,
+    lower: &[&str],
+) -> Result<(), Response<Body>> {
+    let cast = lower
+        .iter()
+        .skip(1)
+        .any(|s| s.starts_with("microsoft.graph."));
+    if !cast || req.method != Method::GET || shared.issuer.check(req, GRAPH_AUDIENCES).is_err() {
+        return Ok(());
+    }
+    let eventual = req
+        .header("consistencylevel")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("eventual"));
+    let counted = req
+        .query_param("$count")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if eventual && counted {
+        return Ok(());
+    }
+    Err(error(
+        req,
+        StatusCode::BAD_REQUEST,
+        "Request_UnsupportedQuery",
+        "OData cast is not supported because the required parameters might be missing. Try adding $count=true query parameter and ConsistencyLevel:eventual header. Refer to https://aka.ms/graph-docs/advanced-queries for more information",
+    ))
 }
 
 /// Whether a path has a route for some method (then the method is what is wrong).

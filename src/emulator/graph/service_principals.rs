@@ -63,7 +63,7 @@ pub fn directory_roles(shared: &Shared, req: &Req, key: &str) -> Response<Body> 
     drop(state);
     http::json(
         StatusCode::OK,
-        &json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects", "value": value}),
+        &json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects", "@odata.count": value.len(), "value": value}),
     )
 }
 

@@ -543,6 +543,7 @@ pub fn directory_roles(shared: &Shared, req: &Req, key: &str) -> Response<Body> 
         StatusCode::OK,
         &json!({
             "@odata.context": format!("https://graph.microsoft.com/{}/$metadata#directoryRoles", version(req)),
+            "@odata.count": value.len(),
             "value": value,
         }),
     )
