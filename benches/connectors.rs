@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use riposte::connectors::azure::{CachedToken, TokenCache};
 use riposte::connectors::{Api, ApiRequest, AzureSettings, Connectors, HttpOptions};
-use riposte::emulator::{Emulator, FaultKind, FaultSpec, Tenant};
+use riposte_emulator::{Emulator, FaultKind, FaultSpec, Tenant};
 
 fn main() {
     riposte::connectors::install_crypto_provider();
@@ -91,7 +91,7 @@ fn main() {
 }
 
 fn toml_settings(base: &str) -> AzureSettings {
-    let text = riposte::emulator::client_config_toml(base);
+    let text = riposte_emulator::client_config_toml(base);
     let azure = text
         .split("[lacework]")
         .next()

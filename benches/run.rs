@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use riposte::actions::{ActionSettings, Effect};
 use riposte::connectors::{Api, AzureSettings, Connectors, HttpOptions, Method};
-use riposte::emulator::{Emulator, FaultKind, FaultSpec, Tenant};
 use riposte::engine::{Executor, NoJournal, RunOutcome};
 use riposte::plan::{Mode, Plan, PlannedStep, Planner, StepStatus};
 use riposte::policy::Unguarded;
+use riposte_emulator::{Emulator, FaultKind, FaultSpec, Tenant};
 use serde_json::json;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use riposte::emulator::{Emulator, Tenant};
 use riposte::engine::service::{Caller, ServiceApi};
 use riposte::engine::{Service, ServiceOptions};
+use riposte_emulator::{Emulator, Tenant};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -43,7 +43,7 @@ async fn service(store_url: &str, base: &str, dir: &std::path::Path, mode: &str)
     let root = env!("CARGO_MANIFEST_DIR");
     let toml = format!(
         "mode = \"{mode}\"\nplaybooks = \"{root}/playbooks\"\npolicies = \"{root}/policies\"\n\n[store]\nurl = \"{store_url}\"\n\n{}",
-        riposte::emulator::client_config_toml(base)
+        riposte_emulator::client_config_toml(base)
     );
     let path = dir.join("riposte.toml");
     std::fs::write(&path, toml).unwrap();

@@ -6,10 +6,8 @@
 pub mod actions;
 pub mod alert;
 pub mod app;
-pub mod cli;
 pub mod config;
 pub mod connectors;
-pub mod emulator;
 pub mod engine;
 pub mod mode;
 pub mod plan;

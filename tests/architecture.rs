@@ -135,26 +135,34 @@ fn sqlx_and_sql_only_in_the_store() {
     assert!(sql.is_empty(), "SQL outside store/: {sql:?}");
 }
 
-/// Invariant: only `server/` knows the HTTP server framework (the emulator is its own crate).
+/// Invariant: only `server/` knows the HTTP server framework.
 #[test]
 fn axum_and_hyper_only_in_the_server() {
     for word in ["axum", "hyper"] {
-        let found = offenders(&["server/", "emulator/"], word);
+        let found = offenders(&["server/"], word);
         assert!(found.is_empty(), "{word} outside server/: {found:?}");
     }
 }
 
-/// Invariant: the emulator is never on a production code path; only the CLI (`demo`,
-/// `emulator`) names it.
+/// Invariant: the emulator is never on a production code path. It is its own crate; the
+/// library does not depend on it (only as a dev-dependency, for tests), so no code in `src/`
+/// can name it. Only the binary (`cli/`) links it, for `riposte demo` and `riposte emulator`.
 #[test]
-fn only_the_cli_names_the_emulator() {
-    let found: Vec<String> = sources()
-        .iter()
-        .filter(|s| s.part() != "cli" && s.part() != "emulator" && s.part() != "lib")
-        .filter(|s| s.mentions("riposte_emulator") || s.mentions("emulator::"))
-        .map(|s| s.rel.clone())
-        .collect();
-    assert!(found.is_empty(), "the emulator is named by {found:?}");
+fn the_library_does_not_depend_on_the_emulator() {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let deps = manifest
+        .split("\n[dependencies]\n")
+        .nth(1)
+        .expect("a [dependencies] table")
+        .split("\n[")
+        .next()
+        .unwrap();
+    assert!(
+        !deps.contains("riposte-emulator"),
+        "the library depends on the emulator:\n{deps}"
+    );
+    let found = offenders(&[], "riposte_emulator");
+    assert!(found.is_empty(), "src/ names the emulator: {found:?}");
 }
 
 /// The dependencies between the top-level parts of `src/`, as `crate::part` paths show them.

@@ -4,7 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::{Client, Method, Response, StatusCode};
-use riposte::emulator::{Emulator, EmulatorHandle, Tenant};
+use riposte_emulator::{Emulator, EmulatorHandle, Tenant};
 use serde_json::{Value, json};
 use sha1::Digest as _;
 

@@ -6,11 +6,11 @@ mod common;
 
 use std::sync::Arc;
 
-use riposte::emulator::{Emulator, EmulatorHandle, Tenant};
 use riposte::engine::service::{Caller, ServiceApi};
 use riposte::engine::{Service, ServiceOptions};
 use riposte::plan::StepStatus;
 use riposte::store::RunStatus;
+use riposte_emulator::{Emulator, EmulatorHandle, Tenant};
 
 const ALEX: (&str, &str) = (
     "alex.wilber@contoso.com",

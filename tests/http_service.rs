@@ -7,9 +7,9 @@ mod common;
 use std::sync::Arc;
 
 use riposte::config::{Role, TokenEntry};
-use riposte::emulator::{Emulator, Tenant};
 use riposte::engine::ServiceOptions;
 use riposte::engine::service::ServiceApi;
+use riposte_emulator::{Emulator, Tenant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_posted_over_http_is_contained() {

@@ -7,10 +7,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use riposte::emulator::{Emulator, EmulatorHandle, Tenant};
 use riposte::engine::service::{Caller, ServiceApi, ServiceError};
 use riposte::engine::{Service, ServiceOptions};
 use riposte::store::RunStatus;
+use riposte_emulator::{Emulator, EmulatorHandle, Tenant};
 
 struct Fixture {
     emulator: EmulatorHandle,

@@ -7,8 +7,13 @@ use chrono::{DateTime, TimeZone, Utc};
 use riposte::actions::ActionSettings;
 use riposte::alert::{AlertSettings, FieldMap};
 
+/// The workspace root (the library's package), also from the CLI package's tests.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .find(|p| p.join("playbooks").is_dir())
+        .map(PathBuf::from)
+        .unwrap_or(here)
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {
@@ -60,7 +65,7 @@ pub fn emulator_toml(base: &str, store_url: &str, mode: &str) -> String {
         "mode = \"{mode}\"\nplaybooks = \"{}\"\npolicies = \"{}\"\n\n[store]\nurl = \"{store_url}\"\n\n{}",
         root.join("playbooks").display(),
         root.join("policies").display(),
-        riposte::emulator::client_config_toml(base),
+        riposte_emulator::client_config_toml(base),
     )
 }
 

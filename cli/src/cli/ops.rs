@@ -1,0 +1,205 @@
+//! Operating runs from the command line, against the configured store: list, show, approve,
+//! reject, roll back, and verify the audit trail.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::Format;
+use super::run::cli_caller;
+use riposte::app::App;
+use riposte::config::Config;
+use riposte::engine::Service;
+use riposte::engine::service::{Caller, ServiceApi};
+use riposte::store::RunStatus;
+
+async fn service(config: &Config) -> anyhow::Result<Arc<Service>> {
+    App::new(config.clone())?.service().await
+}
+
+fn caller() -> Caller {
+    Caller { name: cli_caller() }
+}
+
+fn err(e: riposte::engine::service::ServiceError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+pub async fn list(
+    config: &Config,
+    status: Option<String>,
+    limit: u32,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let status = match status {
+        Some(s) => Some(
+            serde_json::from_value::<RunStatus>(serde_json::Value::String(s.clone()))
+                .map_err(|_| anyhow::anyhow!("unknown status `{s}`"))?,
+        ),
+        None => None,
+    };
+    let runs = service(config)
+        .await?
+        .runs(limit, status)
+        .await
+        .map_err(err)?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&runs)?),
+        Format::Table => {
+            println!(
+                "{:36}  {:17}  {:28}  {:20}  ALERTS",
+                "RUN", "STATUS", "PLAYBOOK", "CREATED"
+            );
+            for r in runs {
+                let alerts: Vec<String> = r
+                    .alerts
+                    .iter()
+                    .map(|a| format!("{}:{}", a.source, a.source_id))
+                    .collect();
+                println!(
+                    "{:36}  {:17}  {:28}  {:20}  {}",
+                    r.id,
+                    format!("{:?}", r.status),
+                    r.playbook,
+                    r.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    alerts.join(", ")
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn show(config: &Config, id: &str, format: Format) -> anyhow::Result<ExitCode> {
+    let svc = service(config).await?;
+    let view = svc.run(id).await.map_err(err)?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&view)?),
+        Format::Table => {
+            let r = &view.run;
+            println!(
+                "Run {} · {:?} · playbook {} · mode {}",
+                r.id,
+                r.status,
+                r.playbook,
+                r.mode.as_str()
+            );
+            println!(
+                "requested by {} · plan {}",
+                r.requested_by.as_deref().unwrap_or("-"),
+                r.plan_hash.as_deref().unwrap_or("-")
+            );
+            for a in &r.alerts {
+                println!("alert {} {}", a.source, a.source_id);
+            }
+            if let Some(plan) = svc.plan_of(id).await.map_err(err)? {
+                println!();
+                print!("{}", riposte::plan::render_table(&plan));
+            }
+            println!("\nTimeline:");
+            for e in &view.timeline {
+                println!(
+                    "  {} {:16} #{} {:?}",
+                    e.at.format("%H:%M:%S%.3f"),
+                    e.step_id,
+                    e.item,
+                    e.state
+                );
+            }
+            if !view.evidence.is_empty() {
+                println!("\nEvidence:");
+                for e in &view.evidence {
+                    println!(
+                        "  {} {} sha256:{} ({} bytes)",
+                        e.step_id, e.name, e.sha256, e.size
+                    );
+                }
+            }
+            if let Some(report) = svc.report(id).await.map_err(err)? {
+                println!();
+                print!("{}", report.summary());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn approve(config: &Config, id: &str, plan_hash: &str) -> anyhow::Result<ExitCode> {
+    let svc = service(config).await?;
+    svc.approve(id, plan_hash, &caller()).await.map_err(err)?;
+    println!("approved plan {plan_hash} of run {id}; executing");
+    let run = svc.drive(id, None).await.map_err(err)?;
+    if let Some(report) = svc.report(id).await.map_err(err)? {
+        print!("{}", report.summary());
+    }
+    println!("run {} is {:?}", run.id, run.status);
+    Ok(if matches!(run.status, RunStatus::Failed) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub async fn reject(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
+    let run = service(config)
+        .await?
+        .reject(id, &caller())
+        .await
+        .map_err(err)?;
+    println!("rejected run {}; it is {:?}", run.id, run.status);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn rollback(config: &Config, id: &str, format: Format) -> anyhow::Result<ExitCode> {
+    let report = service(config)
+        .await?
+        .rollback(id, &caller())
+        .await
+        .map_err(err)?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Table => {
+            for (step, requests) in &report.undone {
+                println!("undone: {step}");
+                for r in requests {
+                    println!(
+                        "  {} {} → {}{}",
+                        r.method,
+                        r.url,
+                        r.status
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| "no answer".into()),
+                        r.request_id
+                            .as_ref()
+                            .map(|i| format!(" [request-id {i}]"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            for (step, why) in &report.refused {
+                println!("cannot undo {step}: {why}");
+            }
+            for (step, why) in &report.failed {
+                println!("FAILED to undo {step}: {why}");
+            }
+        }
+    }
+    Ok(if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub async fn audit_verify(config: &Config) -> anyhow::Result<ExitCode> {
+    let service = service(config).await?;
+    match service.store().verify_audit().await {
+        Ok(n) => {
+            println!("audit trail intact: {n} records, hash chain verified");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("audit trail BROKEN: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Manual response: `riposte act` and `riposte run --playbook FILE` in enforce mode, from a
+//! directory other than the checkout, and runs whose playbook file is gone by the time they
+//! are approved and executed (the run spec is stored with the run).
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use riposte::engine::service::{Caller, ServiceApi};
+use riposte::engine::{ServiceOptions, playbook_spec};
+use riposte::store::RunStatus;
+use riposte_emulator::{Emulator, EmulatorHandle, Tenant};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const ALEX: (&str, &str) = (
+    "alex.wilber@contoso.com",
+    "a1e7d1c2-5b3f-4c8e-9d21-000000000001",
+);
+
+/// A playbook of one's own, kept outside the playbooks directory.
+const MY_PLAYBOOK: &str = "name: my-containment\nsteps:\n  - id: user\n    uses: entra.get_user\n    with:\n      user: ${{ alert.principal.upn }}\n  - id: suspend\n    uses: entra.disable_user\n    needs: [user]\n    with:\n      user: ${{ steps.user.outputs.id }}\n";
+
+struct World {
+    emulator: EmulatorHandle,
+    /// Holds riposte.toml and the store; the commands run here, not in the checkout.
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn start() -> World {
+        riposte::connectors::install_crypto_provider();
+        let emulator =
+            Emulator::start("127.0.0.1:0".parse().unwrap(), Tenant::default_fixture()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = format!("sqlite://{}", dir.path().join("riposte.db").display());
+        let toml = common::emulator_toml(&emulator.base_url(), &store, "dry-run");
+        std::fs::write(dir.path().join("riposte.toml"), toml).unwrap();
+        World { emulator, dir }
+    }
+
+    fn config(&self) -> riposte::config::Config {
+        riposte::config::Config::load(Some(&self.dir.path().join("riposte.toml"))).unwrap()
+    }
+
+    async fn riposte(&self, args: &[&str]) -> Output {
+        let dir = self.dir.path().to_path_buf();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_riposte"))
+                .current_dir(&dir)
+                .arg("--config")
+                .arg(dir.join("riposte.toml"))
+                .args(&args)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("USER", "responder")
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    fn enabled(&self, id: &str) -> bool {
+        let state = self.emulator.state().view();
+        state["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["id"] == id)
+            .map(|u| u["accountEnabled"] == true)
+            .unwrap()
+    }
+}
+
+fn json_of(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn act_enforce_disables_the_principal_it_is_given() {
+    let world = World::start();
+    let out = world
+        .riposte(&[
+            "act",
+            "entra.disable_user",
+            "--principal",
+            ALEX.0,
+            "--enforce",
+            "--format",
+            "json",
+        ])
+        .await;
+    let v = json_of(&out);
+    assert_eq!(v["run"]["status"], "succeeded", "{v:#}");
+    assert_eq!(v["run"]["playbook"], "action:entra.disable_user");
+    assert_eq!(v["run"]["spec"]["target"]["kind"], "action");
+    assert_eq!(v["run"]["spec"]["target"]["params"]["user"], ALEX.0);
+    assert_eq!(v["run"]["requested_by"], "cli:responder");
+    assert!(!world.enabled(ALEX.1), "the account is still enabled");
+
+    // Another process reads the same run back from the store.
+    let id = v["run"]["id"].as_str().unwrap();
+    let shown = json_of(
+        &world
+            .riposte(&["runs", "show", id, "--format", "json"])
+            .await,
+    );
+    assert_eq!(shown["status"], "succeeded", "{shown:#}");
+    assert_eq!(shown["report"]["outcome"], "succeeded", "{shown:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn act_refuses_a_principal_for_an_action_without_one() {
+    let world = World::start();
+    let out = world
+        .riposte(&[
+            "act",
+            "evidence.activity_log",
+            "--principal",
+            ALEX.0,
+            "--enforce",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("takes no principal"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_playbook_file_enforce_runs_a_file_outside_the_playbooks_directory() {
+    let world = World::start();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let file = elsewhere.path().join("my.yaml");
+    std::fs::write(&file, MY_PLAYBOOK).unwrap();
+    let out = world
+        .riposte(&[
+            "run",
+            "--playbook",
+            file.to_str().unwrap(),
+            "--principal",
+            ALEX.0,
+            "--enforce",
+            "--format",
+            "json",
+        ])
+        .await;
+    let v = json_of(&out);
+    assert_eq!(v["run"]["status"], "succeeded", "{v:#}");
+    let target = &v["run"]["spec"]["target"];
+    assert_eq!(target["kind"], "playbook");
+    assert_eq!(target["name"], "my-containment");
+    assert_eq!(target["text"], MY_PLAYBOOK);
+    assert_eq!(
+        target["sha256"],
+        hex::encode(Sha256::digest(MY_PLAYBOOK.as_bytes()))
+    );
+    assert!(!world.enabled(ALEX.1));
+}
+
+/// A run that waits for approval executes what was planned even after its playbook file is
+/// gone, in a service that never loaded that file: approval and execution read the stored spec.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_run_executes_from_its_stored_spec_after_the_file_is_gone() {
+    let world = World::start();
+    // Dry-run: every run waits for a person to approve its plan hash.
+    let config = world.config();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let file = elsewhere.path().join("my.yaml");
+    std::fs::write(&file, MY_PLAYBOOK).unwrap();
+    let playbook = riposte::playbook::load_file(&file).unwrap();
+
+    let first = riposte::app::App::new(config.clone())
+        .unwrap()
+        .service_with(ServiceOptions::default())
+        .await
+        .unwrap();
+    let alert = riposte::alert::Alert::manual(
+        "manual-1",
+        "manual run",
+        Some(ALEX.0.to_string()),
+        &[],
+        chrono::Utc::now(),
+    );
+    let requester = Caller {
+        name: "cli:responder".into(),
+    };
+    let run = first
+        .run_now(
+            playbook_spec(&playbook, Default::default()),
+            &alert,
+            &requester,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::AwaitingApproval, "{run:#?}");
+    assert!(world.enabled(ALEX.1));
+    drop(first);
+    std::fs::remove_file(&file).unwrap();
+    assert!(!Path::new(&file).exists());
+
+    // A new service (as after a restart), whose playbooks directory lacks the file.
+    let second = riposte::app::App::new(config)
+        .unwrap()
+        .service_with(ServiceOptions::default())
+        .await
+        .unwrap();
+    let approver = Caller {
+        name: "token:approver".into(),
+    };
+    let hash = run.plan_hash.clone().unwrap();
+    second.approve(&run.id, &hash, &approver).await.unwrap();
+    let done = second.drive(&run.id, None).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded, "{done:#?}");
+    assert!(!world.enabled(ALEX.1), "the approved plan did not run");
+    assert_eq!(done.plan_hash.as_deref(), Some(hash.as_str()));
+}
