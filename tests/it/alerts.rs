@@ -1,7 +1,7 @@
 //! Every alert fixture through the public parser: good ones are detected without `--source`
 //! and normalised to the one first-access scenario; bad ones fail naming the field path.
 
-mod common;
+use crate::common;
 
 use common::fixture;
 use riposte::alert::{

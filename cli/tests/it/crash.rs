@@ -3,8 +3,7 @@
 //! exactly as often as in an uninterrupted run. On SQLite, and on PostgreSQL when
 //! `RIPOSTE_TEST_POSTGRES_URL` is set.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};

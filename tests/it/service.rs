@@ -2,7 +2,7 @@
 //! bound to the plan hash, execution and the audit trail — on SQLite, and on PostgreSQL when
 //! `RIPOSTE_TEST_POSTGRES_URL` is set.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,8 +2,7 @@
 //! directory other than the checkout, and runs whose playbook file is gone by the time they
 //! are approved and executed (the run spec is stored with the run).
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

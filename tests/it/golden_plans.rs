@@ -1,7 +1,7 @@
 //! Golden plans: the bundled playbook planned for a sample alert of every source, without
 //! credentials (every lookup unknown). A change to what riposte would send shows up here.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! durable before the 202, runs, and is visible through `/v1/runs/{id}`; posting it again
 //! answers 200 with the same ids.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,8 +1,7 @@
 //! `riposte preflight` against the emulator: a permission the app lacks is named, with the
 //! actions that need it, before any incident does.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::process::Command;
 

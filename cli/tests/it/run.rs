@@ -8,8 +8,7 @@
 //! emulator logged and every non-GET request of the plan that targets the emulator (the webhook
 //! goes to its own server), exactly: method, path and query as sent, and JSON body.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

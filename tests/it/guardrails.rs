@@ -2,7 +2,7 @@
 //! for a denied step, approval-gated steps wait, the blast radius is capped, and protected
 //! resources are never modified (their disks are still snapshotted).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

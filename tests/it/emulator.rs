@@ -19,7 +19,7 @@ const WORKSPACE: &str = "5c9e2a71-3f4b-4d8e-a6c1-000000000201";
 const GRAPH: &str = "https://graph.microsoft.com/.default";
 const ARM: &str = "https://management.azure.com/.default";
 const LOG_ANALYTICS: &str = "https://api.loganalytics.io/.default";
-const FIXTURE: &str = include_str!("fixtures/tenant.yaml");
+const FIXTURE: &str = include_str!("../fixtures/tenant.yaml");
 
 fn vm() -> String {
     format!(
@@ -1727,8 +1727,8 @@ fn the_bundled_fixture_parses_and_unknown_keys_are_rejected() {
 mod contract {
     use super::*;
 
-    const GRAPH_SPEC: &str = include_str!("fixtures/contract/graph.json");
-    const ARM_SPEC: &str = include_str!("fixtures/contract/arm.json");
+    const GRAPH_SPEC: &str = include_str!("../fixtures/contract/graph.json");
+    const ARM_SPEC: &str = include_str!("../fixtures/contract/arm.json");
 
     /// Documented success statuses (reference/azure-api.md B1–B6, E6); the spec only says 2XX.
     fn graph_success(id: &str) -> u16 {

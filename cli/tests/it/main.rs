@@ -1,0 +1,12 @@
+//! The binary's integration tests (they run `riposte` itself), one test binary.
+
+#[path = "../../../tests/common/mod.rs"]
+mod common;
+
+mod cli_config;
+mod crash;
+mod docs;
+mod manual;
+mod policy;
+mod preflight;
+mod run;
