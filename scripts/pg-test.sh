@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command against a throwaway PostgreSQL 15 cluster.
 #
-#   scripts/pg-test.sh cargo test --test store
+#   scripts/pg-test.sh cargo test --test it store::
 #
 # Creates a cluster in a temporary directory, listening on 127.0.0.1 on a free port (trust
 # authentication, fsync off: it is thrown away), exports RIPOSTE_TEST_POSTGRES_URL for the
@@ -11,7 +11,7 @@
 set -euo pipefail
 
 if [[ $# -eq 0 ]]; then
-    echo "usage: $0 COMMAND [ARG…]   (e.g. $0 cargo test --test store)" >&2
+    echo "usage: $0 COMMAND [ARG…]   (e.g. $0 cargo test --test it store::)" >&2
     exit 2
 fi
 
@@ -73,6 +73,8 @@ fi
 "${as_server[@]}" "$PGBIN/createdb" -h 127.0.0.1 -p "$port" -U riposte riposte_test
 
 export RIPOSTE_TEST_POSTGRES_URL="postgres://riposte@127.0.0.1:$port/riposte_test"
+# Suites that need PostgreSQL fail, rather than pass without running, if it is not reached.
+export RIPOSTE_TEST_POSTGRES_REQUIRED=1
 echo "$0: PostgreSQL on 127.0.0.1:$port; RIPOSTE_TEST_POSTGRES_URL=$RIPOSTE_TEST_POSTGRES_URL" >&2
 
 # Not `exec`: the trap must run after the command to remove the cluster.

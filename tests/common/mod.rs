@@ -76,20 +76,43 @@ pub fn config_from_toml(dir: &std::path::Path, toml: &str) -> riposte::config::C
     riposte::config::Config::load(Some(&path)).unwrap()
 }
 
+/// Whether PostgreSQL must be there (`scripts/pg-test.sh` and CI say so): then a suite that
+/// cannot reach it fails instead of passing without having run.
+pub fn postgres_required() -> bool {
+    std::env::var("RIPOSTE_TEST_POSTGRES_REQUIRED").is_ok_and(|v| v == "1")
+}
+
+/// The test PostgreSQL's URL, or `None` (said on stderr) when none is configured and none is
+/// required.
+pub fn postgres_base(suite: &str) -> Option<String> {
+    match std::env::var("RIPOSTE_TEST_POSTGRES_URL") {
+        Ok(url) => Some(url),
+        Err(_) if postgres_required() => panic!(
+            "{suite}: PostgreSQL was required (RIPOSTE_TEST_POSTGRES_REQUIRED=1) but RIPOSTE_TEST_POSTGRES_URL is not set"
+        ),
+        Err(_) => {
+            eprintln!(
+                "{suite}: RIPOSTE_TEST_POSTGRES_URL is not set: the PostgreSQL half did NOT run (scripts/pg-test.sh runs it)"
+            );
+            None
+        }
+    }
+}
+
 /// A fresh schema in the test PostgreSQL (`RIPOSTE_TEST_POSTGRES_URL`), as a store URL; `None`
-/// when no PostgreSQL is configured.
+/// when no PostgreSQL is configured (and none is required).
 pub async fn postgres_url(prefix: &str) -> Option<String> {
-    let base = std::env::var("RIPOSTE_TEST_POSTGRES_URL").ok()?;
+    let base = postgres_base(prefix)?;
     let schema = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .connect(&base)
         .await
-        .ok()?;
+        .unwrap_or_else(|e| panic!("{prefix}: RIPOSTE_TEST_POSTGRES_URL is set but PostgreSQL is not reachable: {e}"));
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
         .execute(&pool)
         .await
-        .ok()?;
+        .unwrap();
     let sep = if base.contains('?') { '&' } else { '?' };
     Some(format!("{base}{sep}options[search_path]={schema}"))
 }

@@ -1,6 +1,6 @@
 //! One suite, every backend: SQLite (a fresh file in a temp dir) always, and PostgreSQL when
 //! `RIPOSTE_TEST_POSTGRES_URL` is set (each test in its own schema, dropped afterwards).
-//! `scripts/pg-test.sh cargo test --test store` starts a throwaway PostgreSQL for that.
+//! `scripts/pg-test.sh cargo test --test it store::` starts a throwaway PostgreSQL for that.
 //!
 //! Tampering tests use raw SQL on a second connection, as an attacker with database access
 //! would.
@@ -25,7 +25,6 @@ use sqlx::AssertSqlSafe;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
-const PG_ENV: &str = "RIPOSTE_TEST_POSTGRES_URL";
 
 /// A store under test plus a raw connection to the same database.
 #[derive(Clone)]
@@ -90,8 +89,7 @@ where
     F: FnOnce(Db) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Ok(base) = std::env::var(PG_ENV) else {
-        eprintln!("{PG_ENV} is not set: skipping the PostgreSQL run of this test");
+    let Some(base) = crate::common::postgres_base("store") else {
         return;
     };
     let admin = PgPoolOptions::new()
@@ -1028,7 +1026,7 @@ async fn sqlite_file_is_created_and_reopened() {
 }
 
 /// Ingestion throughput with group commit on SQLite (durable commits). Informational: prints
-/// the rate instead of asserting on wall-clock time. `cargo test --release --test store --
+/// the rate instead of asserting on wall-clock time. `cargo test --release --test it store:: --
 /// --ignored --nocapture throughput`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
