@@ -154,7 +154,12 @@ fn check_api_version(req: &Req) -> Result<String, Response<Body>> {
 /// What `GET /subscriptions/{sub}/providers/{namespace}` publishes for the namespaces the
 /// emulator serves: resource types and their API versions, newest first (Resource Providers -
 /// Get, Microsoft.Resources 2021-04-01).
-const PROVIDERS: &[(&str, &[(&str, &[&str])])] = &[
+/// A resource type and the API versions it publishes.
+type PublishedType = (&'static str, &'static [&'static str]);
+/// A provider namespace and its resource types.
+type Provider = (&'static str, &'static [PublishedType]);
+
+const PROVIDERS: &[Provider] = &[
     (
         "Microsoft.Compute",
         &[
@@ -285,12 +290,7 @@ const PROVIDERS: &[(&str, &[(&str, &[&str])])] = &[
     ),
 ];
 
-fn provider(
-    namespace: &str,
-) -> Option<(
-    &'static str,
-    &'static [(&'static str, &'static [&'static str])],
-)> {
+fn provider(namespace: &str) -> Option<Provider> {
     PROVIDERS
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(namespace))
