@@ -27,15 +27,6 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn distance() {
-        assert_eq!(super::edit_distance("kitten", "sitting"), 3);
-        assert_eq!(super::closest("nedds", ["needs", "uses"]), Some("needs"));
-    }
-}
-
 /// JSON with object keys sorted and no insignificant whitespace.
 pub fn canonical_json(v: &Value, out: &mut String) {
     match v {
@@ -64,5 +55,14 @@ pub fn canonical_json(v: &Value, out: &mut String) {
             out.push(']');
         }
         other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn distance() {
+        assert_eq!(super::edit_distance("kitten", "sitting"), 3);
+        assert_eq!(super::closest("nedds", ["needs", "uses"]), Some("needs"));
     }
 }
