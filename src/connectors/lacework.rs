@@ -154,3 +154,28 @@ impl LaceworkClient {
         Ok(self.send(&self.alert_details_request(id)?).await?.body)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::http::HttpOptions;
+
+    #[test]
+    fn alert_ids_must_be_integers() {
+        let settings: LaceworkSettings = serde_json::from_value(json!({
+            "endpoint": "https://acct.lacework.net", "key_id": "K", "secret": "s"}))
+        .unwrap();
+        let http = HttpClient::new(HttpOptions::default()).unwrap();
+        let c = LaceworkClient::new(&settings, http).unwrap();
+        for hostile in ["1/../../Users", "42?scope=Events", "", "⟨alert.id⟩"] {
+            assert!(
+                matches!(c.alert_details_request(hostile), Err(ApiError::Invalid(_))),
+                "{hostile}"
+            );
+        }
+        assert_eq!(
+            c.alert_details_request("4242").unwrap().url,
+            "https://acct.lacework.net/api/v2/Alerts/4242?scope=Details"
+        );
+    }
+}
