@@ -108,7 +108,11 @@ pub async fn postgres_url(prefix: &str) -> Option<String> {
         .max_connections(1)
         .connect(&base)
         .await
-        .unwrap_or_else(|e| panic!("{prefix}: RIPOSTE_TEST_POSTGRES_URL is set but PostgreSQL is not reachable: {e}"));
+        .unwrap_or_else(|e| {
+            panic!(
+                "{prefix}: RIPOSTE_TEST_POSTGRES_URL is set but PostgreSQL is not reachable: {e}"
+            )
+        });
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
         .execute(&pool)
         .await

@@ -257,6 +257,44 @@ fn configuration_and_wiring_sit_on_top() {
     }
 }
 
+/// Invariant: the flow points one way. `connectors` knows nothing of riposte's own parts,
+/// `alert` only the connectors it enriches with, `playbook` no planning, engine or store,
+/// `plan` no engine, store or server, and the store no engine or playbooks.
+#[test]
+fn the_flow_points_one_way() {
+    let graph = part_graph();
+    let may: &[(&str, &[&str])] = &[
+        ("connectors", &[]),
+        ("alert", &["connectors"]),
+        ("actions", &["alert", "connectors", "text"]),
+        ("playbook", &["actions", "alert", "text"]),
+        ("policy", &["actions", "alert"]),
+        ("store", &["mode", "text"]),
+        (
+            "plan",
+            &[
+                "actions",
+                "alert",
+                "connectors",
+                "mode",
+                "playbook",
+                "policy",
+                "text",
+            ],
+        ),
+        ("server", &["engine", "store"]),
+    ];
+    for (part, allowed) in may {
+        let extra: Vec<&String> = graph
+            .get(*part)
+            .into_iter()
+            .flatten()
+            .filter(|d| !allowed.contains(&d.as_str()))
+            .collect();
+        assert!(extra.is_empty(), "{part} depends on {extra:?}");
+    }
+}
+
 /// Invariant: no source file over 1,000 lines of production code.
 #[test]
 fn no_file_over_a_thousand_lines() {

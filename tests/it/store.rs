@@ -25,7 +25,6 @@ use sqlx::AssertSqlSafe;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
-
 /// A store under test plus a raw connection to the same database.
 #[derive(Clone)]
 struct Db {
