@@ -288,7 +288,11 @@ impl Service {
             )
             .await;
             for e in &step.evidence {
-                let bytes = serde_json::to_vec(&e.body).unwrap_or_default();
+                // The canonical JSON is what the report's digest covers, so the stored bytes
+                // hash to the digest the report, the run page and the audit trail show.
+                let mut text = String::new();
+                crate::text::canonical_json(&e.body, &mut text);
+                let bytes = text.into_bytes();
                 self.store
                     .store_evidence(&NewEvidence {
                         run_id: run.id.clone(),

@@ -790,7 +790,10 @@ async fn evidence_digests(db: Db) {
         })
         .await
         .unwrap();
-    assert_eq!(rec.sha256, hex::encode(Sha256::digest(&bytes)));
+    assert_eq!(
+        rec.sha256,
+        format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
+    );
     assert_eq!(rec.size, bytes.len() as u64);
     let empty = s
         .store_evidence(&NewEvidence {
@@ -804,7 +807,7 @@ async fn evidence_digests(db: Db) {
         .unwrap();
     assert_eq!(
         empty.sha256,
-        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     );
 
     let listed = s.evidence_for("run-1").await.unwrap();

@@ -225,3 +225,49 @@ async fn an_approved_run_executes_from_its_stored_spec_after_the_file_is_gone() 
     assert!(!world.enabled(ALEX.1), "the approved plan did not run");
     assert_eq!(done.plan_hash.as_deref(), Some(hash.as_str()));
 }
+
+/// One evidence digest everywhere: the report's `sha256:` is the digest of the bytes the store
+/// keeps, and the store shows it in the same form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_has_one_digest_in_the_report_and_the_store() {
+    let world = World::start();
+    let out = world
+        .riposte(&[
+            "act",
+            "evidence.activity_log",
+            "--param",
+            &format!("caller={}", ALEX.0),
+            "--param",
+            "timespan=P30D",
+            "--param",
+            "subscription=b1c2d3e4-0000-4a5b-8c6d-000000000001",
+            "--enforce",
+            "--format",
+            "json",
+        ])
+        .await;
+    let v = json_of(&out);
+    let id = v["run"]["id"].as_str().unwrap();
+    let shown = json_of(
+        &world
+            .riposte(&["runs", "show", id, "--format", "json"])
+            .await,
+    );
+    let in_report: Vec<&str> = shown["report"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["evidence"].as_array().cloned().unwrap_or_default())
+        .map(|e| e["sha256"].as_str().unwrap().to_string())
+        .map(|s| &*s.leak())
+        .collect();
+    let stored: Vec<&str> = shown["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["sha256"].as_str().unwrap())
+        .collect();
+    assert!(!stored.is_empty(), "{shown:#}");
+    assert_eq!(in_report, stored, "{shown:#}");
+    assert!(stored.iter().all(|d| d.starts_with("sha256:")));
+}
