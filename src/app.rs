@@ -37,14 +37,16 @@ impl App {
         )
         .context("cannot set up the Azure and Lacework clients")?;
         let endpoints = config.azure.endpoints()?;
-        let guard: Arc<dyn Guard> = policy::guard_for(&config.policies, &config.guardrails)
-            .with_context(|| {
-                format!(
-                    "cannot load the guardrail policies in {}",
-                    config.policies.display()
-                )
-            })?
-            .into();
+        let may_act = config.mode == crate::mode::Mode::Enforce;
+        let guard: Arc<dyn Guard> =
+            policy::guard_for(&config.policies, &config.guardrails, may_act)
+                .with_context(|| {
+                    format!(
+                        "cannot load the guardrail policies in {}",
+                        config.policies.display()
+                    )
+                })?
+                .into();
         let (playbooks, problems) = playbook::load_all(std::slice::from_ref(&config.playbooks));
         Ok(App {
             config,

@@ -344,14 +344,28 @@ pub fn load_guard(dir: &Path, guardrails: &Guardrails) -> Result<Box<dyn Guard>,
     Ok(Box::new(RegoGuard::load(dir, guardrails)?))
 }
 
-/// The guard configuration asks for: the Rego policies in the configured directory, or
-/// [`Unguarded`] (which says so in every decision) when there is no such directory.
-pub fn guard_for(dir: &Path, guardrails: &Guardrails) -> Result<Box<dyn Guard>, PolicyError> {
-    if dir.is_dir() {
-        load_guard(dir, guardrails)
-    } else {
-        Ok(Box::new(Unguarded))
+/// What `policies = "none"` says: run explicitly unguarded.
+pub const NO_POLICIES: &str = "none";
+
+/// The guard configuration asks for. `policies = "none"` is explicitly [`Unguarded`] (which
+/// says so in every decision). Otherwise the directory's Rego policies; a directory that is
+/// missing is unguarded only when `may_act` is false (planning, dry-run) — a riposte that may
+/// act refuses to start without its guardrails.
+pub fn guard_for(
+    dir: &Path,
+    guardrails: &Guardrails,
+    may_act: bool,
+) -> Result<Box<dyn Guard>, PolicyError> {
+    if dir == Path::new(NO_POLICIES) {
+        return Ok(Box::new(Unguarded));
     }
+    if dir.is_dir() {
+        return load_guard(dir, guardrails);
+    }
+    if may_act {
+        return Err(PolicyError::Missing(dir.to_path_buf()));
+    }
+    Ok(Box::new(Unguarded))
 }
 
 #[cfg(test)]

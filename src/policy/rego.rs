@@ -30,6 +30,10 @@ pub const EVALUATION_TIME_LIMIT: Duration = Duration::from_millis(250);
 /// Why the policies cannot be loaded, with the location to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
+    #[error(
+        "the policies directory {0} does not exist: in enforce mode riposte does not act without its guardrails (set `policies = \"none\"` to run explicitly unguarded)"
+    )]
+    Missing(PathBuf),
     #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,
@@ -450,6 +454,7 @@ impl From<PolicyError> for Problem {
                 message: e.to_string(),
             },
             PolicyError::NoPolicies(ref dir)
+            | PolicyError::Missing(ref dir)
             | PolicyError::NoDecisionRule(ref dir)
             | PolicyError::Invalid { ref dir, .. } => Problem {
                 file: dir.clone(),

@@ -45,8 +45,16 @@ impl World {
     }
 
     async fn riposte(&self, args: &[&str]) -> Output {
+        self.riposte_with(args, &[]).await
+    }
+
+    async fn riposte_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let dir = self.dir.path().to_path_buf();
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         tokio::task::spawn_blocking(move || {
             std::process::Command::new(env!("CARGO_BIN_EXE_riposte"))
                 .current_dir(&dir)
@@ -56,6 +64,7 @@ impl World {
                 .env_clear()
                 .env("PATH", std::env::var("PATH").unwrap_or_default())
                 .env("USER", "responder")
+                .envs(env)
                 .output()
                 .unwrap()
         })
@@ -270,4 +279,66 @@ async fn evidence_has_one_digest_in_the_report_and_the_store() {
     assert!(!stored.is_empty(), "{shown:#}");
     assert_eq!(in_report, stored, "{shown:#}");
     assert!(stored.iter().all(|d| d.starts_with("sha256:")));
+}
+
+/// Without its guardrails riposte does not act: a missing policies directory stops an
+/// enforced run (nothing is sent); `policies = "none"` runs explicitly unguarded and the plan
+/// says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforce_without_policies_is_an_error_unless_explicitly_unguarded() {
+    let world = World::start();
+    let disable = [
+        "act",
+        "entra.disable_user",
+        "--principal",
+        ALEX.0,
+        "--enforce",
+        "--format",
+        "json",
+    ];
+    let out = world
+        .riposte_with(&disable, &[("RIPOSTE_POLICIES", "/nonexistent/policies")])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not act without its guardrails"),
+        "{stderr}"
+    );
+    assert!(
+        world.enabled(ALEX.1),
+        "riposte acted without its guardrails"
+    );
+
+    // Planning (dry-run) still works, and says it is unguarded.
+    let plan = world
+        .riposte_with(
+            &[
+                "act",
+                "entra.disable_user",
+                "--principal",
+                ALEX.0,
+                "--format",
+                "json",
+            ],
+            &[("RIPOSTE_POLICIES", "/nonexistent/policies")],
+        )
+        .await;
+    let plan = json_of(&plan);
+    assert!(
+        plan.to_string().contains("no guardrail policy is loaded"),
+        "{plan:#}"
+    );
+
+    let out = world
+        .riposte_with(&disable, &[("RIPOSTE_POLICIES", "none")])
+        .await;
+    let v = json_of(&out);
+    assert_eq!(v["run"]["status"], "succeeded", "{v:#}");
+    assert!(
+        v["run"]["plan"]
+            .to_string()
+            .contains("no guardrail policy is loaded")
+    );
+    assert!(!world.enabled(ALEX.1));
 }
