@@ -114,7 +114,11 @@ async fn a_lacework_webhook_alert_is_enriched_and_contains_the_user(postgres: bo
         !view.evidence.is_empty(),
         "evidence is stored with its digest"
     );
-    assert!(view.evidence.iter().all(|e| e.sha256.len() == 64));
+    assert!(
+        view.evidence
+            .iter()
+            .all(|e| e.sha256.starts_with("sha256:") && e.sha256.len() == 71)
+    );
     // The same alert again: stored once, nothing new starts.
     let again = f
         .service

@@ -669,6 +669,7 @@ async fn the_binary_enriches_a_webhook_alert_and_contains_the_user() {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RIPOSTE_PLAYBOOKS", root.join("playbooks"))
+            .env("RIPOSTE_POLICIES", root.join("policies"))
             .env("RIPOSTE_STORE__URL", &store_url)
             .env("RIPOSTE_AZURE__TENANT_ID", TENANT)
             .env("RIPOSTE_AZURE__CLIENT_ID", CLIENT)
