@@ -18,6 +18,12 @@ impl ArmId {
             return None;
         }
         let segs: Vec<&str> = trimmed.trim_matches('/').split('/').collect();
+        // Strict at the edge: a segment that a URL parser, a proxy or ARM would read as
+        // something else (`..` climbs to another resource group, `%2e%2e` decodes to it, `?`
+        // and `#` end the path) makes the id not an id at all.
+        if trimmed.ends_with("//") || segs.iter().any(|s| !is_plain_segment(s)) {
+            return None;
+        }
         let mut arm = ArmId {
             subscription_id: None,
             resource_group: None,
@@ -117,6 +123,17 @@ impl ArmId {
     }
 }
 
+/// A path segment that means only itself: not empty, not `.` or `..`, and free of the
+/// characters that end, escape or re-root a URL path.
+fn is_plain_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && !s
+            .chars()
+            .any(|c| matches!(c, '?' | '#' | '%' | '\\') || c.is_control() || c.is_whitespace())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +164,26 @@ mod tests {
         assert!(ArmId::parse("not-an-id").is_none());
         assert!(ArmId::parse("/subscriptions/s/providers/Microsoft.Compute/disks").is_none());
         assert!(ArmId::parse("/foo/bar").is_none());
+    }
+
+    #[test]
+    fn ids_that_would_change_the_target_are_not_ids() {
+        let ok =
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1";
+        assert!(ArmId::parse(ok).is_some());
+        for bad in [
+            "/subscriptions/s/resourceGroups/rg/../other/providers/Microsoft.Compute/virtualMachines/vm1",
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/../../../rg2/providers/Microsoft.Compute/virtualMachines/vm9",
+            "/subscriptions/s/resourceGroups/./providers/Microsoft.Compute/virtualMachines/vm1",
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/%2e%2e",
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1?api-version=1",
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1#x",
+            "/subscriptions/s/resourceGroups/rg//providers/Microsoft.Compute/virtualMachines/vm1",
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm 1",
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1\\..",
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm\n1",
+        ] {
+            assert!(ArmId::parse(bad).is_none(), "{bad:?} parsed");
+        }
     }
 }

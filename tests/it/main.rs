@@ -15,4 +15,5 @@ mod plan_injection;
 mod server;
 mod service;
 mod store;
+mod trust;
 mod validate;

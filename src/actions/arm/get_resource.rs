@@ -150,11 +150,11 @@ mod tests {
     #[tokio::test]
     async fn other_types_ask_their_provider_or_take_the_parameter() {
         let kv = format!(
-            "/subscriptions/{SUB}/resourceGroups/rg sec/providers/Microsoft.KeyVault/vaults/kv#1"
+            "/subscriptions/{SUB}/resourceGroups/rg_sec/providers/Microsoft.KeyVault/vaults/kv-1"
         );
         let kv_url = |v: &str| {
             format!(
-                "{ARM}/subscriptions/{SUB}/resourceGroups/rg%20sec/providers/Microsoft.KeyVault/vaults/kv%231?api-version={v}"
+                "{ARM}/subscriptions/{SUB}/resourceGroups/rg_sec/providers/Microsoft.KeyVault/vaults/kv-1?api-version={v}"
             )
         };
         // Offline the version cannot be read, so it is unknown rather than guessed.
@@ -180,7 +180,7 @@ mod tests {
                     json!({"namespace": "Microsoft.KeyVault", "resourceTypes": [{"resourceType": "vaults",
                         "apiVersions": ["2025-05-01-preview", "2024-11-01", "2023-07-01"]}]}),
                 )
-                .found(kv_url("2024-11-01"), json!({"id": kv, "name": "kv#1", "type": "Microsoft.KeyVault/vaults", "location": "westeurope"})),
+                .found(kv_url("2024-11-01"), json!({"id": kv, "name": "kv-1", "type": "Microsoft.KeyVault/vaults", "location": "westeurope"})),
         );
         let plan = online
             .plan(&GetResource, json!({ "resource": kv }))
