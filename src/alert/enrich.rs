@@ -33,5 +33,8 @@ pub async fn enrich(
             id: alert.id.clone(),
             source,
         })?;
-    Ok(enrich_lacework(&alert, details, settings)?)
+    Ok(super::within_limits(
+        enrich_lacework(&alert, details, settings)?,
+        settings,
+    )?)
 }

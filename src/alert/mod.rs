@@ -186,9 +186,13 @@ pub struct Alert {
 }
 
 /// Alert parsing settings from configuration (`[alerts]`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AlertSettings {
+    /// The most resources one alert may name (default 20): each one costs ARM reads and
+    /// snapshots, so an alert naming thousands is refused rather than obeyed.
+    #[serde(default = "default_max_resources")]
+    pub max_resources: usize,
     /// Title (case-insensitive substring) → kind, checked before the built-in table.
     #[serde(default)]
     pub kinds: BTreeMap<String, String>,
@@ -198,6 +202,32 @@ pub struct AlertSettings {
     /// The generic JSON source: JSON pointers for each normalised field.
     #[serde(default)]
     pub generic: FieldMap,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            max_resources: default_max_resources(),
+            kinds: BTreeMap::new(),
+            lacework: FieldMap::default(),
+            generic: FieldMap::default(),
+        }
+    }
+}
+
+fn default_max_resources() -> usize {
+    20
+}
+
+/// Refuses an alert that names more resources than `[alerts] max_resources`.
+pub fn within_limits(alert: Alert, settings: &AlertSettings) -> Result<Alert, AlertError> {
+    if alert.resources.len() > settings.max_resources {
+        return Err(AlertError::TooManyResources {
+            found: alert.resources.len(),
+            max: settings.max_resources,
+        });
+    }
+    Ok(alert)
 }
 
 /// JSON pointers (RFC 6901) naming where each normalised field is found in a payload.
@@ -239,6 +269,10 @@ pub enum AlertError {
         "unknown source `{0}`; expected one of lacework, sentinel, defender, azure-monitor, generic"
     )]
     UnknownSource(String),
+    #[error(
+        "resources: the alert names {found} resources, more than [alerts] max_resources = {max}"
+    )]
+    TooManyResources { found: usize, max: usize },
 }
 
 impl AlertError {
@@ -310,7 +344,7 @@ pub fn parse_alert_value(
             }
         }
     };
-    adapter.parse(raw, settings)
+    within_limits(adapter.parse(raw, settings)?, settings)
 }
 
 /// Maps a title to riposte's kind: configuration first, then the built-in table, else `other`.

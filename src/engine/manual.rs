@@ -50,12 +50,16 @@ impl Service {
             .iter()
             .find(|p| p.name == name)
             .ok_or_else(|| ServiceError::NotFound(format!("no playbook `{name}`")))?;
-        let alert = manual_alert(
-            format!("manual run of {name}"),
-            invocation.principal.clone(),
-            &invocation.resources,
-            caller,
-        );
+        let alert = crate::alert::within_limits(
+            manual_alert(
+                format!("manual run of {name}"),
+                invocation.principal.clone(),
+                &invocation.resources,
+                caller,
+            ),
+            &self.alerts,
+        )
+        .map_err(|e| ServiceError::BadRequest(e.to_string()))?;
         let spec = playbook_spec(playbook, invocation.inputs);
         self.start_manual(spec, alert, caller).await
     }

@@ -122,3 +122,54 @@ async fn a_resource_id_that_climbs_to_another_group_is_no_target() {
     );
     world.emulator.shutdown().await;
 }
+
+/// An alert naming thousands of resources would cost tens of thousands of ARM reads: more
+/// than `[alerts] max_resources` is refused at the door (400), and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_naming_too_many_resources_is_refused_and_not_stored() {
+    let world = world().await;
+    let resources: Vec<String> = (0..21)
+        .map(|i| {
+            format!(
+                "/subscriptions/b1c2d3e4-0000-4a5b-8c6d-000000000001/resourceGroups/rg-prod/providers/Microsoft.Compute/virtualMachines/vm-{i}"
+            )
+        })
+        .collect();
+    let body = serde_json::json!({
+        "schemaId": "azureMonitorCommonAlertSchema",
+        "data": {
+            "essentials": {
+                "alertId": "/subscriptions/b1c2d3e4-0000-4a5b-8c6d-000000000001/providers/Microsoft.AlertsManagement/alerts/storm",
+                "alertRule": "First access",
+                "severity": "Sev1",
+                "firedDateTime": "2026-11-20T04:00:00Z",
+                "alertTargetIDs": resources,
+            },
+            "alertContext": {}
+        }
+    });
+    let caller = Caller {
+        name: "token:monitor".into(),
+    };
+    let err = world
+        .service
+        .ingest(
+            "azure-monitor",
+            &serde_json::to_vec(&body).unwrap(),
+            &caller,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.http_status(), 400, "{err}");
+    assert!(err.to_string().contains("max_resources"), "{err}");
+    assert!(
+        world
+            .service
+            .store()
+            .pending_alerts(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    world.emulator.shutdown().await;
+}

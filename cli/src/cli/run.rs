@@ -39,13 +39,16 @@ pub async fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
             let Some(name) = &args.playbook else {
                 bail!("give --alert FILE, or --playbook NAME for a manual run");
             };
-            Alert::manual(
-                format!("manual-{run_id}"),
-                format!("manual run of {name}"),
-                args.principal.clone(),
-                &args.resources,
-                now,
-            )
+            riposte::alert::within_limits(
+                Alert::manual(
+                    format!("manual-{run_id}"),
+                    format!("manual run of {name}"),
+                    args.principal.clone(),
+                    &args.resources,
+                    now,
+                ),
+                &app.config.alerts,
+            )?
         }
     };
     let playbooks = app.select_playbooks(args.playbook.as_deref(), &alert)?;
