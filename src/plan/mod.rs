@@ -4,6 +4,7 @@
 //! The planner holds a [`Lookup`] (GET only) and nothing that could send another method: it
 //! cannot mutate, by construction.
 
+mod facts;
 mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -277,27 +278,52 @@ impl Planner<'_> {
                         }
                     }
                 }
-                let target = crate::policy::Target::from_step(
-                    ancestors
-                        .iter()
-                        .filter_map(|d| planned.get(*d))
-                        .map(|d| &d.outputs),
+                let needed: Vec<&Value> = ancestors
+                    .iter()
+                    .filter_map(|d| planned.get(*d))
+                    .map(|d| &d.outputs)
+                    .collect();
+                let mut target = crate::policy::Target::from_step(
+                    needed.iter().copied(),
                     &ps.with,
                     &ps.pre_state,
                     &alert_json,
                 );
-                let decision = self.guard.decide(&PolicyInput {
-                    action: crate::policy::ActionRef {
-                        name: &step.uses,
-                        effect: info.effect,
-                    },
-                    params: &ps.with,
-                    target,
-                    alert: &alert_json,
-                    playbook: &playbook_json,
-                    mode: mode.as_str(),
-                    counters,
-                });
+                // No step before this one read the user it acts on: read them now, so the
+                // guardrails decide on the real target (a single action has no lookup step).
+                let mut unreadable = None;
+                if target.user.is_none() {
+                    match self
+                        .user_facts(&ps.with, alert, run_id, &step.id, now)
+                        .await
+                    {
+                        facts::UserFacts::Read(users) if !users.is_empty() => {
+                            target = crate::policy::Target::from_step(
+                                needed.iter().copied().chain(users.iter()),
+                                &ps.with,
+                                &ps.pre_state,
+                                &alert_json,
+                            );
+                        }
+                        facts::UserFacts::Unreadable(why) => unreadable = Some(why),
+                        facts::UserFacts::Read(_) | facts::UserFacts::Offline => {}
+                    }
+                }
+                let decision = match unreadable {
+                    Some(why) => Decision::deny(why),
+                    None => self.guard.decide(&PolicyInput {
+                        action: crate::policy::ActionRef {
+                            name: &step.uses,
+                            effect: info.effect,
+                        },
+                        params: &ps.with,
+                        target,
+                        alert: &alert_json,
+                        playbook: &playbook_json,
+                        mode: mode.as_str(),
+                        counters,
+                    }),
+                };
                 ps.status = match decision.decision {
                     Verdict::Deny => StepStatus::Denied,
                     _ if was_satisfied => StepStatus::AlreadySatisfied,

@@ -342,3 +342,53 @@ async fn enforce_without_policies_is_an_error_unless_explicitly_unguarded() {
     );
     assert!(!world.enabled(ALEX.1));
 }
+
+/// A single action has no lookup step, yet it is guarded on the real target: riposte reads
+/// the user itself. The break-glass account is never touched, a Global Administrator needs a
+/// person's approval — nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_action_is_guarded_on_the_facts_of_its_real_target() {
+    let world = World::start();
+    let act = |who: &'static str| {
+        [
+            "act",
+            "entra.disable_user",
+            "--principal",
+            who,
+            "--enforce",
+            "--format",
+            "json",
+        ]
+    };
+    let mutations = |w: &World| {
+        w.emulator
+            .state()
+            .requests()
+            .into_iter()
+            .filter(|r| r.method != "GET" && r.api != "entra")
+            .count()
+    };
+
+    let out = world
+        .riposte(&act("breakglass01@contoso.onmicrosoft.com"))
+        .await;
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(v["run"]["status"], "denied", "{v:#}");
+    assert_eq!(out.status.code(), Some(1));
+
+    let out = world.riposte(&act("grady.archie@contoso.com")).await;
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(v["run"]["status"], "awaiting_approval", "{v:#}");
+    assert!(
+        v["run"]["plan"]
+            .to_string()
+            .contains("Global Administrator"),
+        "{v:#}"
+    );
+
+    // A user that does not exist: nothing to act on, so nothing is planned or sent.
+    let out = world.riposte(&act("nobody@contoso.com")).await;
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(v["run"]["plan"]["steps"][0]["status"], "skipped", "{v:#}");
+    assert_eq!(mutations(&world), 0, "something was sent");
+}

@@ -60,7 +60,14 @@ impl Action for GetUser {
         let roles_get = directory_roles_request(&user_url(&base, &id), ROLE_SELECT);
         let roles = match ctx.lookup.read(&roles_get).await? {
             LookupOutcome::Found(v) => v["value"].clone(),
-            LookupOutcome::NotFound | LookupOutcome::Unavailable => Value::Array(vec![]),
+            // Roles decide what the guardrails allow: roles that cannot be read are not "no
+            // roles", they are a target riposte cannot see.
+            LookupOutcome::NotFound | LookupOutcome::Unavailable => {
+                return Err(ActionError::Refused(format!(
+                    "cannot read the directory roles of `{}`; the guardrails need them",
+                    p.user
+                )));
+            }
         };
         let outputs = json!({
             "id": id,
@@ -122,5 +129,23 @@ mod tests {
                 "{req:?}"
             );
         }
+    }
+
+    /// Roles that cannot be read are not "no roles": a Global Administrator whose roles the
+    /// lookup could not see must not look like an ordinary user to the guardrails.
+    #[tokio::test]
+    async fn unreadable_roles_make_the_user_unreadable() {
+        let lookup = FakeLookup::strict()
+            .user(user_json(ALEX_ID, ALEX_UPN))
+            .not_found(roles_url());
+        let env = TestEnv::new(lookup);
+        let err = env
+            .plan(&GetUser, json!({ "user": ALEX_UPN }))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("cannot read the directory roles"),
+            "{err}"
+        );
     }
 }
