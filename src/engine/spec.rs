@@ -30,6 +30,16 @@ pub fn playbook_spec(playbook: &Playbook, inputs: BTreeMap<String, String>) -> R
 /// The spec of a run of one action with literal parameters; refuses an unknown action or
 /// parameters the action does not take.
 pub fn action_spec(action: &str, params: Map<String, Value>) -> Result<RunSpec, ServiceError> {
+    // Outbound targets come from configuration or a playbook's own text, never from a
+    // caller's parameters (DESIGN.md §3, trust boundaries).
+    if let Some(found) = actions::find(action)
+        && found.info().effect == actions::Effect::Notify
+        && params.contains_key("url")
+    {
+        return Err(ServiceError::BadRequest(format!(
+            "`{action}` takes its target from [actions] in configuration or from a playbook, not from a `url` parameter"
+        )));
+    }
     let spec = RunSpec {
         target: RunTarget::Action {
             action: action.to_string(),
@@ -163,5 +173,17 @@ mod tests {
             action_spec("entra.nope", Map::new()),
             Err(ServiceError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_caller_cannot_choose_where_a_notification_goes() {
+        let params = json!({"url": "https://attacker.example/hook", "message": "hi"})
+            .as_object()
+            .unwrap()
+            .clone();
+        let err = action_spec("notify.webhook", params).unwrap_err();
+        assert!(matches!(err, ServiceError::BadRequest(_)), "{err}");
+        let params = json!({"message": "hi"}).as_object().unwrap().clone();
+        assert!(action_spec("notify.webhook", params).is_ok());
     }
 }

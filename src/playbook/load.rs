@@ -718,6 +718,19 @@ impl<'t> Loader<'t> {
                 );
                 continue;
             };
+            // Where a notification goes is the playbook author's choice, never a value an
+            // alert or an API response fills in.
+            if action.info().effect == actions::Effect::Notify
+                && key == "url"
+                && !matches!(param, Param::Literal(_))
+            {
+                self.error(
+                    value_node.pos,
+                    format!(
+                        "parameter `url` of `{name}` must be written out (or left to [actions] notify_webhook_url): a templated target would let alert data choose where riposte posts"
+                    ),
+                );
+            }
             if let Param::Literal(v) = param
                 && let Some(problem) = schema_mismatch(schema, prop, v)
             {

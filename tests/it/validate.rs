@@ -156,3 +156,14 @@ fn yaml_syntax_errors_are_located() {
     assert_eq!(p.len(), 1, "{p:#?}");
     assert!(p[0].contains("invalid YAML"), "{p:#?}");
 }
+
+#[test]
+fn a_notification_target_is_never_a_template() {
+    let text = "name: notify\nsteps:\n  - id: tell\n    uses: notify.webhook\n    with:\n      url: ${{ alert.raw.hook }}\n      message: hi\n";
+    assert_has(
+        &problems(text),
+        "6:12: parameter `url` of `notify.webhook` must be written out",
+    );
+    let literal = "name: notify\nsteps:\n  - id: tell\n    uses: notify.webhook\n    with:\n      url: https://hooks.example.com/x\n      message: hi\n";
+    assert!(problems(literal).is_empty(), "{:?}", problems(literal));
+}
