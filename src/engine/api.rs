@@ -24,7 +24,7 @@ impl ServiceApi for Service {
         &self,
         source: &str,
         body: &[u8],
-        _caller: &Caller,
+        caller: &Caller,
     ) -> Result<Ingested, ServiceError> {
         let alert = match alert::parse_alert(body, Some(source), &self.alerts) {
             Ok(a) => a,
@@ -41,6 +41,7 @@ impl ServiceApi for Service {
             body: serde_json::to_value(&alert)
                 .map_err(|e| ServiceError::Internal(e.to_string()))?,
             received_at: Utc::now(),
+            ingested_by: Some(caller.name.clone()),
         };
         let outcome = self.batcher.insert(record).await.map_err(unavailable)?;
         let ingested = match outcome {
@@ -104,6 +105,12 @@ impl ServiceApi for Service {
 
     async fn rollback(&self, id: &str, caller: &Caller) -> Result<RollbackReport, ServiceError> {
         let run = self.get_run(id).await?;
+        if run.requested_by.as_deref() == Some(caller.name.as_str()) {
+            return Err(ServiceError::Forbidden(format!(
+                "{} requested or ingested run {id}; another identity must roll it back",
+                caller.name
+            )));
+        }
         let report = self.report(id).await?.ok_or_else(|| {
             ServiceError::Conflict(format!(
                 "run {id} has not executed; there is nothing to roll back"

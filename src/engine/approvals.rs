@@ -22,9 +22,12 @@ impl Service {
                 run.status
             )));
         }
+        // The identity that asked for a run — a responder, or the token that delivered its
+        // alert — is not the one who approves it.
         if run.requested_by.as_deref() == Some(caller.name.as_str()) {
             return Err(ServiceError::Forbidden(
-                "an approver cannot approve a run they requested".into(),
+                "an approver cannot approve a run they requested or whose alert they ingested"
+                    .into(),
             ));
         }
         if run.plan_hash.as_deref() != Some(plan_hash) {

@@ -121,6 +121,7 @@ impl Service {
                 principal_key: principal_key(alert),
                 body,
                 received_at: Utc::now(),
+                ingested_by: Some(caller.name.clone()),
             })
             .await
             .map_err(unavailable)?;

@@ -98,7 +98,14 @@ impl Service {
                         principal_key: principal.clone(),
                         tenant: self.tenant.clone(),
                         mode: self.mode,
-                        requested_by: Some(format!("alert:{}", alert.source)),
+                        // The identity that delivered the alert asked for this run: it may
+                        // not approve or roll it back.
+                        requested_by: Some(
+                            record
+                                .ingested_by
+                                .clone()
+                                .unwrap_or_else(|| format!("alert:{}", alert.source)),
+                        ),
                         alert_id: Some(record.id.clone()),
                         // The playbook as it is now: a later edit of the file changes later
                         // runs, never this one.

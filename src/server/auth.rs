@@ -43,18 +43,32 @@ impl Tokens {
         found
     }
 
-    /// The caller a token stands for, if its role is at least `needed`.
+    /// The caller a token stands for (`token:<name>`), if its role may do what `needed`
+    /// names. An `ingest` token may post alerts and nothing else.
     pub(crate) fn authorize(&self, token: Option<&str>, needed: Role) -> Result<Caller, ApiError> {
+        self.authorize_as(token, needed).map(|(caller, _)| caller)
+    }
+
+    fn authorize_as(&self, token: Option<&str>, needed: Role) -> Result<(Caller, Role), ApiError> {
         let token = token.ok_or(ApiError::Unauthenticated(
             "this route needs a bearer token (Authorization: Bearer <token>)",
         ))?;
         let (name, held) = self
             .find(token)
             .ok_or(ApiError::Unauthenticated("the bearer token is not known"))?;
-        if held < needed {
+        let allowed = match needed {
+            Role::Ingest => held == Role::Ingest || held >= Role::Responder,
+            _ => held >= needed,
+        };
+        if !allowed {
             return Err(ApiError::Forbidden { needed, held });
         }
-        Ok(Caller { name: name.into() })
+        Ok((
+            Caller {
+                name: format!("token:{name}"),
+            },
+            held,
+        ))
     }
 }
 
@@ -116,9 +130,10 @@ impl<R: Requirement> FromRequestParts<AppState> for Authenticated<R> {
     }
 }
 
-/// A responder (or higher) sending alerts: the token comes from `Authorization: Bearer` or,
-/// for webhook channels that can only be given a URL, from the `token` query parameter.
-/// Only ingestion accepts the query form; nothing logs the query string (see `telemetry`).
+/// An `ingest` token (or a responder or higher) sending alerts: the token comes from
+/// `Authorization: Bearer` or, for webhook channels that can only be given a URL, from the
+/// `token` query parameter — and then only an `ingest` token, since a URL leaks more easily
+/// than a header. Only ingestion accepts the query form; nothing logs the query string.
 pub(crate) struct Sender {
     pub caller: Caller,
 }
@@ -135,10 +150,19 @@ impl FromRequestParts<AppState> for Sender {
             })
         };
         let caller = match bearer(&parts.headers)? {
-            Some(token) => state.tokens.authorize(Some(token), Role::Responder)?,
-            None => state
-                .tokens
-                .authorize(from_query().as_deref(), Role::Responder)?,
+            Some(token) => state.tokens.authorize(Some(token), Role::Ingest)?,
+            None => {
+                let (caller, held) = state
+                    .tokens
+                    .authorize_as(from_query().as_deref(), Role::Ingest)?;
+                if held != Role::Ingest {
+                    return Err(ApiError::Forbidden {
+                        needed: Role::Ingest,
+                        held,
+                    });
+                }
+                caller
+            }
         };
         Ok(Sender { caller })
     }

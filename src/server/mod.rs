@@ -7,7 +7,7 @@
 //!
 //! | route | least role |
 //! |---|---|
-//! | `POST /v1/alerts/{source}` | responder (token also as `?token=`) |
+//! | `POST /v1/alerts/{source}` | ingest or responder (`?token=` only for ingest tokens) |
 //! | `GET /v1/runs`, `GET /v1/runs/{id}` | viewer |
 //! | `POST /v1/runs/{id}/approve`, `/reject`, `/rollback` | approver |
 //! | `POST /v1/playbooks/{name}/invoke`, `POST /v1/actions/{name}` | responder |

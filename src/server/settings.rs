@@ -88,10 +88,12 @@ pub struct TokenEntry {
     pub sha256: String,
 }
 
-/// API roles, each including the ones before it.
+/// API roles. `ingest` may only post alerts; from `viewer` on, each includes the ones
+/// before it (and a responder or higher may post alerts too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    Ingest,
     Viewer,
     Responder,
     Approver,
@@ -99,11 +101,18 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Viewer, Role::Responder, Role::Approver, Role::Admin];
+    pub const ALL: [Role; 5] = [
+        Role::Ingest,
+        Role::Viewer,
+        Role::Responder,
+        Role::Approver,
+        Role::Admin,
+    ];
 
     /// The configuration spelling.
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Ingest => "ingest",
             Role::Viewer => "viewer",
             Role::Responder => "responder",
             Role::Approver => "approver",
@@ -125,7 +134,9 @@ impl std::str::FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("`{s}` is not a role: viewer, responder, approver or admin"))
+            .ok_or_else(|| {
+                format!("`{s}` is not a role: ingest, viewer, responder, approver or admin")
+            })
     }
 }
 

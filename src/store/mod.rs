@@ -119,6 +119,9 @@ pub struct NewAlert {
     pub principal_key: Option<String>,
     pub body: Value,
     pub received_at: DateTime<Utc>,
+    /// Who delivered it (`token:<name>`, `cli:<user>`); runs it starts record this identity,
+    /// which may then neither approve nor roll them back.
+    pub ingested_by: Option<String>,
 }
 
 /// What storing an alert did.
@@ -156,6 +159,7 @@ pub struct AlertRecord {
     pub received_at: DateTime<Utc>,
     /// When matching finished; `None` means a crash may have interrupted it.
     pub processed_at: Option<DateTime<Utc>>,
+    pub ingested_by: Option<String>,
 }
 
 /// Where a run stands (DESIGN.md §3, HTTP API).

@@ -34,7 +34,7 @@ macro_rules! store_impl {
         type Tx = sqlx::Transaction<'static, $db>;
 
         const ALERT_COLUMNS: &str =
-            "id, source, source_id, principal_key, body, received_at, processed_at";
+            "id, source, source_id, principal_key, body, received_at, processed_at, ingested_by";
         const RUN_COLUMNS: &str = "id, status, playbook, principal_key, tenant, mode, \
              requested_by, plan, plan_hash, created_at, updated_at, lease_owner, lease_until, \
              spec, report";
@@ -55,6 +55,7 @@ macro_rules! store_impl {
                 body: row.try_get::<Json<serde_json::Value>, _>("body")?.0,
                 received_at: row.try_get("received_at")?,
                 processed_at: row.try_get("processed_at")?,
+                ingested_by: row.try_get("ingested_by")?,
             })
         }
 
@@ -135,8 +136,8 @@ macro_rules! store_impl {
         /// stored ids instead.
         async fn insert_alert_in(tx: &mut Tx, a: &NewAlert) -> Result<InsertOutcome, StoreError> {
             let inserted: Option<String> = sqlx::query_scalar(
-                "INSERT INTO alerts (id, source, source_id, principal_key, body, received_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
+                "INSERT INTO alerts (id, source, source_id, principal_key, body, received_at, \
+                 ingested_by) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (source, source_id) DO NOTHING RETURNING id",
             )
             .bind(new_id())
@@ -145,6 +146,7 @@ macro_rules! store_impl {
             .bind(&a.principal_key)
             .bind(Json(&a.body))
             .bind(ts(truncate(a.received_at)))
+            .bind(&a.ingested_by)
             .fetch_optional(&mut **tx)
             .await?;
             if let Some(alert_id) = inserted {

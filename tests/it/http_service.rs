@@ -23,11 +23,19 @@ async fn an_alert_posted_over_http_is_contained() {
         &common::emulator_toml(&emulator.base_url(), &url, "enforce"),
     );
     let token = "test-token-for-the-lacework-webhook";
-    config.server.tokens = vec![TokenEntry {
-        name: "lacework-webhook".into(),
-        role: Role::Admin,
-        sha256: riposte::server::token_digest(token),
-    }];
+    let viewer = "test-token-for-the-soc-viewer";
+    config.server.tokens = vec![
+        TokenEntry {
+            name: "lacework-webhook".into(),
+            role: Role::Ingest,
+            sha256: riposte::server::token_digest(token),
+        },
+        TokenEntry {
+            name: "soc".into(),
+            role: Role::Viewer,
+            sha256: riposte::server::token_digest(viewer),
+        },
+    ];
     let service = riposte::app::App::new(config.clone())
         .unwrap()
         .service_with(ServiceOptions::default())
@@ -61,7 +69,7 @@ async fn an_alert_posted_over_http_is_contained() {
     for _ in 0..100 {
         let runs: serde_json::Value = client
             .get(format!("http://{addr}/v1/runs"))
-            .bearer_auth(token)
+            .bearer_auth(viewer)
             .send()
             .await
             .unwrap()
@@ -79,12 +87,14 @@ async fn an_alert_posted_over_http_is_contained() {
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["alerts"][0]["source"], "lacework");
     assert_eq!(run["alerts"][0]["id"], "51234");
+    // The run records the identity that delivered its alert.
+    assert_eq!(run["requested_by"], "token:lacework-webhook");
     let view: serde_json::Value = client
         .get(format!(
             "http://{addr}/v1/runs/{}",
             run["id"].as_str().unwrap()
         ))
-        .bearer_auth(token)
+        .bearer_auth(viewer)
         .send()
         .await
         .unwrap()

@@ -359,7 +359,9 @@ async fn each_role_reaches_exactly_its_routes() {
         (Method::GET, "/metrics", None),
     ];
     // Expected status per role, in the order of `routes`.
-    let expected: [(Role, [u16; 9]); 4] = [
+    let expected: [(Role, [u16; 9]); 5] = [
+        // An ingest token posts alerts and nothing else.
+        (Role::Ingest, [202, 403, 403, 403, 403, 403, 403, 403, 403]),
         (Role::Viewer, [403, 200, 200, 403, 403, 403, 403, 403, 200]),
         (
             Role::Responder,
@@ -380,16 +382,17 @@ async fn each_role_reaches_exactly_its_routes() {
     // The token's name is the caller the service sees.
     let calls = api.fake.calls();
     assert!(
-        calls.contains(&"approve run-1 sha256:abc by approver".to_string()),
+        calls.contains(&"approve run-1 sha256:abc by token:approver".to_string()),
         "{calls:?}"
     );
     assert!(
-        calls.contains(&"rollback run-1 by admin".to_string()),
+        calls.contains(&"rollback run-1 by token:admin".to_string()),
         "{calls:?}"
     );
     assert!(
         calls.contains(
-            &"act entra.revoke_sessions {\"user\":\"alice@contoso.com\"} by responder".to_string()
+            &"act entra.revoke_sessions {\"user\":\"alice@contoso.com\"} by token:responder"
+                .to_string()
         ),
         "{calls:?}"
     );
@@ -452,11 +455,11 @@ async fn missing_or_unknown_tokens_get_401_and_low_roles_403() {
 #[tokio::test]
 async fn the_query_token_is_accepted_on_ingestion_only() {
     let api = start(settings()).await;
-    let responder = token(Role::Responder);
+    let ingest = token(Role::Ingest);
     let (status, _, body) = api
         .call(
             Method::POST,
-            &format!("/v1/alerts/lacework?token={responder}"),
+            &format!("/v1/alerts/lacework?token={ingest}"),
             None,
             Some(json!({"id": 1})),
         )
@@ -464,8 +467,21 @@ async fn the_query_token_is_accepted_on_ingestion_only() {
     assert_eq!(status, 202, "{body}");
     assert_eq!(
         api.fake.calls(),
-        vec![r#"ingest lacework {"id":1} by responder"#.to_string()]
+        vec![r#"ingest lacework {"id":1} by token:ingest"#.to_string()]
     );
+    // A URL leaks more easily than a header: in the query only an ingest token is taken,
+    // never a responder's (who could invoke actions with it).
+    let responder = token(Role::Responder);
+    let (status, _, _) = api
+        .call(
+            Method::POST,
+            &format!("/v1/alerts/lacework?token={responder}"),
+            None,
+            Some(json!({"id": 2})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(api.fake.calls().len(), 1);
     // A viewer's token in the query is known but too weak.
     let viewer = token(Role::Viewer);
     let (status, _, _) = api
@@ -540,7 +556,7 @@ fn capture_logs() -> &'static Captured {
 #[tokio::test]
 async fn tokens_never_reach_the_logs() {
     let api = start(settings()).await;
-    let responder = token(Role::Responder);
+    let responder = token(Role::Ingest);
     let (status, _, _) = api
         .call(
             Method::POST,
@@ -638,7 +654,7 @@ async fn a_new_alert_is_202_a_stored_one_200_and_a_bad_one_400() {
     assert!(
         api.fake
             .calls()
-            .contains(&"ingest generic { \"raw\" : 1 } by responder".to_string())
+            .contains(&"ingest generic { \"raw\" : 1 } by token:responder".to_string())
     );
 }
 
@@ -961,9 +977,9 @@ async fn runs_pass_their_filters_and_shapes_through() {
         vec![
             "runs 5 Some(AwaitingApproval)".to_string(),
             "run run-7".to_string(),
-            r#"invoke first-access-containment Some("alice@contoso.com") {"reason": "ticket 42"} by responder"#
+            r#"invoke first-access-containment Some("alice@contoso.com") {"reason": "ticket 42"} by token:responder"#
                 .to_string(),
-            "invoke other None {} by responder".to_string(),
+            "invoke other None {} by token:responder".to_string(),
         ]
     );
     api.call(Method::GET, "/v1/runs", Some(&viewer), None).await;

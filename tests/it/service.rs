@@ -217,10 +217,7 @@ async fn approval_is_bound_to_the_plan_hash_and_to_another_person(postgres: bool
     let hash = run.plan_hash.clone().unwrap();
 
     // The requester may not approve their own run.
-    let own = f
-        .service
-        .approve(&run.id, &hash, &caller("alert:lacework"))
-        .await;
+    let own = f.service.approve(&run.id, &hash, &caller("lacework")).await;
     assert!(matches!(own, Err(ServiceError::Forbidden(_))), "{own:?}");
     // A hash that is not the run's plan is refused.
     let wrong = f

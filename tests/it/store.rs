@@ -178,6 +178,7 @@ fn alert(source_id: &str, principal: &str) -> NewAlert {
         principal_key: Some(principal.into()),
         body: json!({"id": source_id, "title": "First access", "nested": {"b": 1, "a": [1, 2]}}),
         received_at: Utc::now(),
+        ingested_by: Some("token:lacework".into()),
     }
 }
 

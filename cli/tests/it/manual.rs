@@ -392,3 +392,44 @@ async fn a_single_action_is_guarded_on_the_facts_of_its_real_target() {
     assert_eq!(v["run"]["plan"]["steps"][0]["status"], "skipped", "{v:#}");
     assert_eq!(mutations(&world), 0, "something was sent");
 }
+
+/// Nobody rolls back a run their own identity requested: the responder who acted cannot
+/// quietly undo it; another identity can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_requester_cannot_roll_back_their_own_run() {
+    let world = World::start();
+    let v = json_of(
+        &world
+            .riposte(&[
+                "act",
+                "entra.disable_user",
+                "--principal",
+                ALEX.0,
+                "--enforce",
+                "--format",
+                "json",
+            ])
+            .await,
+    );
+    let id = v["run"]["id"].as_str().unwrap().to_string();
+    let own = world.riposte(&["rollback", &id]).await;
+    assert_eq!(own.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&own.stderr);
+    assert!(
+        stderr.contains("another identity must roll it back"),
+        "{stderr}"
+    );
+    assert!(!world.enabled(ALEX.1));
+    let other = world
+        .riposte_with(&["rollback", &id], &[("USER", "second-responder")])
+        .await;
+    assert!(
+        other.status.success(),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+    assert!(
+        world.enabled(ALEX.1),
+        "the rollback did not re-enable the account"
+    );
+}

@@ -3,3 +3,5 @@
 -- `report`: the execution report, once the run executed.
 ALTER TABLE runs ADD COLUMN spec TEXT;
 ALTER TABLE runs ADD COLUMN report TEXT;
+-- Who delivered the alert (`token:<name>`): the identity an alert-triggered run records.
+ALTER TABLE alerts ADD COLUMN ingested_by TEXT;
