@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::alert::Alert;
-use crate::connectors::{Api, ApiError, ApiRequest, Endpoints, Lookup, LookupOutcome};
+use crate::connectors::{Api, ApiError, ApiRequest, Endpoints, Lookup, LookupOutcome, paging};
 
 /// What running an action does to the tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -394,20 +394,17 @@ pub fn is_guid(s: &str) -> bool {
             .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-/// The most pages a plan-time read follows; beyond it the listing is refused rather than
-/// planned from a partial view.
-const MAX_PAGES: usize = 50;
-
 /// Reads a paged collection (`value` + `@odata.nextLink` on Graph, `nextLink` on ARM) to the
-/// end. `Found` holds every item as one array. A next link must stay under `base`: it is API
-/// data, and following it elsewhere would hand that host a token.
+/// end. `Found` holds every item as one array. Next links are checked by the engine's own rule
+/// ([`paging::next_page`]): one that leaves the first URL's scheme, host and port is API data
+/// that would hand that host a token, and is refused, as is a listing longer than
+/// [`paging::MAX_PAGES`] (a plan is not made from a partial view).
 pub(crate) async fn get_all_pages(
     ctx: &PlanContext<'_>,
     api: Api,
-    base: &str,
     first_url: String,
 ) -> Result<LookupOutcome, ActionError> {
-    read_all_pages(ctx.lookup, api, base, first_url).await
+    read_all_pages(ctx.lookup, api, first_url).await
 }
 
 /// [`get_all_pages`] through any [`Lookup`]: verification reads lists back the same way
@@ -415,36 +412,32 @@ pub(crate) async fn get_all_pages(
 pub(crate) async fn read_all_pages(
     lookup: &dyn Lookup,
     api: Api,
-    base: &str,
     first_url: String,
 ) -> Result<LookupOutcome, ActionError> {
     let mut items = Vec::new();
-    let mut url = first_url;
-    for _ in 0..MAX_PAGES {
-        let page = match lookup.get(api, &url).await? {
+    let mut url = first_url.clone();
+    let mut pages = 0;
+    loop {
+        let mut page = match lookup.get(api, &url).await? {
             LookupOutcome::Found(page) => page,
             other => return Ok(other),
         };
-        if let Some(values) = page.get("value").and_then(Value::as_array) {
-            items.extend(values.iter().cloned());
+        pages += 1;
+        let next = paging::next_page(&mut page, &first_url, pages);
+        if let Some(Value::Array(values)) = page.get_mut("value").map(Value::take) {
+            items.extend(values);
         }
-        let next = page
-            .get("@odata.nextLink")
-            .or_else(|| page.get("nextLink"))
-            .and_then(Value::as_str);
         match next {
-            None => return Ok(LookupOutcome::Found(Value::Array(items))),
-            Some(next) if next.starts_with(&format!("{base}/")) => url = next.to_string(),
-            Some(next) => {
-                return Err(ActionError::Refused(format!(
-                    "the API returned a next page link outside {base} (`{next}`); refusing to follow it"
-                )));
+            Ok(Some(next)) => url = next,
+            Ok(None) => return Ok(LookupOutcome::Found(Value::Array(items))),
+            Err(paging::NextPageError::ForeignLink { link, expected }) => {
+                return Err(ApiError::ForeignNextLink { link, expected }.into());
+            }
+            Err(e @ paging::NextPageError::TooManyPages { .. }) => {
+                return Err(ActionError::Refused(e.to_string()));
             }
         }
     }
-    Err(ActionError::Refused(format!(
-        "more than {MAX_PAGES} pages at {url}; narrow the scope"
-    )))
 }
 
 /// The step's parameters typed again, for verify and compensate (the plan keeps them as the
@@ -477,6 +470,59 @@ pub fn closest_name(name: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    const FIRST: &str = "https://graph.microsoft.com/v1.0/users/u/memberOf?$select=id";
+
+    #[tokio::test]
+    async fn all_pages_are_read_through_either_next_link_key() {
+        let (p2, p3) = (format!("{FIRST}&page=2"), format!("{FIRST}&page=3"));
+        let lookup = testing::FakeLookup::strict()
+            .found(FIRST, json!({"value": [1], "@odata.nextLink": p2}))
+            .found(p2.clone(), json!({"value": [2], "nextLink": p3}))
+            .found(p3.clone(), json!({"value": [3]}));
+        let found = read_all_pages(&lookup, Api::Graph, FIRST.into())
+            .await
+            .unwrap();
+        assert_eq!(found, LookupOutcome::Found(json!([1, 2, 3])));
+        assert_eq!(lookup.calls(), [FIRST.to_string(), p2, p3]);
+    }
+
+    #[tokio::test]
+    async fn a_hostile_next_link_is_refused_at_plan_time() {
+        for hostile in [
+            "https://evil.example/v1.0/users/u/memberOf",
+            "http://graph.microsoft.com/v1.0/users/u/memberOf",
+            "https://graph.microsoft.com:8443/v1.0/users/u/memberOf",
+            "https://graph.microsoft.com.evil.example/v1.0",
+            "/v1.0/users/u/memberOf?page=2",
+        ] {
+            let lookup = testing::FakeLookup::strict()
+                .found(FIRST, json!({"value": [1], "@odata.nextLink": hostile}));
+            let err = read_all_pages(&lookup, Api::Graph, FIRST.into())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, ActionError::Api(ApiError::ForeignNextLink { link, .. }) if link == hostile),
+                "{hostile}: {err:?}"
+            );
+            assert!(err.to_string().contains(hostile), "{err}");
+            assert_eq!(lookup.calls(), [FIRST], "{hostile} was requested");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listing_past_the_page_limit_is_refused_not_truncated() {
+        // A page that links to itself never ends.
+        let lookup =
+            testing::FakeLookup::strict().found(FIRST, json!({"value": [1], "nextLink": FIRST}));
+        let err = read_all_pages(&lookup, Api::Graph, FIRST.into())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ActionError::Refused(_)), "{err:?}");
+        assert!(err.to_string().contains("narrow"), "{err}");
+        assert_eq!(lookup.calls().len(), paging::MAX_PAGES as usize);
+    }
 
     #[test]
     fn names_are_unique_and_provider_dot_verb() {

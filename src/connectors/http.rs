@@ -4,10 +4,12 @@
 //! decided once.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use rand::Rng;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -255,115 +257,134 @@ impl HttpClient {
         budget_key: &str,
         extra: &[(&str, &str)],
     ) -> Result<ApiResponse, ApiError> {
-        let opts = &self.inner.opts;
         let budget = self.budget(budget_key);
         let client_request_id = uuid::Uuid::new_v4().to_string();
         let url = reqwest::Url::parse(&req.url)
             .map_err(|e| ApiError::Invalid(format!("`{}` is not a URL: {e}", req.url)))?;
         let shown_url = redact_url(&url);
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            budget.bucket.acquire().await;
-            if req.api == Api::Arm {
-                let delay = arm_slowdown(opts, budget.arm_remaining.load(Ordering::Relaxed));
-                if !delay.is_zero() {
-                    warn!(
-                        message = "ARM budget low; slowing down.",
-                        delay_ms = delay.as_millis() as u64
-                    );
-                    tokio::time::sleep(delay).await;
-                }
+        let attempt = |attempt| {
+            self.attempt(
+                req,
+                auth,
+                extra,
+                &budget,
+                &url,
+                &shown_url,
+                &client_request_id,
+                attempt,
+            )
+        };
+        retrying(self.options(), &shown_url, attempt)
+            .await
+            .map_err(|failed| failed.outcome)
+    }
+
+    /// One attempt of [`HttpClient::send_with_headers`]. A failure says whether it may be
+    /// retried: a 429 always (the API refused before acting), a transport error or a 5xx only
+    /// when the request is safe to repeat.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        req: &ApiRequest,
+        auth: Auth<'_>,
+        extra: &[(&str, &str)],
+        budget: &TenantBudget,
+        url: &reqwest::Url,
+        shown_url: &str,
+        client_request_id: &str,
+        attempt: u32,
+    ) -> Result<ApiResponse, Failed<ApiError>> {
+        let opts = &self.inner.opts;
+        budget.bucket.acquire().await;
+        if req.api == Api::Arm {
+            let delay = arm_slowdown(opts, budget.arm_remaining.load(Ordering::Relaxed));
+            if !delay.is_zero() {
+                warn!(
+                    message = "ARM budget low; slowing down.",
+                    delay_ms = delay.as_millis() as u64
+                );
+                tokio::time::sleep(delay).await;
             }
-            let headers = build_headers(req, &client_request_id, auth, extra)?;
-            let mut builder = self
-                .inner
-                .client
-                .request(to_reqwest_method(req.method), url.clone())
-                .headers(headers);
-            if let Some(body) = &req.body {
-                builder = builder.json(body);
-            } else if !req.method.is_read() && req.method != Method::Delete {
-                // Graph rejects body-less POSTs without a length (411) behind some proxies.
-                builder = builder.header(reqwest::header::CONTENT_LENGTH, "0");
-            }
-            let may_retry = req.may_retry() && attempt <= opts.max_retries;
-            // A 429 means the API refused the request before acting on it, so even a
-            // request that is unsafe to repeat may be sent again once Retry-After has passed.
-            let may_retry_throttled = attempt <= opts.max_retries;
-            let response = match builder.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    let message = transport_message(&e);
-                    warn!(message = "Request failed.", method = %req.method, url = %shown_url, error = %message, attempt);
-                    if may_retry {
-                        tokio::time::sleep(backoff(opts, attempt)).await;
-                        continue;
-                    }
-                    return Err(ApiError::Transient {
+        }
+        let headers = build_headers(req, client_request_id, auth, extra).map_err(Failed::fatal)?;
+        let mut builder = self
+            .inner
+            .client
+            .request(to_reqwest_method(req.method), url.clone())
+            .headers(headers);
+        if let Some(body) = &req.body {
+            builder = builder.json(body);
+        } else if !req.method.is_read() && req.method != Method::Delete {
+            // Graph rejects body-less POSTs without a length (411) behind some proxies.
+            builder = builder.header(reqwest::header::CONTENT_LENGTH, "0");
+        }
+        let response = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let message = transport_message(&e);
+                warn!(message = "Request failed.", method = %req.method, url = %shown_url, error = %message, attempt);
+                return Err(Failed {
+                    outcome: ApiError::Transient {
                         status: None,
                         message,
                         request_id: None,
-                    });
-                }
-            };
-            let status = response.status().as_u16();
-            let kept = kept_headers(response.headers());
-            let request_id = response_request_id(response.headers());
-            if req.api == Api::Arm
-                && let Some(remaining) = arm_remaining(response.headers())
-            {
-                budget.arm_remaining.store(remaining, Ordering::Relaxed);
-            }
-            let bytes = match response.bytes().await {
-                Ok(b) => b,
-                Err(e) => {
-                    let message = transport_message(&e);
-                    if may_retry {
-                        tokio::time::sleep(backoff(opts, attempt)).await;
-                        continue;
-                    }
-                    return Err(ApiError::Transient {
-                        status: Some(status),
-                        message,
-                        request_id,
-                    });
-                }
-            };
-            let body = parse_body(&bytes);
-            info!(
-                message = "Request sent.",
-                method = %req.method,
-                url = %shown_url,
-                status,
-                request_id = request_id.as_deref().unwrap_or(""),
-                client_request_id = %client_request_id,
-                attempt
-            );
-            if status < 400 {
-                return Ok(ApiResponse {
-                    status,
-                    headers: kept,
-                    body,
-                    request_id,
-                    client_request_id,
-                    attempts: attempt,
+                    },
+                    retry: req.may_retry(),
+                    retry_after: None,
                 });
             }
-            let retry_after = kept
-                .get("retry-after")
-                .and_then(|v| parse_retry_after(v))
-                .map(|d| d.min(opts.max_retry_after));
-            let error = error_from_response(status, &body, request_id, retry_after);
-            if is_retryable_status(status) && (may_retry || (status == 429 && may_retry_throttled))
-            {
-                let delay = retry_after.unwrap_or_else(|| backoff(opts, attempt));
-                warn!(message = "Retrying.", method = %req.method, url = %shown_url, status, delay_ms = delay.as_millis() as u64, attempt);
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-            return Err(error);
+        };
+        let status = response.status().as_u16();
+        let kept = kept_headers(response.headers());
+        let request_id = response_request_id(response.headers());
+        if req.api == Api::Arm
+            && let Some(remaining) = arm_remaining(response.headers())
+        {
+            budget.arm_remaining.store(remaining, Ordering::Relaxed);
         }
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Err(Failed {
+                    outcome: ApiError::Transient {
+                        status: Some(status),
+                        message: transport_message(&e),
+                        request_id,
+                    },
+                    retry: req.may_retry(),
+                    retry_after: None,
+                });
+            }
+        };
+        let body = parse_body(&bytes);
+        info!(
+            message = "Request sent.",
+            method = %req.method,
+            url = %shown_url,
+            status,
+            request_id = request_id.as_deref().unwrap_or(""),
+            client_request_id = %client_request_id,
+            attempt
+        );
+        if status < 400 {
+            return Ok(ApiResponse {
+                status,
+                headers: kept,
+                body,
+                request_id,
+                client_request_id: client_request_id.to_string(),
+                attempts: attempt,
+            });
+        }
+        let retry_after = kept
+            .get("retry-after")
+            .and_then(|v| parse_retry_after(v))
+            .map(|d| d.min(opts.max_retry_after));
+        Err(Failed {
+            outcome: error_from_response(status, &body, request_id, retry_after),
+            retry: is_retryable_status(status) && (req.may_retry() || status == 429),
+            retry_after,
+        })
     }
 
     /// Sends a pre-built request (token endpoints: oauth2's form posts, IMDS, Lacework's
@@ -378,57 +399,65 @@ impl HttpClient {
         let url = reqwest::Url::parse(&parts.uri.to_string())
             .map_err(|e| ApiError::Invalid(format!("`{}` is not a URL: {e}", parts.uri)))?;
         let shown_url = redact_url(&url);
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            let may_retry = attempt <= opts.max_retries;
-            let result = self
+        let attempt = |attempt: u32| {
+            let request = self
                 .inner
                 .client
                 .request(parts.method.clone(), url.clone())
                 .headers(parts.headers.clone())
-                .body(body.clone())
-                .send()
-                .await;
-            let response = match result {
-                Ok(r) => r,
-                Err(e) => {
-                    let message = transport_message(&e);
-                    warn!(message = "Token request failed.", url = %shown_url, error = %message, attempt);
-                    if may_retry {
-                        tokio::time::sleep(backoff(opts, attempt)).await;
-                        continue;
+                .body(body.clone());
+            let (method, shown_url) = (&parts.method, &shown_url);
+            async move {
+                let response = match request.send().await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let message = transport_message(&e);
+                        warn!(message = "Token request failed.", url = %shown_url, error = %message, attempt);
+                        return Err(Failed {
+                            outcome: Err(ApiError::Transient {
+                                status: None,
+                                message,
+                                request_id: None,
+                            }),
+                            retry: true,
+                            retry_after: None,
+                        });
                     }
-                    return Err(ApiError::Transient {
-                        status: None,
-                        message,
-                        request_id: None,
-                    });
-                }
-            };
-            let status = response.status();
-            let headers = response.headers().clone();
-            let request_id = response_request_id(&headers);
-            info!(message = "Token request sent.", method = %parts.method, url = %shown_url, status = status.as_u16(), request_id = request_id.as_deref().unwrap_or(""), attempt);
-            if is_retryable_status(status.as_u16()) && may_retry {
-                let delay = headers
+                };
+                let status = response.status();
+                let headers = response.headers().clone();
+                let request_id = response_request_id(&headers);
+                info!(message = "Token request sent.", method = %method, url = %shown_url, status = status.as_u16(), request_id = request_id.as_deref().unwrap_or(""), attempt);
+                let bytes = response.bytes().await.map_err(|e| {
+                    Failed::fatal(ApiError::Transient {
+                        status: Some(status.as_u16()),
+                        message: transport_message(&e),
+                        request_id: request_id.clone(),
+                    })
+                    .map(Err)
+                })?;
+                let retry_after = headers
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(parse_retry_after)
-                    .map(|d| d.min(opts.max_retry_after))
-                    .unwrap_or_else(|| backoff(opts, attempt));
-                tokio::time::sleep(delay).await;
-                continue;
+                    .map(|d| d.min(opts.max_retry_after));
+                let mut out = oauth2::HttpResponse::new(bytes.to_vec());
+                *out.status_mut() = status;
+                *out.headers_mut() = headers;
+                if is_retryable_status(status.as_u16()) {
+                    // Retried while attempts remain; the last one goes to oauth2 to be typed.
+                    return Err(Failed {
+                        outcome: Ok(out),
+                        retry: true,
+                        retry_after,
+                    });
+                }
+                Ok(out)
             }
-            let bytes = response.bytes().await.map_err(|e| ApiError::Transient {
-                status: Some(status.as_u16()),
-                message: transport_message(&e),
-                request_id: request_id.clone(),
-            })?;
-            let mut out = oauth2::HttpResponse::new(bytes.to_vec());
-            *out.status_mut() = status;
-            *out.headers_mut() = headers;
-            return Ok(out);
+        };
+        match retrying(opts, &shown_url, attempt).await {
+            Ok(out) => Ok(out),
+            Err(failed) => failed.outcome,
         }
     }
 }
@@ -566,18 +595,95 @@ fn is_retryable_status(status: u16) -> bool {
     status == 429 || (500..600).contains(&status) && status != 501
 }
 
-/// Exponential backoff with full jitter: uniform in `[0, min(max, base * 2^(attempt-1))]`,
-/// so many callers failing together do not retry together.
-fn backoff(opts: &HttpOptions, attempt: u32) -> Duration {
-    let exp = opts
-        .base_backoff
-        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)));
-    let ceiling = exp.min(opts.max_backoff);
-    if ceiling.is_zero() {
-        return Duration::ZERO;
+/// An attempt that did not give the answer: what to return if it is the last one, and
+/// whether another may follow.
+struct Failed<T> {
+    /// The caller's result when no retry follows.
+    outcome: T,
+    /// Whether sending the request again is safe and may help.
+    retry: bool,
+    /// The server's `Retry-After` (already capped): it replaces the backoff step.
+    retry_after: Option<Duration>,
+}
+
+impl<T> Failed<T> {
+    /// A failure that no retry can mend.
+    fn fatal(outcome: T) -> Failed<T> {
+        Failed {
+            outcome,
+            retry: false,
+            retry_after: None,
+        }
     }
-    let nanos = rand::rng().random_range(0..=ceiling.as_nanos().min(u64::MAX as u128) as u64);
-    Duration::from_nanos(nanos)
+
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Failed<U> {
+        Failed {
+            outcome: f(self.outcome),
+            retry: self.retry,
+            retry_after: self.retry_after,
+        }
+    }
+}
+
+/// Runs `attempt` (given its number, 1 for the first) until it succeeds, fails for good, or
+/// the [`retry_schedule`] runs out. A `Retry-After` takes the place of the backoff step but
+/// still spends a retry, so the attempts stay bounded by `max_retries`.
+async fn retrying<T, E, F, Fut>(
+    opts: &HttpOptions,
+    shown_url: &str,
+    mut attempt: F,
+) -> Result<T, Failed<E>>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, Failed<E>>>,
+{
+    let mut made = 0;
+    let mut retries = 0;
+    (move || {
+        made += 1;
+        attempt(made)
+    })
+    .retry(retry_schedule(opts))
+    .when(|failed: &Failed<E>| failed.retry)
+    .adjust(|failed: &Failed<E>, step: Option<Duration>| {
+        step.map(|step| failed.retry_after.unwrap_or(step))
+    })
+    .notify(|_: &Failed<E>, delay: Duration| {
+        retries += 1;
+        warn!(message = "Retrying.", url = %shown_url, delay_ms = delay.as_millis() as u64, retry = retries);
+    })
+    .await
+}
+
+/// The backoff steps of one logical request: `max_retries` of them, exponential from
+/// `base_backoff` and capped at `max_backoff`, each drawn with full jitter.
+fn retry_schedule(opts: &HttpOptions) -> FullJitter<backon::ExponentialBackoff> {
+    FullJitter(
+        ExponentialBuilder::new()
+            .with_min_delay(opts.base_backoff)
+            .with_max_delay(opts.max_backoff)
+            .with_max_times(opts.max_retries as usize)
+            .build(),
+    )
+}
+
+/// Full jitter (uniform in `[0, step]`), so many callers failing together do not retry
+/// together. backon's own jitter adds up to one more step on top (overshooting
+/// `max_backoff`) and, without its `std` feature, draws from a fixed seed in every process.
+#[derive(Debug)]
+struct FullJitter<B>(B);
+
+impl<B: Iterator<Item = Duration>> Iterator for FullJitter<B> {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let ceiling = self.0.next()?;
+        if ceiling.is_zero() {
+            return Some(Duration::ZERO);
+        }
+        let nanos = ceiling.as_nanos().min(u64::MAX as u128) as u64;
+        Some(Duration::from_nanos(rand::rng().random_range(0..=nanos)))
+    }
 }
 
 /// `Retry-After` as delta seconds or an HTTP date (RFC 9110 §10.2.3).
@@ -834,18 +940,46 @@ mod tests {
     }
 
     #[test]
-    fn backoff_is_bounded_with_full_jitter() {
+    fn retry_schedule_is_bounded_growing_and_jittered() {
         let opts = HttpOptions {
             base_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(350),
+            max_retries: 6,
             ..HttpOptions::default()
         };
-        for attempt in 1..10 {
-            let d = backoff(&opts, attempt);
-            let ceiling = (Duration::from_millis(100) * 2u32.pow(attempt - 1))
-                .min(Duration::from_millis(350));
-            assert!(d <= ceiling, "{attempt}: {d:?}");
+        // backon computes steps in f32 seconds; a few nanoseconds of rounding are allowed.
+        let slack = Duration::from_micros(1);
+        let ceilings = [100, 200, 350, 350, 350, 350].map(Duration::from_millis);
+        let mut sums = [Duration::ZERO; 6];
+        let mut distinct = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let steps: Vec<Duration> = retry_schedule(&opts).collect();
+            // One step per retry, so the attempts stay at `max_retries` + 1.
+            assert_eq!(steps.len(), 6, "{steps:?}");
+            for (i, (step, ceiling)) in steps.iter().zip(ceilings).enumerate() {
+                assert!(*step <= ceiling + slack, "retry {}: {step:?}", i + 1);
+                sums[i] += *step;
+            }
+            distinct.insert(steps[0]);
         }
+        // Full jitter: uniform below the ceiling, so the mean is near half of it and two
+        // callers rarely wait the same time.
+        for (i, (sum, ceiling)) in sums.iter().zip(ceilings).enumerate() {
+            let mean = *sum / 200;
+            assert!(
+                mean > ceiling / 4 && mean < ceiling * 3 / 4,
+                "retry {}: mean {mean:?} of {ceiling:?}",
+                i + 1
+            );
+        }
+        assert!(distinct.len() > 150, "{}", distinct.len());
+        // Growing: the mean step doubles until the ceiling.
+        assert!(sums[1] > sums[0] * 3 / 2, "{sums:?}");
+        let none = HttpOptions {
+            max_retries: 0,
+            ..opts
+        };
+        assert_eq!(retry_schedule(&none).next(), None);
     }
 
     #[test]
@@ -944,6 +1078,82 @@ mod tests {
         let shown = redact_url(&u);
         assert!(!shown.contains("SECRET"));
         assert_eq!(shown, "https://x.blob.core.windows.net/c/b?…");
+    }
+
+    fn fast() -> HttpClient {
+        HttpClient::new(HttpOptions {
+            base_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+            max_retries: 2,
+            rate_per_second: 0.0,
+            ..HttpOptions::default()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn retries_stop_after_max_retries_with_the_last_request_id() {
+        use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
+        let server = MockServer::start().await;
+        Mock::given(matchers::method("GET"))
+            .respond_with(ResponseTemplate::new(503).insert_header("request-id", "rid-503"))
+            .expect(3)
+            .mount(&server)
+            .await;
+        let req = ApiRequest::get(Api::Graph, format!("{}/v1.0/users", server.uri()));
+        let err = fast().send(&req, Auth::None, "t").await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ApiError::Transient {
+                    status: Some(503),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.request_id(), Some("rid-503"));
+        server.verify().await;
+    }
+
+    #[tokio::test]
+    async fn a_throttled_request_retries_even_when_unsafe_but_within_max_retries() {
+        use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
+        let server = MockServer::start().await;
+        Mock::given(matchers::method("POST"))
+            .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0"))
+            .expect(3)
+            .mount(&server)
+            .await;
+        let req = ApiRequest::new(Method::Post, Api::Graph, format!("{}/x", server.uri()));
+        let err = fast().send(&req, Auth::None, "t").await.unwrap_err();
+        assert!(
+            matches!(err, ApiError::Throttled { retry_after: Some(d), .. } if d.is_zero()),
+            "{err:?}"
+        );
+        server.verify().await;
+    }
+
+    #[tokio::test]
+    async fn token_requests_are_retried_and_the_last_answer_is_handed_back() {
+        use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
+        let server = MockServer::start().await;
+        Mock::given(matchers::method("POST"))
+            .respond_with(ResponseTemplate::new(503).set_body_string("busy"))
+            .expect(3)
+            .mount(&server)
+            .await;
+        let request = oauth2::http::Request::builder()
+            .method("POST")
+            .uri(format!("{}/token", server.uri()))
+            .body(b"grant_type=x".to_vec())
+            .unwrap();
+        let out = fast().send_raw(request).await.unwrap();
+        assert_eq!(
+            (out.status().as_u16(), out.body().as_slice()),
+            (503, &b"busy"[..])
+        );
+        server.verify().await;
     }
 
     #[tokio::test(start_paused = true)]

@@ -11,7 +11,8 @@ use super::error::ApiError;
 use super::http::ApiResponse;
 use super::request::ApiRequest;
 
-/// More pages than this and the rest is left unread (a query that wide should be narrowed).
+/// The most pages one collection is read to: the engine leaves the rest unread, a plan-time
+/// lookup refuses to plan from a partial view (a query that wide should be narrowed).
 pub const MAX_PAGES: u32 = 1000;
 
 /// The keys a page's link to the next page goes by.
@@ -31,23 +32,29 @@ where
     if !first.method.is_read() || !body.get("value").is_some_and(Value::is_array) {
         return Ok(());
     }
-    let mut next = take_next_link(body);
     let mut pages = 1;
-    while let Some(url) = next.take() {
-        if pages >= MAX_PAGES {
-            warn!(
-                message = "Stopped following pages.",
-                pages,
-                url = %first.url
-            );
-            break;
-        }
-        check_same_site(&url, &first.url)?;
+    let mut next = next_page(body, &first.url, pages);
+    loop {
+        let url = match next {
+            Ok(Some(url)) => url,
+            Ok(None) => break,
+            Err(NextPageError::TooManyPages { .. }) => {
+                warn!(
+                    message = "Stopped following pages.",
+                    pages,
+                    url = %first.url
+                );
+                break;
+            }
+            Err(NextPageError::ForeignLink { link, expected }) => {
+                return Err(ApiError::ForeignNextLink { link, expected });
+            }
+        };
         pages += 1;
         let mut page = ApiRequest::get(first.api, url);
         page.headers = first.headers.clone();
         let mut answer = send(page).await?.body;
-        next = take_next_link(&mut answer);
+        next = next_page(&mut answer, &first.url, pages);
         if let (Some(all), Some(Value::Array(more))) = (
             body.get_mut("value").and_then(Value::as_array_mut),
             answer.get_mut("value").map(Value::take),
@@ -62,6 +69,39 @@ where
         all.retain(|item| keep.matches(item));
     }
     Ok(())
+}
+
+/// Why a page's next link is not followed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NextPageError {
+    /// The link leaves the scheme, host and port of the first request: it is data from the
+    /// server, and following it would hand another host the token.
+    #[error("refused to follow the next-page link `{link}`: pages must stay on {expected}")]
+    ForeignLink { link: String, expected: String },
+    /// [`MAX_PAGES`] pages were read and the last one still links to another.
+    #[error("more than {MAX_PAGES} pages at {first}; narrow the query")]
+    TooManyPages { first: String },
+}
+
+/// The page to read after `page`, the `pages_read`-th of the collection first requested at
+/// `first_url`, or `None` when it is the last. The next link (`nextLink` or
+/// `@odata.nextLink`) is removed from `page`. A link to another site, or one past
+/// [`MAX_PAGES`], is a typed refusal; what to do with it is the caller's choice.
+pub fn next_page(
+    page: &mut Value,
+    first_url: &str,
+    pages_read: u32,
+) -> Result<Option<String>, NextPageError> {
+    let Some(link) = take_next_link(page) else {
+        return Ok(None);
+    };
+    check_same_site(&link, first_url)?;
+    if pages_read >= MAX_PAGES {
+        return Err(NextPageError::TooManyPages {
+            first: first_url.chars().take(200).collect(),
+        });
+    }
+    Ok(Some(link))
 }
 
 /// Removes the next-page link from a page, returning it when it is a non-empty string.
@@ -88,10 +128,10 @@ fn site(url: &str) -> Option<(String, String, u16)> {
     ))
 }
 
-fn check_same_site(link: &str, first: &str) -> Result<(), ApiError> {
+fn check_same_site(link: &str, first: &str) -> Result<(), NextPageError> {
     match (site(link), site(first)) {
         (Some(a), Some(b)) if a == b => Ok(()),
-        (_, expected) => Err(ApiError::ForeignNextLink {
+        (_, expected) => Err(NextPageError::ForeignLink {
             link: link.chars().take(200).collect(),
             expected: expected
                 .map(|(scheme, host, port)| format!("{scheme}://{host}:{port}"))
@@ -187,6 +227,24 @@ mod tests {
                 "{hostile}: {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn next_page_takes_the_link_and_stops_at_the_page_limit() {
+        let next = format!("{FIRST}&page=2");
+        let mut page = json!({"value": [], "nextLink": next, "@odata.nextLink": ""});
+        assert_eq!(next_page(&mut page, FIRST, 1), Ok(Some(next.clone())));
+        assert_eq!(page, json!({"value": []}));
+        assert_eq!(next_page(&mut json!({"value": []}), FIRST, 1), Ok(None));
+        let mut last = json!({"@odata.nextLink": next});
+        assert_eq!(
+            next_page(&mut last.clone(), FIRST, MAX_PAGES - 1),
+            Ok(Some(next))
+        );
+        assert!(matches!(
+            next_page(&mut last, FIRST, MAX_PAGES),
+            Err(NextPageError::TooManyPages { .. })
+        ));
     }
 
     #[tokio::test]

@@ -112,7 +112,7 @@ impl Action for RemoveRoleAssignments {
         }
         let arm = &ctx.endpoints.arm;
         let listing = if scope_known && !unknown::is_placeholder(&p.principal) {
-            get_all_pages(ctx, Api::Arm, arm, list_url(arm, &p.resource, &p.principal)).await?
+            get_all_pages(ctx, Api::Arm, list_url(arm, &p.resource, &p.principal)).await?
         } else {
             LookupOutcome::Unavailable
         };
@@ -227,7 +227,7 @@ impl Action for RemoveRoleAssignments {
             ));
         };
         let url = list_url(&arm, &p.resource, &p.principal);
-        let found = read_all_pages(lookup, Api::Arm, &arm, url).await?;
+        let found = read_all_pages(lookup, Api::Arm, url).await?;
         let LookupOutcome::Found(Value::Array(now)) = &found else {
             return Ok(unreadable(&found, "the role assignments"));
         };

@@ -140,7 +140,7 @@ async fn verify_group(
         )));
     };
     let url = format!("{graph_base}/v1.0/users/{member}/memberOf?$select=id");
-    let found = read_all_pages(lookup, Api::Graph, graph_base, url).await?;
+    let found = read_all_pages(lookup, Api::Graph, url).await?;
     let LookupOutcome::Found(Value::Array(groups)) = &found else {
         return Ok(unreadable(&found, "the user's group memberships"));
     };
@@ -291,7 +291,7 @@ async fn plan_group(p: &Params, ctx: &PlanContext<'_>) -> Result<ActionPlan, Act
     if found.is_some() {
         let member_of = format!("{}/memberOf?$select=id", user_url(&graph, &uid));
         if let LookupOutcome::Found(Value::Array(groups)) =
-            get_all_pages(ctx, Api::Graph, &ctx.endpoints.graph, member_of).await?
+            get_all_pages(ctx, Api::Graph, member_of).await?
         {
             let member = groups.iter().any(|g| {
                 g["id"]
@@ -425,6 +425,7 @@ mod tests {
     use super::*;
     use crate::actions::PlanStatus;
     use crate::actions::testing::*;
+    use crate::connectors::ApiError;
 
     fn group_get() -> String {
         format!("{GRAPH}/groups/{MFA_GROUP}?$select=id,displayName,isAssignableToRole")
@@ -507,7 +508,15 @@ mod tests {
             .plan(&RequireMfa, json!({ "user": ALEX_ID }))
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("outside"), "{err}");
+        assert!(
+            matches!(err, ActionError::Api(ApiError::ForeignNextLink { .. })),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("https://evil.example/steal"),
+            "{err}"
+        );
+        assert!(!env.lookup.calls().iter().any(|c| c.contains("evil")));
     }
 
     #[tokio::test]
