@@ -15,13 +15,7 @@ impl Service {
         plan_hash: &str,
         caller: &Caller,
     ) -> Result<RunRecord, ServiceError> {
-        let run = self.get_run(id).await?;
-        if run.status != RunStatus::AwaitingApproval {
-            return Err(ServiceError::Conflict(format!(
-                "run {id} is {:?}, not awaiting approval",
-                run.status
-            )));
-        }
+        let run = self.awaiting_approval(id).await?;
         // The identity that asked for a run — a responder, or the token that delivered its
         // alert — is not the one who approves it.
         if run.requested_by.as_deref() == Some(caller.name.as_str()) {
@@ -88,13 +82,7 @@ impl Service {
         id: &str,
         caller: &Caller,
     ) -> Result<RunRecord, ServiceError> {
-        let run = self.get_run(id).await?;
-        if run.status != RunStatus::AwaitingApproval {
-            return Err(ServiceError::Conflict(format!(
-                "run {id} is {:?}, not awaiting approval",
-                run.status
-            )));
-        }
+        let run = self.awaiting_approval(id).await?;
         let now = Utc::now();
         self.store
             .record_approval(&Approval {
@@ -120,6 +108,18 @@ impl Service {
             .await
             .map_err(internal)?;
         self.get_run(id).await
+    }
+
+    /// The run, if it waits for a decision; anything else is a conflict.
+    async fn awaiting_approval(&self, id: &str) -> Result<RunRecord, ServiceError> {
+        let run = self.get_run(id).await?;
+        if run.status != RunStatus::AwaitingApproval {
+            return Err(ServiceError::Conflict(format!(
+                "run {id} is {:?}, not awaiting approval",
+                run.status
+            )));
+        }
+        Ok(run)
     }
 
     /// Whether an unexpired approval of exactly this plan exists.

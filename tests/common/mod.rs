@@ -120,3 +120,28 @@ pub async fn postgres_url(prefix: &str) -> Option<String> {
     let sep = if base.contains('?') { '&' } else { '?' };
     Some(format!("{base}{sep}options[search_path]={schema}"))
 }
+
+/// A service on a fresh SQLite store whose APIs are an emulator seeded with `tenant`, in
+/// `mode` (`dry-run` or `enforce`), with the shipped playbooks and policies. The directory
+/// holds the store; keep it alive as long as the service.
+pub async fn service_on_emulator(
+    tenant: riposte_emulator::Tenant,
+    mode: &str,
+) -> (
+    riposte_emulator::EmulatorHandle,
+    std::sync::Arc<riposte::engine::Service>,
+    tempfile::TempDir,
+) {
+    riposte::connectors::install_crypto_provider();
+    let emulator = riposte_emulator::Emulator::start("127.0.0.1:0".parse().unwrap(), tenant)
+        .expect("the emulator starts");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("riposte.db").display());
+    let config = config_from_toml(dir.path(), &emulator_toml(&emulator.base_url(), &url, mode));
+    let service = riposte::app::App::new(config)
+        .unwrap()
+        .service_with(riposte::engine::ServiceOptions::default())
+        .await
+        .unwrap();
+    (emulator, service, dir)
+}

@@ -6,11 +6,11 @@ use crate::common;
 
 use std::sync::Arc;
 
+use riposte::engine::Service;
 use riposte::engine::service::{Caller, ServiceApi};
-use riposte::engine::{Service, ServiceOptions};
 use riposte::plan::StepStatus;
 use riposte::store::RunStatus;
-use riposte_emulator::{Emulator, EmulatorHandle, Tenant};
+use riposte_emulator::{EmulatorHandle, Tenant};
 
 const ALEX: (&str, &str) = (
     "alex.wilber@contoso.com",
@@ -32,19 +32,7 @@ struct World {
 }
 
 async fn world(tenant: Tenant) -> World {
-    riposte::connectors::install_crypto_provider();
-    let emulator = Emulator::start("127.0.0.1:0".parse().unwrap(), tenant).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("riposte.db").display());
-    let config = common::config_from_toml(
-        dir.path(),
-        &common::emulator_toml(&emulator.base_url(), &url, "enforce"),
-    );
-    let service = riposte::app::App::new(config)
-        .unwrap()
-        .service_with(ServiceOptions::default())
-        .await
-        .unwrap();
+    let (emulator, service, dir) = common::service_on_emulator(tenant, "enforce").await;
     World {
         emulator,
         service,

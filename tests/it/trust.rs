@@ -5,9 +5,9 @@ use crate::common;
 
 use std::sync::Arc;
 
+use riposte::engine::Service;
 use riposte::engine::service::{Caller, ServiceApi};
-use riposte::engine::{Service, ServiceOptions};
-use riposte_emulator::{Emulator, EmulatorHandle, Tenant};
+use riposte_emulator::{EmulatorHandle, Tenant};
 use serde_json::Value;
 
 const VM: &str = "/subscriptions/b1c2d3e4-0000-4a5b-8c6d-000000000001/resourceGroups/rg-prod/providers/Microsoft.Compute/virtualMachines/vm-web-01";
@@ -19,21 +19,8 @@ struct World {
 }
 
 async fn world() -> World {
-    riposte::connectors::install_crypto_provider();
-    let emulator =
-        Emulator::start("127.0.0.1:0".parse().unwrap(), Tenant::default_fixture()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("riposte.db").display());
-    // Dry-run: every run is planned and waits; the plan is what we look at.
-    let config = common::config_from_toml(
-        dir.path(),
-        &common::emulator_toml(&emulator.base_url(), &url, "dry-run"),
-    );
-    let service = riposte::app::App::new(config)
-        .unwrap()
-        .service_with(ServiceOptions::default())
-        .await
-        .unwrap();
+    let (emulator, service, dir) =
+        common::service_on_emulator(Tenant::default_fixture(), "dry-run").await;
     World {
         emulator,
         service,
