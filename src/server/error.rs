@@ -30,6 +30,9 @@ pub enum ApiError {
     /// 413: the body is larger than `server.max_body_bytes`.
     #[error("the request body is larger than {limit} bytes (server.max_body_bytes)")]
     TooLarge { limit: usize },
+    /// 408: the body did not arrive within `server.read_timeout_secs`.
+    #[error("the request body did not arrive within server.read_timeout_secs")]
+    Timeout,
     /// 404: no route has this path.
     #[error("no route {method} {path}; see the HTTP API in the README")]
     NoRoute { method: String, path: String },
@@ -53,6 +56,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::TooLarge { .. } => "payload_too_large",
+            ApiError::Timeout => "request_timeout",
             ApiError::NoRoute { .. } => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::NotReady => "not_ready",
@@ -66,6 +70,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,

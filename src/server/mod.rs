@@ -22,6 +22,7 @@ mod routes;
 mod settings;
 pub mod signature;
 mod telemetry;
+mod timeouts;
 
 use std::future::Future;
 use std::io;
@@ -46,6 +47,7 @@ pub(crate) struct Shared {
     tokens: Tokens,
     hmac: Option<HmacSettings>,
     max_body_bytes: usize,
+    read_timeout: std::time::Duration,
 }
 
 pub(crate) type AppState = Arc<Shared>;
@@ -58,6 +60,7 @@ pub fn router(service: Arc<dyn ServiceApi>, settings: &ServerSettings) -> Router
         tokens: Tokens::new(&settings.tokens),
         hmac: settings.hmac.clone(),
         max_body_bytes: settings.max_body_bytes,
+        read_timeout: settings.read_timeout(),
     });
     Router::new()
         .route("/v1/alerts/{source}", post(routes::ingest))
@@ -74,6 +77,10 @@ pub fn router(service: Arc<dyn ServiceApi>, settings: &ServerSettings) -> Router
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            timeouts::body_within_time,
+        ))
         .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn(telemetry::observe))
         .with_state(state)
@@ -82,13 +89,24 @@ pub fn router(service: Arc<dyn ServiceApi>, settings: &ServerSettings) -> Router
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting and
 /// returns once the requests already in flight have been answered (an alert being stored
 /// when SIGTERM arrives still gets its 202). Taking the listener lets tests bind port 0;
-/// the caller bounds the drain with a timeout if it must.
+/// the caller bounds the drain with a timeout if it must. Headers must arrive within the
+/// default `[server] read_timeout_secs`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let timeout = ServerSettings::default().read_timeout();
+    timeouts::serve(listener, router, shutdown, timeout).await
+}
+
+/// [`serve`] with the header read timeout of `settings` (read now: the future borrows
+/// nothing, so it can be spawned).
+pub fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    settings: &ServerSettings,
+) -> impl Future<Output = io::Result<()>> + Send + 'static {
+    timeouts::serve(listener, router, shutdown, settings.read_timeout())
 }

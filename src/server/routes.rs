@@ -27,7 +27,9 @@ const MAX_LIMIT: u32 = 1000;
 /// The body as bytes; a body over `server.max_body_bytes` becomes a JSON 413.
 fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
     body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if super::timeouts::timed_out(&e) {
+            ApiError::Timeout
+        } else if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge { limit }
         } else {
             ApiError::BadRequest(e.body_text())

@@ -22,6 +22,10 @@ pub struct ServerSettings {
     /// webhook URL (with its `?token=`) alone cannot inject alerts.
     #[serde(default)]
     pub hmac: Option<HmacSettings>,
+    /// How long a client may take to send a request's headers, and then its body (seconds,
+    /// each). A slow sender holding connections open cannot starve the API. Default 30.
+    #[serde(default = "default_read_timeout_secs")]
+    pub read_timeout_secs: u64,
 }
 
 impl Default for ServerSettings {
@@ -31,7 +35,18 @@ impl Default for ServerSettings {
             tokens: Vec::new(),
             max_body_bytes: default_max_body_bytes(),
             hmac: None,
+            read_timeout_secs: default_read_timeout_secs(),
         }
+    }
+}
+
+fn default_read_timeout_secs() -> u64 {
+    30
+}
+
+impl ServerSettings {
+    pub fn read_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.read_timeout_secs.max(1))
     }
 }
 
@@ -158,6 +173,9 @@ impl ServerSettings {
                     t.name
                 ));
             }
+        }
+        if self.read_timeout_secs == 0 {
+            return Err("server.read_timeout_secs must be greater than 0".to_string());
         }
         if self.max_body_bytes == 0 {
             return Err("server.max_body_bytes must be greater than 0".to_string());

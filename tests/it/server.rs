@@ -268,9 +268,14 @@ async fn start(settings: ServerSettings) -> Running {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
     let router = server::router(fake.clone(), &settings);
-    let task = tokio::spawn(server::serve(listener, router, async {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(server::serve_with(
+        listener,
+        router,
+        async {
+            let _ = stopped.await;
+        },
+        &settings,
+    ));
     Running {
         base,
         fake,
@@ -1085,4 +1090,45 @@ async fn shutdown_stops_accepting_but_finishes_requests_in_flight() {
         .send()
         .await;
     assert!(after.is_err(), "the listener is closed after shutdown");
+}
+
+/// A sender that trickles its headers, or never finishes its body, is cut off after
+/// `read_timeout_secs` instead of holding a connection for ever (slowloris).
+#[tokio::test]
+async fn slow_senders_are_cut_off_after_the_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api = start(ServerSettings {
+        read_timeout_secs: 1,
+        ..settings()
+    })
+    .await;
+    let addr = api.base.trim_start_matches("http://").to_string();
+    let bounded = std::time::Duration::from_secs(10);
+
+    // Headers that never end: the connection is closed.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"POST /v1/alerts/lacework HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(bounded, slow.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok(),
+        "the connection was still open after {bounded:?}"
+    );
+
+    // A body that stops half-way: 408, and the service never saw the alert.
+    let ingest = token(Role::Ingest);
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/alerts/lacework HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ingest}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"id\""
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(bounded, slow.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "no answer within {bounded:?}");
+    let answer = String::from_utf8_lossy(&buf);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("read_timeout_secs"), "{answer}");
+    assert!(api.fake.calls().is_empty(), "{:?}", api.fake.calls());
 }

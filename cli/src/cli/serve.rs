@@ -43,10 +43,11 @@ pub async fn serve_on(
     let addr = listener.local_addr()?;
     eprintln!("riposte API listening on http://{addr} (Ctrl-C stops it)");
     info!(message = "API listening.", %addr);
-    server::serve(
+    server::serve_with(
         listener,
         server::router(service, settings),
         shutdown_signal(),
+        settings,
     )
     .await
     .context("the API server failed")?;
