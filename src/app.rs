@@ -126,7 +126,7 @@ impl App {
     /// [`App::service`] with options of the caller's (tests tune leases and windows).
     pub async fn service_with(&self, options: ServiceOptions) -> anyhow::Result<Arc<Service>> {
         let playbooks = self.playbooks()?.to_vec();
-        let store = crate::store::open(&self.config.store.url)
+        let store = crate::store::open_with(&self.config.store.url, self.config.audit.key())
             .await
             .with_context(|| format!("cannot open the store at {}", self.config.store.url))?;
         Ok(Service::new(ServiceParts {

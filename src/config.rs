@@ -14,7 +14,7 @@ pub use crate::engine::EngineSettings;
 pub use crate::mode::Mode;
 pub use crate::policy::Guardrails;
 pub use crate::server::{HmacSettings, Role, ServerSettings, TokenEntry};
-pub use crate::store::StoreSettings;
+pub use crate::store::{AuditSettings, StoreSettings};
 
 /// The whole configuration. Every field has a default, so riposte runs with no file at all,
 /// in dry-run.
@@ -47,6 +47,8 @@ pub struct Config {
     pub actions: ActionSettings,
     #[serde(default)]
     pub engine: EngineSettings,
+    #[serde(default)]
+    pub audit: AuditSettings,
 }
 
 fn default_playbooks() -> PathBuf {
@@ -58,7 +60,7 @@ fn default_policies() -> PathBuf {
 }
 
 /// The configuration's top-level keys, the only `RIPOSTE_*` variables read as configuration.
-const TOP_LEVEL_KEYS: [&str; 11] = [
+const TOP_LEVEL_KEYS: [&str; 12] = [
     "mode",
     "playbooks",
     "policies",
@@ -70,6 +72,7 @@ const TOP_LEVEL_KEYS: [&str; 11] = [
     "alerts",
     "actions",
     "engine",
+    "audit",
 ];
 
 /// A configuration that cannot be used, with what to fix.
@@ -132,6 +135,14 @@ impl Config {
             )));
         }
         self.server.check().map_err(ConfigError::Invalid)?;
+        if let Some(key) = &self.audit.key {
+            use secrecy::ExposeSecret;
+            if key.expose_secret().len() < 16 {
+                return Err(ConfigError::Invalid(
+                    "audit.key must be a secret of at least 16 characters".into(),
+                ));
+            }
+        }
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ pub mod alert;
 pub mod app;
 pub mod config;
 pub mod connectors;
+pub mod digest;
 pub mod engine;
 pub mod mode;
 pub mod plan;

@@ -1,45 +1,12 @@
-//! HMAC-SHA256 signatures on ingestion (`[server.hmac]`). HMAC is written here on `sha2`
-//! (RFC 2104, a dozen lines) rather than pulling the `hmac` crate: the version matching our
-//! `sha2` would be a second copy next to the one `sqlx-postgres` already brings, and the
-//! RFC 4231 vectors below pin the construction.
+//! HMAC-SHA256 signatures on ingestion (`[server.hmac]`), on `crate::digest` (whose RFC 4231
+//! vectors are pinned below).
 
 use axum::http::HeaderMap;
 use secrecy::ExposeSecret;
-use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::settings::HmacSettings;
-
-const BLOCK: usize = 64;
-
-/// HMAC-SHA256(key, message), RFC 2104.
-pub fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> [u8; 32] {
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    for part in message {
-        inner.update(part);
-    }
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
-}
-
-/// Compares without stopping at the first difference, so the time taken does not tell an
-/// attacker how many leading bytes of a guess were right.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
-}
+pub use crate::digest::{constant_time_eq, hmac_sha256};
 
 /// Checks the timestamp and signature headers of an ingestion request against its body.
 /// `now` is unix seconds (passed in so tests control the clock).

@@ -35,6 +35,7 @@ use crate::text::canonical_json;
 
 pub use batch::Batcher;
 pub use postgres::PgStore;
+pub use settings::AuditSettings;
 pub use settings::StoreSettings;
 pub use spec::{RunSpec, RunTarget};
 pub use sqlite::SqliteStore;
@@ -47,10 +48,22 @@ pub const AUDIT_GENESIS: &str = "00000000000000000000000000000000000000000000000
 /// `sqlite://relative.db`, `sqlite:///absolute/path.db` and `sqlite::memory:` choose SQLite;
 /// `postgres://…` (or `postgresql://…`) chooses PostgreSQL.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(url, None).await
+}
+
+/// [`open`], with the `[audit] key` that chains the audit trail by HMAC.
+pub async fn open_with(
+    url: &str,
+    audit_key: Option<AuditKey>,
+) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+        Ok(Arc::new(
+            SqliteStore::open(url).await?.with_audit_key(audit_key),
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::open(url).await?))
+        Ok(Arc::new(
+            PgStore::open(url).await?.with_audit_key(audit_key),
+        ))
     } else {
         // Only the scheme is echoed: the rest of a URL may hold a password.
         let scheme = url.split_once(':').map_or("", |(s, _)| s).to_string();
@@ -439,6 +452,10 @@ pub enum AuditProblem {
     Relinked,
     /// Fewer records (or a different last hash) than the head row says were appended.
     Truncated { expected: i64, found: i64 },
+    /// `[audit] key` is set but the record's link is a plain hash: written without the key.
+    Unkeyed,
+    /// The record's link is keyed but no `[audit] key` is configured to check it.
+    NeedsKey,
 }
 
 impl std::fmt::Display for AuditProblem {
@@ -446,6 +463,13 @@ impl std::fmt::Display for AuditProblem {
         match self {
             AuditProblem::Edited => write!(f, "its content does not match its hash (edited)"),
             AuditProblem::Missing => write!(f, "the record is missing (removed)"),
+            AuditProblem::Unkeyed => write!(
+                f,
+                "its link is a plain hash but [audit] key is set: it was written (or re-chained) without the key"
+            ),
+            AuditProblem::NeedsKey => {
+                write!(f, "its link is keyed; set [audit] key to verify it")
+            }
             AuditProblem::Relinked => {
                 write!(f, "its prev_hash is not the previous record's hash")
             }
@@ -651,12 +675,44 @@ pub fn audit_material(
     out
 }
 
-/// `sha256(prev_hash || material)`, hex.
-pub fn audit_hash(prev_hash: &str, material: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(prev_hash.as_bytes());
-    h.update(material.as_bytes());
-    hex::encode(h.finalize())
+/// The secret of `[audit] key`: with it, each chain link is an HMAC, so someone who can
+/// write to the database but does not hold the key cannot rewrite records and re-chain them.
+#[derive(Clone)]
+pub struct AuditKey(Vec<u8>);
+
+impl AuditKey {
+    pub fn new(secret: &[u8]) -> AuditKey {
+        AuditKey(secret.to_vec())
+    }
+}
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey(…)")
+    }
+}
+
+/// What keyed links start with, so a verifier tells them from plain ones.
+const KEYED: &str = "hmac-sha256:";
+
+/// `sha256(prev_hash || material)` as hex, or with a key
+/// `hmac-sha256:` + hex HMAC-SHA256(key, prev_hash || material).
+pub fn audit_hash(prev_hash: &str, material: &str, key: Option<&AuditKey>) -> String {
+    match key {
+        Some(AuditKey(k)) => format!(
+            "{KEYED}{}",
+            hex::encode(crate::digest::hmac_sha256(
+                k,
+                &[prev_hash.as_bytes(), material.as_bytes()]
+            ))
+        ),
+        None => {
+            let mut h = Sha256::new();
+            h.update(prev_hash.as_bytes());
+            h.update(material.as_bytes());
+            hex::encode(h.finalize())
+        }
+    }
 }
 
 pub(crate) fn canonical_text(v: &Value) -> String {
@@ -666,16 +722,18 @@ pub(crate) fn canonical_text(v: &Value) -> String {
 }
 
 /// Checks audit records page by page; `state` carries the expected next seq and hash.
-pub(crate) struct ChainCheck {
+pub(crate) struct ChainCheck<'k> {
     pub next_seq: i64,
     pub prev_hash: String,
+    key: Option<&'k AuditKey>,
 }
 
-impl ChainCheck {
-    pub fn new() -> ChainCheck {
+impl<'k> ChainCheck<'k> {
+    pub fn new(key: Option<&'k AuditKey>) -> ChainCheck<'k> {
         ChainCheck {
             next_seq: 1,
             prev_hash: AUDIT_GENESIS.to_string(),
+            key,
         }
     }
 
@@ -700,7 +758,27 @@ impl ChainCheck {
             r.actor.as_deref(),
             &r.body,
         );
-        if audit_hash(&r.prev_hash, &material) != r.hash {
+        // With a key, every link must be keyed: a plain link is one written by someone
+        // without the key (or before it was set: start a new trail when setting a key).
+        match (self.key, r.hash.starts_with(KEYED)) {
+            (Some(_), false) => {
+                return Err(AuditBreak {
+                    seq: r.seq,
+                    problem: AuditProblem::Unkeyed,
+                });
+            }
+            (None, true) => {
+                return Err(AuditBreak {
+                    seq: r.seq,
+                    problem: AuditProblem::NeedsKey,
+                });
+            }
+            _ => {}
+        }
+        if !crate::digest::constant_time_eq(
+            audit_hash(&r.prev_hash, &material, self.key).as_bytes(),
+            r.hash.as_bytes(),
+        ) {
             return Err(AuditBreak {
                 seq: r.seq,
                 problem: AuditProblem::Edited,
@@ -777,8 +855,8 @@ mod tests {
         ];
         for v in variants {
             assert_ne!(
-                audit_hash(AUDIT_GENESIS, &base),
-                audit_hash(AUDIT_GENESIS, &v)
+                audit_hash(AUDIT_GENESIS, &base, None),
+                audit_hash(AUDIT_GENESIS, &v, None)
             );
         }
         // Key order does not matter: the material is canonical.

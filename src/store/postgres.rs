@@ -21,9 +21,16 @@ pub struct PgStore {
     write: PgPool,
     /// The same pool: PostgreSQL needs no reader/writer split.
     read: PgPool,
+    audit_key: Option<super::AuditKey>,
 }
 
 impl PgStore {
+    /// Chains the audit records this store appends (and checks) with `key`.
+    pub fn with_audit_key(mut self, key: Option<super::AuditKey>) -> PgStore {
+        self.audit_key = key;
+        self
+    }
+
     /// Opens `postgres://user[:password]@host:port/db` (sqlx URL parameters such as `sslmode`
     /// and `options[search_path]` apply) and applies migrations.
     pub async fn open(url: &str) -> Result<PgStore, StoreError> {
@@ -37,6 +44,7 @@ impl PgStore {
         Ok(PgStore {
             write: pool.clone(),
             read: pool,
+            audit_key: None,
         })
     }
 }

@@ -740,7 +740,7 @@ macro_rules! store_impl {
                     event.actor.as_deref(),
                     &event.body,
                 );
-                let hash = audit_hash(&prev_hash, &material);
+                let hash = audit_hash(&prev_hash, &material, self.audit_key.as_ref());
                 sqlx::query(
                     "INSERT INTO audit_log (seq, at, kind, run_id, actor, body, prev_hash, hash) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -798,7 +798,7 @@ macro_rules! store_impl {
                     "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq >= $1 AND seq <= $2 \
                      ORDER BY seq LIMIT $3"
                 );
-                let mut check = ChainCheck::new();
+                let mut check = ChainCheck::new(self.audit_key.as_ref());
                 let mut from = 1;
                 loop {
                     let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))

@@ -29,9 +29,16 @@ const READERS: u32 = 4;
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    audit_key: Option<super::AuditKey>,
 }
 
 impl SqliteStore {
+    /// Chains the audit records this store appends (and checks) with `key`.
+    pub fn with_audit_key(mut self, key: Option<super::AuditKey>) -> SqliteStore {
+        self.audit_key = key;
+        self
+    }
+
     /// Opens `sqlite://relative.db`, `sqlite:///absolute/path.db` or `sqlite::memory:`,
     /// creating the file if missing and applying migrations.
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
@@ -74,10 +81,18 @@ impl SqliteStore {
                 .connect_with(options.create_if_missing(false).read_only(true))
                 .await
                 .map_err(StoreError::Open)?;
-            return Ok(SqliteStore { write, read });
+            return Ok(SqliteStore {
+                write,
+                read,
+                audit_key: None,
+            });
         };
         migrator().run(&write).await?;
-        Ok(SqliteStore { write, read })
+        Ok(SqliteStore {
+            write,
+            read,
+            audit_key: None,
+        })
     }
 }
 

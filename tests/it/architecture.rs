@@ -248,7 +248,7 @@ fn configuration_and_wiring_sit_on_top() {
             );
         }
     }
-    for leaf in ["mode", "text"] {
+    for leaf in ["digest", "mode", "text"] {
         assert!(
             graph.get(leaf).is_none_or(|d| d.is_empty()),
             "{leaf} must stay a leaf: {:?}",
@@ -269,7 +269,7 @@ fn the_flow_points_one_way() {
         ("actions", &["alert", "connectors", "text"]),
         ("playbook", &["actions", "alert", "text"]),
         ("policy", &["actions", "alert"]),
-        ("store", &["mode", "text"]),
+        ("store", &["digest", "mode", "text"]),
         (
             "plan",
             &[
@@ -282,7 +282,7 @@ fn the_flow_points_one_way() {
                 "text",
             ],
         ),
-        ("server", &["engine", "store"]),
+        ("server", &["digest", "engine", "store"]),
     ];
     for (part, allowed) in may {
         let extra: Vec<&String> = graph

@@ -1055,3 +1055,88 @@ async fn sqlite_batcher_throughput() {
         n as f64 / secs
     );
 }
+
+/// `[audit] key`: the chain is an HMAC chain. Someone with write access to the database but
+/// not the key can edit a record and re-chain everything after it with plain hashes (which
+/// `verify` catches on a plain chain only as long as nobody re-chains); under a key that
+/// rewrite, or one re-chained with a guessed key, is detected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_audit_chain_detects_a_rewrite_rechained_without_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("riposte.db").display());
+    let key = store::AuditKey::new(b"an-audit-secret-of-some-length");
+    let keyed = store::open_with(&url, Some(key)).await.unwrap();
+    for i in 0..3 {
+        keyed.append_audit(&event(i)).await.unwrap();
+    }
+    assert_eq!(keyed.verify_audit().await.unwrap(), 3);
+    let records = keyed.audit_records(1, 10).await.unwrap();
+    assert!(records.iter().all(|r| r.hash.starts_with("hmac-sha256:")));
+    // Without the key, a keyed trail cannot be checked (and says so).
+    let plain = store::open(&url).await.unwrap();
+    assert_eq!(
+        broken(plain.verify_audit().await),
+        (1, AuditProblem::NeedsKey)
+    );
+
+    let raw = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            SqliteConnectOptions::from_str(&url)
+                .unwrap()
+                .busy_timeout(Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
+    // The attacker rewrites record 2 and re-chains 2, 3 and the head; `guess` is the key
+    // they use (none, or a wrong one).
+    let rewrite = |guess: Option<store::AuditKey>| {
+        let raw = raw.clone();
+        let records = records.clone();
+        async move {
+            let mut prev = records[0].hash.clone();
+            for r in &records[1..] {
+                let body = if r.seq == 2 {
+                    json!({"i": 1, "approved": true})
+                } else {
+                    r.body.clone()
+                };
+                let material = store::audit_material(
+                    r.seq,
+                    r.at,
+                    &r.kind,
+                    r.run_id.as_deref(),
+                    r.actor.as_deref(),
+                    &body,
+                );
+                let hash = store::audit_hash(&prev, &material, guess.as_ref());
+                sqlx::query(
+                    "UPDATE audit_log SET body = $1, prev_hash = $2, hash = $3 WHERE seq = $4",
+                )
+                .bind(body.to_string())
+                .bind(&prev)
+                .bind(&hash)
+                .bind(r.seq)
+                .execute(&raw)
+                .await
+                .unwrap();
+                prev = hash;
+            }
+            sqlx::query("UPDATE audit_head SET head_hash = $1 WHERE id = 1")
+                .bind(&prev)
+                .execute(&raw)
+                .await
+                .unwrap();
+        }
+    };
+    rewrite(None).await;
+    assert_eq!(
+        broken(keyed.verify_audit().await),
+        (2, AuditProblem::Unkeyed)
+    );
+    rewrite(Some(store::AuditKey::new(b"a-guessed-secret-0000000000"))).await;
+    assert_eq!(
+        broken(keyed.verify_audit().await),
+        (2, AuditProblem::Edited)
+    );
+}
