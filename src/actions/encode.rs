@@ -43,10 +43,17 @@ const QUERY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'$')
     .remove(b'/');
 
+/// Whether `value` may stand in a URL as the placeholder it is ([`unknown::is_placeholder`]:
+/// never a secret's, which only the webhook redaction writes). A value from an alert or a
+/// caller that merely looks like one is encoded like any text.
+fn passes_as_placeholder(value: &str) -> bool {
+    unknown::is_placeholder(value)
+}
+
 /// One path segment: a guest's `#EXT#` becomes `%23EXT%23`, a `/` cannot start a new segment.
 /// A value known only at run time is shown as its placeholder.
 pub fn segment(value: &str) -> String {
-    if unknown::is_placeholder(value) {
+    if passes_as_placeholder(value) {
         return value.to_string();
     }
     utf8_percent_encode(value, SEGMENT).to_string()
@@ -54,7 +61,7 @@ pub fn segment(value: &str) -> String {
 
 /// A query parameter value.
 pub fn query_value(value: &str) -> String {
-    if unknown::is_placeholder(value) {
+    if passes_as_placeholder(value) {
         return value.to_string();
     }
     utf8_percent_encode(value, QUERY).to_string()
@@ -72,7 +79,12 @@ pub fn query_value_with_placeholders(value: &str) -> String {
         };
         let end = start + len + '⟩'.len_utf8();
         out.push_str(&query_value(&rest[..start]));
-        out.push_str(&rest[start..end]);
+        let inner = &rest[start..end];
+        if passes_as_placeholder(inner) {
+            out.push_str(inner);
+        } else {
+            out.push_str(&query_value(inner));
+        }
         rest = &rest[end..];
     }
     out.push_str(&query_value(rest));
@@ -124,6 +136,30 @@ mod tests {
             "caller%20eq%20'⟨steps.user.outputs.upn⟩'%20and%20x"
         );
         assert_eq!(query_value_with_placeholders("a ⟨b"), "a%20%E2%9F%A8b");
+    }
+
+    /// A value shaped like a placeholder but from outside (an alert, a caller) is text: it is
+    /// encoded, so it cannot smuggle `/..` into a path or `&` into a query.
+    #[test]
+    fn look_alike_placeholders_are_encoded() {
+        for hostile in [
+            "⟨secret: x⟩/../../servicePrincipals/y⟩",
+            "⟨a⟩/../⟨b⟩",
+            "⟨x&$filter=1⟩⟨y⟩",
+        ] {
+            let s = segment(hostile);
+            assert!(!s.contains('/') && !s.contains('⟨'), "{hostile} → {s}");
+            let q = query_value(hostile);
+            assert!(!q.contains('&') && !q.contains('⟨'), "{hostile} → {q}");
+        }
+        assert_eq!(
+            query_value_with_placeholders("x ⟨secret: webhook path, sha256:0011223344556677⟩"),
+            "x%20%E2%9F%A8secret:%20webhook%20path,%20sha256:0011223344556677%E2%9F%A9"
+        );
+        assert_eq!(
+            segment("⟨steps.user.outputs.id⟩"),
+            "⟨steps.user.outputs.id⟩"
+        );
     }
 
     #[test]

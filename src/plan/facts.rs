@@ -71,5 +71,5 @@ fn user_of(params: &Value) -> Option<&str> {
     params
         .get("user")
         .and_then(Value::as_str)
-        .filter(|u| !unknown::is_placeholder(u) && !u.contains('⟨'))
+        .filter(|u| !unknown::is_placeholder(u))
 }

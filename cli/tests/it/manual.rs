@@ -433,3 +433,40 @@ async fn the_requester_cannot_roll_back_their_own_run() {
         "the rollback did not re-enable the account"
     );
 }
+
+/// A parameter shaped like the plan's own placeholders (`⟨…⟩`, here a fake redacted secret)
+/// is text like any other: it is encoded into its slot, so it cannot climb out of
+/// `/users/{user}` to PATCH another object with riposte's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placeholder_shaped_parameter_cannot_redirect_a_request() {
+    let world = World::start();
+    let hostile = format!("user=⟨secret: webhook path⟩/../{}?x=⟩", ALEX.1);
+    let out = world
+        .riposte(&[
+            "act",
+            "entra.disable_user",
+            "--param",
+            &hostile,
+            "--enforce",
+            "--format",
+            "json",
+        ])
+        .await;
+    let sent: Vec<String> = world
+        .emulator
+        .state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET" && r.api != "entra")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        sent.is_empty(),
+        "{sent:?}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        world.enabled(ALEX.1),
+        "the crafted parameter disabled another user"
+    );
+}
