@@ -388,7 +388,7 @@ pub(crate) struct Search {
 impl Search {
     pub(crate) fn new(root: &Value) -> Search {
         Search {
-            expanded: expand_embedded(root, 0),
+            expanded: expand_embedded(root, 0, false),
         }
     }
 
@@ -471,26 +471,45 @@ fn follow(map: &Map<String, Value>, keys: &[&str]) -> Option<String> {
     }
 }
 
-/// A copy of `value` with JSON-in-a-string replaced by the parsed value, so a search sees
-/// Activity Log `claims` and similar. Depth is bounded: alerts are data from outside.
-fn expand_embedded(value: &Value, depth: usize) -> Value {
+/// The keys under which sources serialise JSON into a string: Activity Log `claims`,
+/// Sentinel `Custom Details` and `Entities`, and the like. Only these are parsed again: a
+/// JSON text inside a free-text field (a description, a user agent, a resource name an
+/// attacker chose) stays text, so it can never name the principal riposte acts on.
+const EMBEDDED_JSON_KEYS: &[&str] = &[
+    "claims",
+    "customdetails",
+    "entities",
+    "authorization",
+    "httprequest",
+    "properties",
+    "evidence",
+    "extendedproperties",
+];
+
+/// A copy of `value` with JSON-in-a-string under [`EMBEDDED_JSON_KEYS`] replaced by the
+/// parsed value, so a search sees Activity Log `claims` and similar. Depth is bounded:
+/// alerts are data from outside.
+fn expand_embedded(value: &Value, depth: usize, documented: bool) -> Value {
     if depth > 64 {
         return value.clone();
     }
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| (k.clone(), expand_embedded(v, depth + 1)))
+                .map(|(k, v)| {
+                    let documented = EMBEDDED_JSON_KEYS.contains(&norm_key(k).as_str());
+                    (k.clone(), expand_embedded(v, depth + 1, documented))
+                })
                 .collect(),
         ),
         Value::Array(items) => Value::Array(
             items
                 .iter()
-                .map(|v| expand_embedded(v, depth + 1))
+                .map(|v| expand_embedded(v, depth + 1, documented))
                 .collect(),
         ),
-        Value::String(_) => match embedded_json(value) {
-            Some(parsed) => expand_embedded(&parsed, depth + 1),
+        Value::String(_) if documented => match embedded_json(value) {
+            Some(parsed) => expand_embedded(&parsed, depth + 1, false),
             None => value.clone(),
         },
         other => other.clone(),
@@ -612,6 +631,21 @@ mod tests {
             Some("props@contoso.com")
         );
         assert_eq!(upn(&[&["missing"]]), None);
+    }
+
+    /// JSON found inside a free-text field is not a source of facts: only the keys where
+    /// sources serialise JSON are parsed again.
+    #[test]
+    fn json_inside_free_text_stays_text() {
+        let v = json!({
+            "description": "{\"caller\": \"ceo@contoso.com\"}",
+            "event": {"details": {"caller": "alex.wilber@contoso.com"}},
+        });
+        let search = Search::new(&v);
+        assert_eq!(
+            search.first(&[&["caller"]], looks_like_upn).as_deref(),
+            Some("alex.wilber@contoso.com")
+        );
     }
 
     #[test]
