@@ -62,6 +62,37 @@ fn check_relative(path: &str) -> Result<(), ActionError> {
     Ok(())
 }
 
+/// The query file's real path, which must lie inside the playbook's real directory: a
+/// symlink cannot lead out of it, and a single action (which has no directory) reads no
+/// file at all — otherwise a caller could make riposte send a file next to the server (its
+/// own configuration) to the API and show it in the plan.
+fn inside_playbook_dir(dir: &Path, file: &str) -> Result<std::path::PathBuf, ActionError> {
+    if dir.as_os_str().is_empty() {
+        return Err(ActionError::Params(
+            "a single action reads no files: put the query in a playbook".into(),
+        ));
+    }
+    let dir = std::fs::canonicalize(dir).map_err(|e| {
+        ActionError::Io(format!(
+            "the playbook directory `{}` cannot be resolved: {e}",
+            dir.display()
+        ))
+    })?;
+    let joined = dir.join(file);
+    let path = std::fs::canonicalize(&joined).map_err(|e| {
+        ActionError::Io(format!(
+            "query file `{}` cannot be read: {e}",
+            joined.display()
+        ))
+    })?;
+    if !path.starts_with(&dir) {
+        return Err(ActionError::Params(format!(
+            "query file `{file}` resolves outside the playbook's directory"
+        )));
+    }
+    Ok(path)
+}
+
 #[async_trait]
 impl Action for LogAnalyticsQuery {
     type Params = Params;
@@ -92,7 +123,7 @@ impl Action for LogAnalyticsQuery {
             )));
         }
         check_relative(&p.query_file)?;
-        let path = ctx.playbook_dir.join(&p.query_file);
+        let path = inside_playbook_dir(&ctx.playbook_dir, &p.query_file)?;
         let query = tokio::fs::read_to_string(&path).await.map_err(|e| {
             ActionError::Io(format!(
                 "query file `{}` cannot be read: {e}",
@@ -130,6 +161,31 @@ impl Action for LogAnalyticsQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_are_read_only_from_inside_the_playbook_directory() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("riposte.toml"), "secret = 1").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("q.kql"), "AzureActivity").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(
+            outside.path().join("riposte.toml"),
+            dir.path().join("link.kql"),
+        )
+        .unwrap();
+        assert!(inside_playbook_dir(dir.path(), "q.kql").is_ok());
+        #[cfg(unix)]
+        assert!(matches!(
+            inside_playbook_dir(dir.path(), "link.kql"),
+            Err(ActionError::Params(m)) if m.contains("outside")
+        ));
+        // A single action has no directory: it reads nothing, not even from the cwd.
+        assert!(matches!(
+            inside_playbook_dir(Path::new(""), "riposte.toml"),
+            Err(ActionError::Params(m)) if m.contains("single action")
+        ));
+    }
     use crate::actions::PlanStatus;
     use crate::actions::testing::*;
 
