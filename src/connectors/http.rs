@@ -261,7 +261,11 @@ impl HttpClient {
         let client_request_id = uuid::Uuid::new_v4().to_string();
         let url = reqwest::Url::parse(&req.url)
             .map_err(|e| ApiError::Invalid(format!("`{}` is not a URL: {e}", req.url)))?;
-        let shown_url = redact_url(&url);
+        let shown_url = match req.api {
+            // An incoming webhook's path and query are its credential.
+            Api::Webhook => origin_only(&url),
+            _ => redact_url(&url),
+        };
         let attempt = |attempt| {
             self.attempt(
                 req,
@@ -380,6 +384,13 @@ impl HttpClient {
             .get("retry-after")
             .and_then(|v| parse_retry_after(v))
             .map(|d| d.min(opts.max_retry_after));
+        // A webhook is not an API we know: what it answered is summarised, not reflected
+        // into plans, logs and the run page (it may echo the secret URL, or be written by
+        // whoever controls the endpoint).
+        let body = match req.api {
+            Api::Webhook => Value::Null,
+            _ => body,
+        };
         Err(Failed {
             outcome: error_from_response(status, &body, request_id, retry_after),
             retry: is_retryable_status(status) && (req.may_retry() || status == 429),
@@ -731,6 +742,16 @@ fn transport_message(e: &reqwest::Error) -> String {
 }
 
 /// Scheme, host and path only: query strings can carry SAS signatures or codes.
+/// Scheme, host and port only: how logs show a URL whose path is a secret.
+pub fn origin_only(url: &reqwest::Url) -> String {
+    format!(
+        "{}://{}{}/…",
+        url.scheme(),
+        url.host_str().unwrap_or(""),
+        url.port().map(|p| format!(":{p}")).unwrap_or_default()
+    )
+}
+
 pub fn redact_url(url: &reqwest::Url) -> String {
     let mut shown = format!(
         "{}://{}{}",

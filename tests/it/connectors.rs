@@ -990,3 +990,26 @@ async fn workload_identity_sends_the_federated_token_as_assertion() {
     );
     server.verify().await;
 }
+
+/// An incoming webhook's path is its credential and its answer is not an API we know: a
+/// failure is summarised by status, never reflected (the endpoint may echo the URL back).
+#[tokio::test]
+async fn a_webhook_failure_is_summarised_not_reflected() {
+    let (server, c) = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/hooks/T000/B000/secret-path"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"error": {"code": "bad", "message": "no such hook /hooks/T000/B000/secret-path"}}),
+        ))
+        .mount(&server)
+        .await;
+    let req = ApiRequest::new(
+        Method::Post,
+        Api::Webhook,
+        format!("{}/hooks/T000/B000/secret-path", server.uri()),
+    )
+    .with_body(json!({"text": "hi"}));
+    let err = c.send(&req).await.unwrap_err().to_string();
+    assert!(!err.contains("secret-path"), "{err}");
+    assert!(err.contains("400"), "{err}");
+}
