@@ -219,8 +219,56 @@ fn default_max_resources() -> usize {
     20
 }
 
-/// Refuses an alert that names more resources than `[alerts] max_resources`.
+/// Whether `key` names a user the way Entra does: an object id (a GUID) or a user principal
+/// name (`local@domain`, the characters Entra allows, a guest's `#EXT#` included). Anything
+/// else — a `/`, a `?`, a placeholder look-alike — is not a user riposte will act on.
+pub fn is_user_key(key: &str) -> bool {
+    json::looks_like_guid(key) || is_upn(key)
+}
+
+fn is_upn(key: &str) -> bool {
+    let Some((local, domain)) = key.split_once('@') else {
+        return false;
+    };
+    let local_ok = !local.is_empty()
+        && local.len() <= 113
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "'.-_!#^~+".contains(c))
+        && !local.starts_with('.')
+        && !local.ends_with('.');
+    let domain_ok = !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    local_ok && domain_ok
+}
+
+/// Refuses an alert that names more resources than `[alerts] max_resources`, or a principal
+/// that is not a user key (an object id or a UPN) where one is given.
 pub fn within_limits(alert: Alert, settings: &AlertSettings) -> Result<Alert, AlertError> {
+    if let Some(p) = &alert.principal {
+        if let Some(upn) = &p.upn
+            && !is_upn(upn)
+        {
+            return Err(AlertError::field(
+                "principal.upn",
+                format!("`{upn}` is not a user principal name"),
+            ));
+        }
+        if let Some(oid) = &p.object_id
+            && !json::looks_like_guid(oid)
+        {
+            return Err(AlertError::field(
+                "principal.object_id",
+                format!("`{oid}` is not an object id (a GUID)"),
+            ));
+        }
+    }
     if alert.resources.len() > settings.max_resources {
         return Err(AlertError::TooManyResources {
             found: alert.resources.len(),
@@ -408,6 +456,35 @@ impl Alert {
             source_ip: None,
             needs_enrichment: false,
             raw: serde_json::json!({"manual": true}),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_keys_are_object_ids_or_upns() {
+        for ok in [
+            "a1e7d1c2-5b3f-4c8e-9d21-000000000001",
+            "alex.wilber@contoso.com",
+            "AdeleVance_adatum.com#EXT#@contoso.onmicrosoft.com",
+            "o'brien@contoso.com",
+        ] {
+            assert!(is_user_key(ok), "{ok}");
+        }
+        for bad in [
+            "alex@contoso.com/../servicePrincipals/x",
+            "alex@contoso.com?$select=x",
+            "⟨secret: webhook path⟩@x.com",
+            "alex wilber@contoso.com",
+            "@contoso.com",
+            "alex@",
+            "alex@contoso..com",
+            "not-a-user",
+        ] {
+            assert!(!is_user_key(bad), "{bad}");
         }
     }
 }

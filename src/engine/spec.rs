@@ -40,6 +40,20 @@ pub fn action_spec(action: &str, params: Map<String, Value>) -> Result<RunSpec, 
             "`{action}` takes its target from [actions] in configuration or from a playbook, not from a `url` parameter"
         )));
     }
+    // Who a single action acts on is named by the caller: it must be a user key (an object
+    // id or a UPN), never text that would climb out of its slot.
+    for field in ["user", "principal"] {
+        if let Some(v) = params.get(field) {
+            match v.as_str() {
+                Some(key) if crate::alert::is_user_key(key) => {}
+                _ => {
+                    return Err(ServiceError::BadRequest(format!(
+                        "params.{field}: {v} is not an object id or a user principal name"
+                    )));
+                }
+            }
+        }
+    }
     let spec = RunSpec {
         target: RunTarget::Action {
             action: action.to_string(),
@@ -161,11 +175,11 @@ mod tests {
 
     #[test]
     fn action_parameters_stay_data() {
-        let params = json!({"user": "${{ alert.raw }}"})
+        let params = json!({"message": "${{ alert.raw }}"})
             .as_object()
             .unwrap()
             .clone();
-        let spec = action_spec("entra.disable_user", params).unwrap();
+        let spec = action_spec("notify.webhook", params).unwrap();
         let p = playbook_of(&spec).unwrap();
         let with = format!("{:?}", p.steps[0].with);
         assert!(!with.contains("${{"), "{with}");
@@ -173,6 +187,21 @@ mod tests {
             action_spec("entra.nope", Map::new()),
             Err(ServiceError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_single_action_names_its_user_by_a_user_key() {
+        let params = |u: &str| json!({ "user": u }).as_object().unwrap().clone();
+        assert!(action_spec("entra.disable_user", params("alex@contoso.com")).is_ok());
+        let err = action_spec(
+            "entra.disable_user",
+            params("x@y.com/../../servicePrincipals/1"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, ServiceError::BadRequest(m) if m.contains("params.user")),
+            "{err}"
+        );
     }
 
     #[test]

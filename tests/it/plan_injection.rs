@@ -90,6 +90,11 @@ proptest! {
         prop_assume!(!upn.starts_with('$') && !upn.starts_with('⟨'));
         let plan = plan_for(&upn, &title);
         let requests: Vec<_> = plan.steps.iter().flat_map(|s| s.requests.iter()).collect();
+        if !riposte::alert::is_user_key(&upn) {
+            // Not an object id or a UPN: nobody to act on, so nothing is planned at all.
+            prop_assert!(requests.is_empty(), "planned for {:?}: {:?}", upn, requests);
+            return Ok(());
+        }
         // The same two requests, whatever the alert says.
         prop_assert_eq!(requests.len(), 2);
         let base = "https://graph.microsoft.com/v1.0/users/";
@@ -116,10 +121,16 @@ proptest! {
 #[test]
 fn template_syntax_in_alert_values_is_data() {
     let plan = plan_for("{{ 7*7 }}@contoso.com", "${{ run.id }} {{ 7*7 }}");
+    // Not a user key: the step is not planned, and its reason quotes the text as it came.
+    let reason = plan.steps[1].reason.clone().unwrap_or_default();
+    assert!(reason.contains("{{ 7*7 }}@contoso.com"), "{reason}");
+    assert!(plan.steps.iter().all(|s| s.requests.is_empty()));
+    assert_eq!(plan.alert.title, "${{ run.id }} {{ 7*7 }}");
+    // A real UPN with characters that need care fills its one slot, as data.
+    let plan = plan_for("o'brien@contoso.com", "t");
     let url = &plan.steps[1].requests[0].url;
     assert_eq!(
         decode(url.rsplit('/').next().unwrap()),
-        "{{ 7*7 }}@contoso.com"
+        "o'brien@contoso.com"
     );
-    assert_eq!(plan.alert.title, "${{ run.id }} {{ 7*7 }}");
 }

@@ -35,6 +35,11 @@ pub async fn lookup_user(ctx: &PlanContext<'_>, user: &str) -> Result<Option<Val
     if unknown::is_placeholder(user) {
         return Ok(None);
     }
+    if !crate::alert::is_user_key(user) {
+        return Err(ActionError::Params(format!(
+            "user `{user}` is not an object id or a user principal name"
+        )));
+    }
     let url = format!(
         "{}?$select={}",
         user_url(&ctx.endpoints.graph_v1(), user),
