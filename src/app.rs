@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use crate::alert::Alert;
 use crate::config::Config;
-use crate::connectors::{Connectors, Endpoints, HttpOptions, Lookup, NoLookup};
+use crate::connectors::{Connectors, Endpoints, HttpOptions};
 use crate::engine::{Service, ServiceOptions, ServiceParts};
 use crate::playbook::{self, Diagnostic, Playbook};
 use crate::policy::{self, Guard};
@@ -105,15 +105,6 @@ impl App {
             );
         }
         Ok(matched)
-    }
-
-    /// The planner's read-only door: real lookups with credentials, unknowns without.
-    pub fn lookup(&self) -> Box<dyn Lookup> {
-        if self.connectors.has_azure_credentials() || self.config.azure.has_credentials() {
-            Box::new(self.connectors.read_only())
-        } else {
-            Box::new(NoLookup)
-        }
     }
 
     /// Opens (and migrates) the store and builds the durable service on it, with the

@@ -440,6 +440,17 @@ pub(crate) async fn read_all_pages(
     }
 }
 
+/// The parameters that name the principal an action acts on, in the order `--principal`
+/// fills them: `user` (the `entra.*` actions), `principal` (`arm.remove_role_assignments`).
+pub const PRINCIPAL_PARAMS: [&str; 2] = ["user", "principal"];
+
+/// The principal a single action's parameters name, if any.
+pub fn principal_param(params: &serde_json::Map<String, Value>) -> Option<&str> {
+    PRINCIPAL_PARAMS
+        .iter()
+        .find_map(|k| params.get(*k).and_then(Value::as_str))
+}
+
 /// The step's parameters typed again, for verify and compensate (the plan keeps them as the
 /// rendered JSON `with:`).
 pub(crate) fn typed_params<P: DeserializeOwned>(done: &Executed<'_>) -> Result<P, ActionError> {

@@ -33,7 +33,7 @@ pub async fn enrich(
             id: alert.id.clone(),
             source,
         })?;
-    Ok(super::within_limits(
+    Ok(super::admissible(
         enrich_lacework(&alert, details, settings)?,
         settings,
     )?)

@@ -250,7 +250,7 @@ fn is_upn(key: &str) -> bool {
 
 /// Refuses an alert that names more resources than `[alerts] max_resources`, or a principal
 /// that is not a user key (an object id or a UPN) where one is given.
-pub fn within_limits(alert: Alert, settings: &AlertSettings) -> Result<Alert, AlertError> {
+pub fn admissible(alert: Alert, settings: &AlertSettings) -> Result<Alert, AlertError> {
     if let Some(p) = &alert.principal {
         if let Some(upn) = &p.upn
             && !is_upn(upn)
@@ -392,7 +392,7 @@ pub fn parse_alert_value(
             }
         }
     };
-    within_limits(adapter.parse(raw, settings)?, settings)
+    admissible(adapter.parse(raw, settings)?, settings)
 }
 
 /// Maps a title to riposte's kind: configuration first, then the built-in table, else `other`.

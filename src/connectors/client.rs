@@ -80,6 +80,16 @@ impl Connectors {
             .ok_or_else(|| ApiError::Config("no [lacework] credentials configured".into()))
     }
 
+    /// The planner's door: real reads with Azure credentials; without them every read is
+    /// unknown until run time ([`NoLookup`]).
+    pub fn planning_lookup(&self) -> Box<dyn super::Lookup> {
+        if self.has_azure_credentials() {
+            Box::new(self.read_only())
+        } else {
+            Box::new(super::NoLookup)
+        }
+    }
+
     /// The planner's view: GET only.
     pub fn read_only(&self) -> ReadOnly {
         ReadOnly {

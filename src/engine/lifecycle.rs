@@ -13,7 +13,6 @@ use super::service::ServiceError;
 use super::{Event, Executor};
 use crate::actions::{self, Effect};
 use crate::alert::{self, Alert};
-use crate::connectors::{Lookup, NoLookup};
 use crate::mode::Mode;
 use crate::plan::{Plan, Planner, StepStatus};
 use crate::playbook::Playbook;
@@ -72,11 +71,7 @@ impl Service {
     pub(super) async fn plan_run(&self, run: &RunRecord) -> Result<Plan, ServiceError> {
         let (playbook, inputs) = self.run_spec(run)?;
         let alert = self.run_alert(run).await?;
-        let lookup: Box<dyn Lookup> = if self.connectors.has_azure_credentials() {
-            Box::new(self.connectors.read_only())
-        } else {
-            Box::new(NoLookup)
-        };
+        let lookup = self.connectors.planning_lookup();
         let planner = Planner {
             endpoints: &self.endpoints,
             lookup: lookup.as_ref(),

@@ -50,7 +50,7 @@ impl Service {
             .iter()
             .find(|p| p.name == name)
             .ok_or_else(|| ServiceError::NotFound(format!("no playbook `{name}`")))?;
-        let alert = crate::alert::within_limits(
+        let alert = crate::alert::admissible(
             manual_alert(
                 format!("manual run of {name}"),
                 invocation.principal.clone(),
@@ -71,11 +71,7 @@ impl Service {
         caller: &Caller,
     ) -> Result<String, ServiceError> {
         let params: Map<String, Value> = params.into_iter().collect();
-        let principal = params
-            .get("user")
-            .or_else(|| params.get("principal"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let principal = crate::actions::principal_param(&params).map(str::to_string);
         let resources: Vec<String> = params
             .get("resource")
             .and_then(Value::as_str)

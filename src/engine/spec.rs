@@ -42,7 +42,7 @@ pub fn action_spec(action: &str, params: Map<String, Value>) -> Result<RunSpec, 
     }
     // Who a single action acts on is named by the caller: it must be a user key (an object
     // id or a UPN), never text that would climb out of its slot.
-    for field in ["user", "principal"] {
+    for field in actions::PRINCIPAL_PARAMS {
         if let Some(v) = params.get(field) {
             match v.as_str() {
                 Some(key) if crate::alert::is_user_key(key) => {}

@@ -21,7 +21,7 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let alert = common::read_alert(&app, &args.alert, args.source.as_deref()).await?;
     let inputs = parse_pairs(&args.inputs, "input")?;
     let playbooks = app.select_playbooks(args.playbook.as_deref(), &alert)?;
-    let lookup = app.lookup();
+    let lookup = app.connectors.planning_lookup();
     let planner = Planner {
         endpoints: &app.endpoints,
         lookup: lookup.as_ref(),

@@ -39,7 +39,7 @@ pub async fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
             let Some(name) = &args.playbook else {
                 bail!("give --alert FILE, or --playbook NAME for a manual run");
             };
-            riposte::alert::within_limits(
+            riposte::alert::admissible(
                 Alert::manual(
                     format!("manual-{run_id}"),
                     format!("manual run of {name}"),
@@ -91,9 +91,7 @@ pub async fn act(config: &Config, args: ActArgs) -> anyhow::Result<ExitCode> {
         args.principal.as_deref(),
         &args.resources,
     )?;
-    let principal = ["user", "principal"]
-        .iter()
-        .find_map(|k| params.get(*k).and_then(Value::as_str))
+    let principal = riposte::actions::principal_param(&params)
         .map(str::to_string)
         .or_else(|| args.principal.clone());
     let mut resources = args.resources.clone();
@@ -140,7 +138,10 @@ fn act_params(
         params.insert(k.clone(), value);
     }
     if let Some(p) = principal {
-        let Some(key) = ["user", "principal"].into_iter().find(|k| takes(k)) else {
+        let Some(key) = riposte::actions::PRINCIPAL_PARAMS
+            .into_iter()
+            .find(|k| takes(k))
+        else {
             bail!("--principal: this action takes no principal parameter");
         };
         match params.get(key) {
@@ -195,7 +196,7 @@ async fn execute(
     if mode == Mode::Enforce && playbook.stage != riposte::playbook::model::Stage::Trial {
         return execute_enforced(app, spec, alert, format).await;
     }
-    let lookup = app.lookup();
+    let lookup = app.connectors.planning_lookup();
     let planner = Planner {
         endpoints: &app.endpoints,
         lookup: lookup.as_ref(),
