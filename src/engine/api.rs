@@ -121,13 +121,22 @@ impl ServiceApi for Service {
                 "run {id} was already rolled back"
             )));
         }
-        let result = rollback(&report, &self.connectors).await;
-        for (step, _) in &result.undone {
-            self.store
-                .journal(id, step, 0, StepState::Compensated, &Value::Null)
-                .await
-                .map_err(internal)?;
-        }
+        // Undoing sends requests too: under a claim, so no worker executes the run meanwhile.
+        let fence = self.claim(id).await?;
+        let result = self
+            .under_lease(id, async {
+                let result = rollback(&report, &self.connectors).await;
+                for (step, _) in &result.undone {
+                    self.store
+                        .journal(id, fence, step, 0, StepState::Compensated, &Value::Null)
+                        .await
+                        .map_err(internal)?;
+                }
+                Ok::<_, ServiceError>(result)
+            })
+            .await;
+        let _ = self.store.release(&self.worker_id, id).await;
+        let result = result?;
         self.emit(
             Audit::RunRolledBack {
                 run_id: id,

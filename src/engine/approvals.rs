@@ -30,8 +30,12 @@ impl Service {
                 run.plan_hash.as_deref().unwrap_or("none")
             )));
         }
-        // State may have drifted since the plan was made: plan again and compare.
-        let current = self.plan_run(&run).await?;
+        // State may have drifted since the plan was made: plan again and compare (under a
+        // claim, like every write of a plan).
+        let fence = self.claim(id).await?;
+        let current = self.plan_run(&run, fence).await;
+        let _ = self.store.release(&self.worker_id, id).await;
+        let current = current?;
         if current.plan_hash != plan_hash {
             self.emit(
                 Audit::ApprovalStale {

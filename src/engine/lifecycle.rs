@@ -10,30 +10,32 @@ use super::events::{Audit, RedactedRequest};
 use super::report::{RunOutcome, RunReport, StepOutcome};
 use super::runtime::{Service, internal};
 use super::service::ServiceError;
-use super::{Event, Executor};
+use super::{Event, Executor, FencedJournal};
 use crate::actions::{self, Effect};
 use crate::alert::{self, Alert};
 use crate::mode::Mode;
-use crate::plan::{Plan, Planner, StepStatus};
+use crate::plan::{DoneStep, Plan, Planner, StepStatus};
 use crate::playbook::Playbook;
-use crate::store::{NewEvidence, RunRecord, RunStatus};
+use crate::store::{Fence, NewEvidence, RunRecord, RunStatus};
 
 impl Service {
-    /// Moves one run forward as far as it can go now: plan, wait for approval, or execute.
+    /// Moves one run forward as far as it can go now — plan, wait for approval, or execute —
+    /// under this worker's claim `fence`: every write it makes carries the fence.
     /// `on_event` receives progress (the CLI prints it).
-    pub async fn drive(
+    pub(super) async fn drive_held(
         &self,
         run_id: &str,
+        fence: Fence,
         on_event: Option<&(dyn Fn(&Event<'_>) + Send + Sync)>,
     ) -> Result<RunRecord, ServiceError> {
         let run = self.get_run(run_id).await?;
         match run.status {
             RunStatus::Pending | RunStatus::Planning => {
                 self.store
-                    .set_run_status(run_id, RunStatus::Planning)
+                    .set_run_status_fenced(run_id, fence, RunStatus::Planning)
                     .await
                     .map_err(internal)?;
-                let plan = self.plan_run(&run).await?;
+                let plan = self.plan_run(&run, fence).await?;
                 // Made just now: executing it straight away needs no second look.
                 if let Ok(mut fresh) = self.fresh.lock() {
                     fresh.insert((run.id.clone(), plan.plan_hash.clone()));
@@ -54,21 +56,25 @@ impl Service {
                 .await;
                 let next = next_status(&plan);
                 self.store
-                    .set_run_status(run_id, next)
+                    .set_run_status_fenced(run_id, fence, next)
                     .await
                     .map_err(internal)?;
                 if next == RunStatus::Running {
-                    return Box::pin(self.drive(run_id, on_event)).await;
+                    return Box::pin(self.drive_held(run_id, fence, on_event)).await;
                 }
                 self.get_run(run_id).await
             }
-            RunStatus::Running => self.execute_run(&run, on_event).await,
+            RunStatus::Running => self.execute_run(&run, fence, on_event).await,
             _ => Ok(run),
         }
     }
 
     /// Plans the run as the tenant is now and stores the plan.
-    pub(super) async fn plan_run(&self, run: &RunRecord) -> Result<Plan, ServiceError> {
+    pub(super) async fn plan_run(
+        &self,
+        run: &RunRecord,
+        fence: Fence,
+    ) -> Result<Plan, ServiceError> {
         let (playbook, inputs) = self.run_spec(run)?;
         let alert = self.run_alert(run).await?;
         let lookup = self.connectors.planning_lookup();
@@ -93,17 +99,62 @@ impl Service {
             )
             .await
             .map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+        let mut plan = plan;
+        if run.follows_run_id.is_some() {
+            let done = self.done_in_incident(run).await?;
+            crate::plan::leave_out_done(&mut plan, &done);
+        }
         let value =
             serde_json::to_value(&plan).map_err(|e| ServiceError::Internal(e.to_string()))?;
         self.store
-            .save_plan(&run.id, &value, &plan.plan_hash)
+            .save_plan(&run.id, fence, &value, &plan.plan_hash)
             .await
             .map_err(internal)?;
         Ok(plan)
     }
 
-    /// The alert a run answers (its first), enriched as matching saw it.
-    async fn run_alert(&self, run: &RunRecord) -> Result<Alert, ServiceError> {
+    /// What the runs of `run`'s incident before it finished: each step that succeeded (or
+    /// found its change already made), with the parameters its plan gave it.
+    async fn done_in_incident(&self, run: &RunRecord) -> Result<Vec<DoneStep>, ServiceError> {
+        let Some(incident) = &run.incident_id else {
+            return Ok(Vec::new());
+        };
+        let mut done = Vec::new();
+        for earlier in self.store.incident_runs(incident).await.map_err(internal)? {
+            if earlier.id == run.id || earlier.created_at > run.created_at {
+                continue;
+            }
+            let (Some(plan), Some(report)) = (&earlier.plan, &earlier.report) else {
+                continue;
+            };
+            let (Ok(plan), Ok(report)) = (
+                serde_json::from_value::<Plan>(plan.clone()),
+                serde_json::from_value::<RunReport>(report.clone()),
+            ) else {
+                continue;
+            };
+            for step in &report.steps {
+                if !matches!(
+                    step.outcome,
+                    StepOutcome::Succeeded | StepOutcome::AlreadySatisfied
+                ) {
+                    continue;
+                }
+                if let Some(planned) = plan.steps.iter().find(|s| s.id == step.id) {
+                    done.push(DoneStep {
+                        run_id: earlier.id.clone(),
+                        action: planned.action.clone(),
+                        with: planned.with.clone(),
+                    });
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// The alert a run answers (its first), enriched as matching saw it; a follow-up run's
+    /// alert keeps only the resources the follow-up is for.
+    pub(super) async fn run_alert(&self, run: &RunRecord) -> Result<Alert, ServiceError> {
         let alert_ref = run
             .alerts
             .first()
@@ -118,12 +169,21 @@ impl Service {
             })?;
         let alert: Alert = serde_json::from_value(record.body.clone())
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        alert::enrich(alert, self.connectors.lacework(), &self.alerts)
+        let mut alert = alert::enrich(alert, self.connectors.lacework(), &self.alerts)
             .await
-            .map_err(|e| ServiceError::Unavailable(e.to_string()))
+            .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+        if let Some(only) = run.spec.as_ref().and_then(|s| s.only_resources.as_ref()) {
+            alert
+                .resources
+                .retain(|r| only.iter().any(|o| o.eq_ignore_ascii_case(&r.id)));
+        }
+        Ok(alert)
     }
 
-    /// Recent activity in the run's tenant, for the blast-radius guardrails.
+    /// Recent activity in the run's tenant, for the blast-radius guardrails. A run that may
+    /// act on its principal without a person (enforce mode, a mutating step) first reserves
+    /// the principal's place under the cap, atomically across replicas; the policy then sees
+    /// the principals ahead of it, so concurrent runs never get past the cap together.
     async fn counters(
         &self,
         run: &RunRecord,
@@ -133,11 +193,30 @@ impl Service {
             return Ok(crate::policy::Counters::default());
         };
         let since = Utc::now() - chrono::Duration::hours(1);
-        let principals = self
-            .store
-            .count_principals(tenant, since)
-            .await
-            .map_err(internal)?;
+        let mutates = playbook
+            .steps
+            .iter()
+            .any(|s| actions::find(&s.uses).is_some_and(|a| a.info().effect == Effect::Mutate));
+        let principals = match (&run.principal_key, self.guard.principal_cap()) {
+            (Some(key), Some(cap)) if run.mode == Mode::Enforce && mutates => {
+                let r = self
+                    .store
+                    .reserve_principal(tenant, key, cap, since)
+                    .await
+                    .map_err(internal)?;
+                if r.granted {
+                    // It holds a place: however many reserved after it, it is within the cap.
+                    r.others.min(cap.saturating_sub(1))
+                } else {
+                    r.others.max(cap)
+                }
+            }
+            _ => self
+                .store
+                .count_principals(tenant, since)
+                .await
+                .map_err(internal)?,
+        };
         let mut actions_last_hour = BTreeMap::new();
         for step in &playbook.steps {
             if !actions_last_hour.contains_key(&step.uses) {
@@ -158,6 +237,7 @@ impl Service {
     async fn execute_run(
         &self,
         run: &RunRecord,
+        fence: Fence,
         on_event: Option<&(dyn Fn(&Event<'_>) + Send + Sync)>,
     ) -> Result<RunRecord, ServiceError> {
         let stored: Option<Plan> = match &run.plan {
@@ -177,7 +257,7 @@ impl Service {
         // is what undoing must restore), before anything is planned again.
         let lookup = self.connectors.read_only();
         let completed = match &stored {
-            Some(old) => self.recover_completed(old, &lookup).await?,
+            Some(old) => self.recover_completed(old, fence, &lookup).await?,
             None => HashMap::new(),
         };
         // The guardrails are asked again just before anything is sent: plan again (fresh
@@ -188,7 +268,7 @@ impl Service {
             Some(old) if just_made(&old.plan_hash) => old,
             Some(old) => {
                 let approved_old = self.valid_approval(run, &old.plan_hash).await?;
-                let now = self.plan_run(run).await?;
+                let now = self.plan_run(run, fence).await?;
                 if now.plan_hash != old.plan_hash {
                     self.emit(
                         Audit::PlanChanged {
@@ -205,7 +285,7 @@ impl Service {
                         .any(|s| s.status == StepStatus::NeedsApproval);
                     if approved_old || needs_approval {
                         self.store
-                            .set_run_status(&run.id, RunStatus::AwaitingApproval)
+                            .set_run_status_fenced(&run.id, fence, RunStatus::AwaitingApproval)
                             .await
                             .map_err(internal)?;
                         return self.get_run(&run.id).await;
@@ -213,7 +293,7 @@ impl Service {
                 }
                 now
             }
-            None => self.plan_run(run).await?,
+            None => self.plan_run(run, fence).await?,
         };
         if let Ok(mut fresh) = self.fresh.lock() {
             fresh.remove(&(run.id.clone(), plan.plan_hash.clone()));
@@ -221,10 +301,14 @@ impl Service {
         let (playbook, _) = self.run_spec(run)?;
         let approved = self.valid_approval(run, &plan.plan_hash).await?;
         let silent = |_: &Event<'_>| {};
+        let journal = FencedJournal {
+            store: &self.store,
+            fence,
+        };
         let executor = Executor {
             transport: &self.connectors,
             lookup: &lookup,
-            journal: &self.store,
+            journal: &journal,
             settings: &self.actions,
             endpoints: &self.endpoints,
             concurrency: self.options.step_concurrency,
@@ -233,7 +317,7 @@ impl Service {
             on_event: on_event.unwrap_or(&silent),
         };
         let report = executor.execute(&plan, &playbook).await;
-        self.record_report(run, &report).await?;
+        self.record_report(run, fence, &report).await?;
         let status = match report.outcome {
             RunOutcome::Succeeded => RunStatus::Succeeded,
             RunOutcome::AwaitingApproval => RunStatus::AwaitingApproval,
@@ -241,7 +325,7 @@ impl Service {
             RunOutcome::Compensated => RunStatus::RolledBack,
         };
         self.store
-            .set_run_status(&run.id, status)
+            .set_run_status_fenced(&run.id, fence, status)
             .await
             .map_err(internal)?;
         self.emit(
@@ -258,7 +342,12 @@ impl Service {
 
     /// The run's report in its own column; its requests, steps and evidence in the audit trail
     /// and the evidence table; its mutations in the blast-radius counters.
-    async fn record_report(&self, run: &RunRecord, report: &RunReport) -> Result<(), ServiceError> {
+    async fn record_report(
+        &self,
+        run: &RunRecord,
+        fence: Fence,
+        report: &RunReport,
+    ) -> Result<(), ServiceError> {
         for step in &report.steps {
             for r in &step.requests {
                 self.emit(
@@ -313,7 +402,7 @@ impl Service {
         let value =
             serde_json::to_value(report).map_err(|e| ServiceError::Internal(e.to_string()))?;
         self.store
-            .save_report(&run.id, &value)
+            .save_report(&run.id, fence, &value)
             .await
             .map_err(internal)
     }

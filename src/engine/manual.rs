@@ -147,6 +147,7 @@ impl Service {
                 requested_by: Some(caller.name.clone()),
                 alert_id: Some(alert_id),
                 spec,
+                follows: None,
             })
             .await
             .map_err(internal)?;

@@ -9,13 +9,17 @@ use super::runtime::{Service, internal};
 use super::service::ServiceError;
 use super::spec::playbook_spec;
 use crate::alert::{self, Alert};
-use crate::store::{NewRun, StoreError};
+use crate::playbook::Playbook;
+use crate::store::{AlertRecord, Follows, Joined, NewRun, StoreError};
 
 impl Service {
     /// Matches stored, unprocessed alerts to playbooks: a new run, or the open run for the same
     /// principal and playbook.
     pub async fn process_alerts(&self) -> Result<usize, ServiceError> {
         let pending = self.store.pending_alerts(256).await.map_err(internal)?;
+        // Resources each incident handles, as learnt in this pass: a storm of alerts about
+        // one incident reads its runs once, not once per alert.
+        let mut handled = HandledResources::new();
         let n = pending.len();
         for record in pending {
             let alert: Alert = match serde_json::from_value(record.body.clone()) {
@@ -66,71 +70,8 @@ impl Service {
                 .await;
             }
             for p in matched {
-                let since = Utc::now()
-                    - chrono::Duration::from_std(self.options.coalesce_window).unwrap_or_default();
-                if let Some(key) = &principal
-                    && let Some(open) = self
-                        .store
-                        .find_open_run(&p.name, key, since)
-                        .await
-                        .map_err(internal)?
-                {
-                    self.store
-                        .attach_alert(&open, &record.id)
-                        .await
-                        .map_err(internal)?;
-                    self.emit(
-                        Audit::RunCoalesced {
-                            run_id: &open,
-                            alert_id: &record.id,
-                        },
-                        None,
-                    )
-                    .await;
-                    continue;
-                }
-                let run_id = derived_run_id(&record.id, &p.name);
-                let created = self
-                    .store
-                    .create_run(&NewRun {
-                        id: run_id.clone(),
-                        playbook: p.name.clone(),
-                        principal_key: principal.clone(),
-                        tenant: self.tenant.clone(),
-                        mode: self.mode,
-                        // The identity that delivered the alert asked for this run: it may
-                        // not approve or roll it back.
-                        requested_by: Some(
-                            record
-                                .ingested_by
-                                .clone()
-                                .unwrap_or_else(|| format!("alert:{}", alert.source)),
-                        ),
-                        alert_id: Some(record.id.clone()),
-                        // The playbook as it is now: a later edit of the file changes later
-                        // runs, never this one.
-                        spec: playbook_spec(p, Default::default()),
-                    })
-                    .await;
-                match created {
-                    Ok(()) => {
-                        self.emit(
-                            Audit::RunCreated {
-                                run_id: &run_id,
-                                playbook: &p.name,
-                                playbook_sha256: Some(&p.sha256),
-                                alert_id: Some(&record.id),
-                                source: None,
-                            },
-                            None,
-                        )
-                        .await
-                    }
-                    // Created before a crash interrupted matching: the derived id makes the
-                    // retry find it instead of making a second run.
-                    Err(StoreError::AlreadyExists { .. }) => {}
-                    Err(e) => return Err(internal(e)),
-                }
+                self.respond(&record, &alert, principal.as_deref(), p, &mut handled)
+                    .await?;
             }
             self.store
                 .mark_alert_processed(&record.id)
@@ -143,6 +84,176 @@ impl Service {
         Ok(n)
     }
 }
+
+impl Service {
+    /// Answers one alert with `playbook`, once per incident: a new incident opens a run; an
+    /// alert within the coalescing window joins the incident's latest run, whatever its
+    /// status, unless it names resources the incident has not handled — then a follow-up run
+    /// is made for those alone (it plans once the run before it finished, leaving out what
+    /// that run did). Every step is atomic in the store, so replicas agree.
+    async fn respond(
+        &self,
+        record: &AlertRecord,
+        alert: &Alert,
+        principal: Option<&str>,
+        playbook: &Playbook,
+        known: &mut HandledResources,
+    ) -> Result<(), ServiceError> {
+        let since = Utc::now()
+            - chrono::Duration::from_std(self.options.coalesce_window).unwrap_or_default();
+        let first = self.new_run(record, alert, principal, playbook, &record.id, None, None);
+        let (incident_id, mut latest) = match self.store.create_or_join_run(&first, since).await {
+            Ok(Joined::Created) => {
+                self.run_created(&first, playbook, &record.id).await;
+                return Ok(());
+            }
+            Ok(Joined::Existing {
+                incident_id,
+                run_id,
+                ..
+            }) => (incident_id, run_id),
+            // Created before a crash interrupted matching: the derived id makes the retry
+            // find it instead of making a second run.
+            Err(StoreError::AlreadyExists { .. }) => return Ok(()),
+            Err(e) => return Err(internal(e)),
+        };
+        // A few turns at most: each lost race means another matcher just made a follow-up,
+        // which may well cover this alert's resources.
+        for _ in 0..3 {
+            let handled = match known.get(&incident_id) {
+                Some(h) => h,
+                None => {
+                    let h = self.handled_resources(&incident_id).await?;
+                    known.entry(incident_id.clone()).or_insert(h)
+                }
+            };
+            let fresh: Vec<String> = alert
+                .resources
+                .iter()
+                .map(|r| r.id.clone())
+                .filter(|id| !handled.iter().any(|h| h.eq_ignore_ascii_case(id)))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            let follow_up = self.new_run(
+                record,
+                alert,
+                principal,
+                playbook,
+                &format!("{}\n{latest}", record.id),
+                Some(fresh.clone()),
+                Some(Follows {
+                    incident_id: incident_id.clone(),
+                    run_id: latest.clone(),
+                }),
+            );
+            match self.store.create_follow_up(&follow_up).await {
+                Ok(None) => {
+                    known.entry(incident_id).or_default().extend(fresh);
+                    self.run_created(&follow_up, playbook, &record.id).await;
+                    return Ok(());
+                }
+                Ok(Some(other)) => {
+                    // Another matcher moved the incident on: learn what it covers afresh.
+                    known.remove(&incident_id);
+                    latest = other;
+                }
+                Err(StoreError::AlreadyExists { .. }) => return Ok(()),
+                Err(e) => return Err(internal(e)),
+            }
+        }
+        self.store
+            .attach_alert(&latest, &record.id)
+            .await
+            .map_err(internal)?;
+        self.emit(
+            Audit::RunCoalesced {
+                run_id: &latest,
+                alert_id: &record.id,
+            },
+            None,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// The resources an incident's runs act on: each planned run's as its plan shows them,
+    /// each run not planned yet as its alert names them.
+    async fn handled_resources(&self, incident_id: &str) -> Result<Vec<String>, ServiceError> {
+        let mut handled = Vec::new();
+        for run in self
+            .store
+            .incident_runs(incident_id)
+            .await
+            .map_err(internal)?
+        {
+            let planned = run
+                .plan
+                .as_ref()
+                .and_then(|p| p.get("alert"))
+                .and_then(|a| serde_json::from_value::<Alert>(a.clone()).ok());
+            let alert = match planned {
+                Some(a) => a,
+                None => self.run_alert(&run).await?,
+            };
+            handled.extend(alert.resources.into_iter().map(|r| r.id));
+        }
+        Ok(handled)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_run(
+        &self,
+        record: &AlertRecord,
+        alert: &Alert,
+        principal: Option<&str>,
+        playbook: &Playbook,
+        id_key: &str,
+        only_resources: Option<Vec<String>>,
+        follows: Option<Follows>,
+    ) -> NewRun {
+        let mut spec = playbook_spec(playbook, Default::default());
+        spec.only_resources = only_resources;
+        NewRun {
+            id: derived_run_id(id_key, &playbook.name),
+            playbook: playbook.name.clone(),
+            principal_key: principal.map(str::to_string),
+            tenant: self.tenant.clone(),
+            mode: self.mode,
+            // The identity that delivered the alert asked for this run: it may not approve
+            // or roll it back.
+            requested_by: Some(
+                record
+                    .ingested_by
+                    .clone()
+                    .unwrap_or_else(|| format!("alert:{}", alert.source)),
+            ),
+            alert_id: Some(record.id.clone()),
+            // The playbook as it is now: a later edit of the file changes later runs, never
+            // this one.
+            spec,
+            follows,
+        }
+    }
+
+    async fn run_created(&self, run: &NewRun, playbook: &Playbook, alert_id: &str) {
+        self.emit(
+            Audit::RunCreated {
+                run_id: &run.id,
+                playbook: &playbook.name,
+                playbook_sha256: Some(&playbook.sha256),
+                alert_id: Some(alert_id),
+                source: None,
+            },
+            None,
+        )
+        .await
+    }
+}
+
+/// Resources handled per incident id.
+type HandledResources = std::collections::HashMap<String, Vec<String>>;
 
 /// The key runs coalesce on: the principal's object id, else its UPN in lower case.
 pub(super) fn principal_key(alert: &Alert) -> Option<String> {

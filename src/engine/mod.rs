@@ -67,8 +67,16 @@ pub trait Journal: Send + Sync {
     ) -> Result<(), JournalError>;
 }
 
+/// The store's journal under one claim of a run: every write carries the claim's fencing
+/// number, so a worker that lost its lease can neither journal nor (since a request is sent
+/// only after its journal entry) send for the run again.
+pub struct FencedJournal<'a> {
+    pub store: &'a std::sync::Arc<dyn crate::store::Store>,
+    pub fence: crate::store::Fence,
+}
+
 #[async_trait]
-impl Journal for std::sync::Arc<dyn crate::store::Store> {
+impl Journal for FencedJournal<'_> {
     async fn record(
         &self,
         run_id: &str,
@@ -77,7 +85,8 @@ impl Journal for std::sync::Arc<dyn crate::store::Store> {
         state: StepState,
         detail: Value,
     ) -> Result<(), JournalError> {
-        self.journal(run_id, step_id, item, state, &detail)
+        self.store
+            .journal(run_id, self.fence, step_id, item, state, &detail)
             .await
             .map_err(|error| {
                 tracing::error!(message = "Journal write failed.", %run_id, %step_id, %error);

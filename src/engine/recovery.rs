@@ -13,6 +13,7 @@ use super::service::ServiceError;
 use crate::actions::{self, Effect, Executed, Verification};
 use crate::connectors::Lookup;
 use crate::plan::Plan;
+use crate::store::Fence;
 
 impl Service {
     /// Steps a previous attempt finished (their journaled reports), plus steps that may have
@@ -20,6 +21,7 @@ impl Service {
     pub(super) async fn recover_completed(
         &self,
         plan: &Plan,
+        fence: Fence,
         lookup: &dyn Lookup,
     ) -> Result<HashMap<String, StepReport>, ServiceError> {
         let journal = self
@@ -84,6 +86,7 @@ impl Service {
             self.store
                 .journal(
                     &plan.run_id,
+                    fence,
                     &step_id,
                     0,
                     StepState::InDoubt,

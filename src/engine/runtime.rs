@@ -10,15 +10,15 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
 
-use super::EngineSettings;
 use super::service::ServiceError;
+use super::{EngineSettings, Event};
 use crate::actions::ActionSettings;
 use crate::alert::AlertSettings;
 use crate::connectors::{Connectors, Endpoints};
 use crate::mode::Mode;
 use crate::playbook::Playbook;
 use crate::policy::Guard;
-use crate::store::{RunRecord, Store, StoreError};
+use crate::store::{Claim, Fence, RunRecord, Store, StoreError};
 
 /// Tunables of the service, with defaults suited to one team's tenant.
 #[derive(Debug, Clone)]
@@ -156,10 +156,10 @@ impl Service {
                 .claim_runs(&self.worker_id, self.options.lease, 16)
                 .await
             {
-                Ok(ids) => {
-                    for id in ids {
+                Ok(claims) => {
+                    for claim in claims {
                         let me = Arc::clone(self);
-                        tokio::spawn(async move { me.work_claimed(id).await });
+                        tokio::spawn(async move { me.work_claimed(claim).await });
                     }
                 }
                 Err(error) => tracing::error!(message = "Claiming runs failed.", %error),
@@ -174,31 +174,85 @@ impl Service {
 
     /// Drives a run this worker claimed, renewing the lease while it works so a long run is
     /// not taken over, and releasing it afterwards.
-    async fn work_claimed(self: Arc<Self>, id: String) {
+    async fn work_claimed(self: Arc<Self>, claim: Claim) {
         let _permit = self.runs_sem.acquire().await;
-        let beat = {
-            let me = Arc::clone(&self);
-            let id = id.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(me.options.lease / 3).await;
-                    if me
-                        .store
-                        .heartbeat(&me.worker_id, &id, me.options.lease)
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            })
-        };
-        if let Err(error) = self.drive(&id, None).await {
-            tracing::error!(message = "Run failed to progress.", run_id = %id, %error);
+        let id = claim.run_id;
+        let driven = self
+            .under_lease(&id, self.drive_held(&id, claim.fence, None))
+            .await;
+        match driven {
+            Ok(_) => {}
+            Err(ServiceError::Conflict(reason)) => {
+                tracing::warn!(message = "Run taken over by another worker; stopped working on it.", run_id = %id, %reason)
+            }
+            Err(error) => {
+                tracing::error!(message = "Run failed to progress.", run_id = %id, %error)
+            }
         }
-        beat.abort();
         let _ = self.store.release(&self.worker_id, &id).await;
         self.wake.notify_one();
+    }
+
+    /// Moves one run forward as far as it can go now (plan, wait for approval, or execute),
+    /// under a claim of its own: the command line and the API drive runs like the worker does,
+    /// so nobody else works on the run meanwhile, and whoever takes it over later fences this
+    /// caller out. `on_event` receives progress (the CLI prints it).
+    pub async fn drive(
+        &self,
+        run_id: &str,
+        on_event: Option<&(dyn Fn(&Event<'_>) + Send + Sync)>,
+    ) -> Result<RunRecord, ServiceError> {
+        let fence = self.claim(run_id).await?;
+        let driven = self
+            .under_lease(run_id, self.drive_held(run_id, fence, on_event))
+            .await;
+        let _ = self.store.release(&self.worker_id, run_id).await;
+        driven
+    }
+
+    /// Claims one run for this worker, or says who holds it.
+    pub(super) async fn claim(&self, run_id: &str) -> Result<Fence, ServiceError> {
+        match self
+            .store
+            .claim_run(&self.worker_id, run_id, self.options.lease)
+            .await
+        {
+            Ok(Some(fence)) => Ok(fence),
+            Ok(None) => Err(ServiceError::Conflict(format!(
+                "run {run_id} is being worked on by another riposte worker; try again when it finishes"
+            ))),
+            Err(StoreError::NotFound { .. }) => {
+                Err(ServiceError::NotFound(format!("no run `{run_id}`")))
+            }
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    /// Runs `work` while renewing this worker's lease on `run_id`. Once the lease is lost the
+    /// renewals stop; the work's own writes then fail on their fence.
+    pub(super) async fn under_lease<T>(
+        &self,
+        run_id: &str,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        let renew = async {
+            loop {
+                tokio::time::sleep(self.options.lease / 3).await;
+                if self
+                    .store
+                    .heartbeat(&self.worker_id, run_id, self.options.lease)
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            out = work => out,
+            () = renew => unreachable!("renewing a lease never finishes"),
+        }
     }
 
     /// Starts [`Service::work`] in the background; [`Worker::stop`] ends it.
@@ -229,7 +283,13 @@ fn hostname() -> String {
 }
 
 pub(super) fn internal(e: StoreError) -> ServiceError {
-    ServiceError::Internal(e.to_string())
+    match e {
+        // Another worker took the run over: stopping is the right answer, not a failure.
+        StoreError::Fenced { .. } | StoreError::LeaseLost { .. } => {
+            ServiceError::Conflict(e.to_string())
+        }
+        e => ServiceError::Internal(e.to_string()),
+    }
 }
 
 pub(super) fn unavailable(e: StoreError) -> ServiceError {

@@ -24,6 +24,7 @@ pub fn playbook_spec(playbook: &Playbook, inputs: BTreeMap<String, String>) -> R
             path: playbook.path.clone(),
         },
         inputs,
+        only_resources: None,
     }
 }
 
@@ -60,6 +61,7 @@ pub fn action_spec(action: &str, params: Map<String, Value>) -> Result<RunSpec, 
             params,
         },
         inputs: BTreeMap::new(),
+        only_resources: None,
     };
     playbook_of(&spec)?;
     Ok(spec)

@@ -4,6 +4,7 @@
 //! The planner holds a [`Lookup`] (GET only) and nothing that could send another method: it
 //! cannot mutate, by construction.
 
+mod done;
 mod facts;
 mod render;
 
@@ -22,6 +23,7 @@ use crate::playbook::expr::{Unknown, from_data};
 use crate::playbook::model::{Param, Playbook, Stage, Step};
 use crate::policy::{Decision, Guard, PolicyInput, Verdict};
 
+pub use done::{DoneStep, leave_out_done};
 pub use render::render_table;
 
 pub use crate::mode::Mode;

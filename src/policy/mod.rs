@@ -322,6 +322,13 @@ fn push_resource(list: &mut Vec<ResourceFacts>, r: ResourceFacts) {
 /// is the error.
 pub trait Guard: Send + Sync {
     fn decide(&self, input: &PolicyInput<'_>) -> Decision;
+
+    /// The blast-radius cap the policies enforce (distinct principals contained per hour), so
+    /// the engine can reserve a place under it atomically before the policy reads the count.
+    /// `None`: the guard has no such cap.
+    fn principal_cap(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The guard used when no policy directory is configured: it allows, and says so, so a

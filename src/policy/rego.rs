@@ -79,6 +79,7 @@ pub struct TestOutcome {
 pub struct RegoGuard {
     engine: regorus::Engine,
     files: Vec<PathBuf>,
+    principal_cap: u64,
 }
 
 impl RegoGuard {
@@ -107,6 +108,9 @@ impl RegoGuard {
         Ok(RegoGuard {
             engine,
             files: sources.iter().map(|(p, _)| p.clone()).collect(),
+            // The value the policies read as `config.max_principals_per_hour` ([guardrails]
+            // always overrides data.json).
+            principal_cap: u64::from(guardrails.max_principals_per_hour),
         })
     }
 
@@ -153,6 +157,10 @@ impl Guard for RegoGuard {
             Ok(text) => self.decide_json(&text),
             Err(e) => Decision::deny(format!("guardrail input cannot be encoded: {e}")),
         }
+    }
+
+    fn principal_cap(&self) -> Option<u64> {
+        Some(self.principal_cap)
     }
 }
 

@@ -18,6 +18,7 @@ mod postgres;
 mod settings;
 mod spec;
 mod sql;
+mod sql_incidents;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -90,6 +91,16 @@ pub enum StoreError {
     AlreadyExists { what: &'static str, id: String },
     #[error("run `{run_id}` is no longer leased to worker `{worker_id}`; stop working on it")]
     LeaseLost { run_id: String, worker_id: String },
+    /// A write under a claim that another worker has since replaced (its fencing number is
+    /// older than the run's): the writer lost its lease and must not act for the run again.
+    #[error(
+        "run `{run_id}` was claimed again (fence {current}, this worker holds {held}); it must not write or send for it"
+    )]
+    Fenced {
+        run_id: String,
+        held: i64,
+        current: i64,
+    },
     #[error("the store holds a value riposte cannot read: {0}")]
     Corrupt(String),
     #[error("{0}")]
@@ -241,6 +252,50 @@ pub struct NewRun {
     pub alert_id: Option<String>,
     /// What the run runs; recovery, approval and re-planning read it from here.
     pub spec: RunSpec,
+    /// The run a follow-up comes after, in the same incident.
+    pub follows: Option<Follows>,
+}
+
+/// Where a follow-up run sits: its incident and the run before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Follows {
+    pub incident_id: String,
+    pub run_id: String,
+}
+
+/// A worker's claim on a run. The number grows with every claim of the run; every journal
+/// and status write under the claim carries it, and the store refuses one that is not the
+/// run's current number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Fence(pub i64);
+
+/// A run leased to a worker, with its fencing number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub run_id: String,
+    pub fence: Fence,
+}
+
+/// What [`Store::create_or_join_run`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Joined {
+    /// A new incident: the run was created.
+    Created,
+    /// The alert joined the incident's latest run (whatever its status).
+    Existing {
+        incident_id: String,
+        run_id: String,
+        status: RunStatus,
+    },
+}
+
+/// The answer to a blast-radius reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    /// The principal counts towards the cap now (reserved here, or already affected).
+    pub granted: bool,
+    /// Distinct *other* principals affected or reserved in the window.
+    pub others: u64,
 }
 
 /// An alert as a run shows it: the source and the source's id.
@@ -274,6 +329,15 @@ pub struct RunRecord {
     pub lease_until: Option<DateTime<Utc>>,
     /// What the run runs (absent only for runs stored before specs were).
     pub spec: Option<RunSpec>,
+    /// The incident the run answers: the id of the incident's first run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+    /// The run this follow-up comes after, in the same incident.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follows_run_id: Option<String>,
+    /// The fencing number of the run's latest claim (the store's business, not a reader's).
+    #[serde(skip)]
+    pub fence: Fence,
     /// The execution report once the run executed (`RunView` shows it beside the run).
     #[serde(skip)]
     pub report: Option<Value>,
@@ -509,6 +573,20 @@ pub trait Store: Send + Sync + 'static {
     async fn create_run(&self, run: &NewRun) -> Result<(), StoreError>;
     /// Links another alert to a run (coalescing); linking twice is harmless.
     async fn attach_alert(&self, run_id: &str, alert_id: &str) -> Result<(), StoreError>;
+    /// One atomic step across replicas: when `run`'s (playbook, principal) has an incident
+    /// opened at or after `since`, answers the incident's latest run (the caller then joins
+    /// it or follows it up); otherwise opens a new incident whose first run is `run`.
+    async fn create_or_join_run(
+        &self,
+        run: &NewRun,
+        since: DateTime<Utc>,
+    ) -> Result<Joined, StoreError>;
+    /// Creates `run` as the follow-up of `run.follows` in its incident, if that is still the
+    /// incident's latest run; otherwise (another replica made a follow-up first) links the
+    /// alert to the latest run instead and answers its id.
+    async fn create_follow_up(&self, run: &NewRun) -> Result<Option<String>, StoreError>;
+    /// Every run of an incident, oldest first.
+    async fn incident_runs(&self, incident_id: &str) -> Result<Vec<RunRecord>, StoreError>;
     /// The newest unfinished run of `playbook` for `principal_key` created at or after `since`:
     /// the run a duplicate alert joins instead of starting another.
     async fn find_open_run(
@@ -518,6 +596,13 @@ pub trait Store: Send + Sync + 'static {
         since: DateTime<Utc>,
     ) -> Result<Option<String>, StoreError>;
     async fn set_run_status(&self, id: &str, status: RunStatus) -> Result<(), StoreError>;
+    /// As [`Store::set_run_status`], by the holder of `fence` only.
+    async fn set_run_status_fenced(
+        &self,
+        id: &str,
+        fence: Fence,
+        status: RunStatus,
+    ) -> Result<(), StoreError>;
     async fn get_run(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
     /// Newest first, optionally only runs with `status`.
     async fn list_runs(
@@ -525,24 +610,33 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         status: Option<RunStatus>,
     ) -> Result<Vec<RunRecord>, StoreError>;
+    /// Stores the run's plan, by the holder of `fence` only.
     async fn save_plan(
         &self,
         run_id: &str,
+        fence: Fence,
         plan: &Value,
         plan_hash: &str,
     ) -> Result<(), StoreError>;
     /// Keeps the execution report of a run (replacing an earlier one: a resumed run reports
-    /// again, over everything it did).
-    async fn save_report(&self, run_id: &str, report: &Value) -> Result<(), StoreError>;
+    /// again, over everything it did), by the holder of `fence` only.
+    async fn save_report(
+        &self,
+        run_id: &str,
+        fence: Fence,
+        report: &Value,
+    ) -> Result<(), StoreError>;
     /// How many runs are in each status (one grouped query, for `/metrics`).
     async fn count_runs_by_status(&self) -> Result<BTreeMap<RunStatus, u64>, StoreError>;
 
     // --- journal ---
 
-    /// Appends one step transition; written before and after every side effect.
+    /// Appends one step transition; written before and after every side effect, by the holder
+    /// of `fence` only ([`StoreError::Fenced`] otherwise, and nothing is written).
     async fn journal(
         &self,
         run_id: &str,
+        fence: Fence,
         step_id: &str,
         item: u32,
         state: StepState,
@@ -557,13 +651,23 @@ pub trait Store: Send + Sync + 'static {
     // --- leases (recovery and replicas, DESIGN.md §4) ---
 
     /// Leases up to `limit` runs that are `pending`, `planning` or `running` and whose lease is
-    /// absent or lapsed to `worker_id` for `lease`. No run is ever leased to two workers.
+    /// absent or lapsed to `worker_id` for `lease`. No run is ever leased to two workers; each
+    /// claim gets the run's next fencing number.
     async fn claim_runs(
         &self,
         worker_id: &str,
         lease: Duration,
         limit: u32,
-    ) -> Result<Vec<String>, StoreError>;
+    ) -> Result<Vec<Claim>, StoreError>;
+    /// Leases one run, whatever its status, when nobody else holds it (or `worker_id` does):
+    /// a person driving a run from the command line or the API works under a claim too.
+    /// `None` when another worker holds it.
+    async fn claim_run(
+        &self,
+        worker_id: &str,
+        run_id: &str,
+        lease: Duration,
+    ) -> Result<Option<Fence>, StoreError>;
     /// Extends a lease the worker still holds; [`StoreError::LeaseLost`] when it does not.
     async fn heartbeat(
         &self,
@@ -600,6 +704,17 @@ pub trait Store: Send + Sync + 'static {
     /// Distinct principals affected in `tenant` at or after `since` (blast radius).
     async fn count_principals(&self, tenant: &str, since: DateTime<Utc>)
     -> Result<u64, StoreError>;
+    /// Reserves a place for `principal_key` under the blast-radius cap of `cap` distinct
+    /// principals since `since`, in one transaction serialised per tenant: concurrent
+    /// reservations on any number of replicas never grant more than `cap`. A principal already
+    /// affected or reserved in the window is granted without taking another place.
+    async fn reserve_principal(
+        &self,
+        tenant: &str,
+        principal_key: &str,
+        cap: u64,
+        since: DateTime<Utc>,
+    ) -> Result<Reservation, StoreError>;
 
     // --- evidence ---
 

@@ -65,6 +65,13 @@ fn migrator() -> Migrator {
             include_str!("migrations/postgres/0002_run_spec.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            4,
+            "incidents and fencing".into(),
+            MigrationType::Simple,
+            include_str!("migrations/postgres/0004_incidents.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -73,16 +80,24 @@ fn ts(t: DateTime<Utc>) -> DateTime<Utc> {
     t
 }
 
-/// `SKIP LOCKED` lets replicas claim concurrently without waiting on each other's rows; the
+/// A follow-up run waits until the run it follows has finished, so it plans against what that
+/// run did. `SKIP LOCKED` lets replicas claim concurrently without waiting on each other's rows; the
 /// lapsed-lease condition is repeated on the update so a row changed since the subquery read it
 /// is re-checked (READ COMMITTED re-evaluates the outer `WHERE` on the new row version).
-const CLAIM_SQL: &str = "UPDATE runs SET lease_owner = $1, lease_until = $2 \
+const CLAIM_SQL: &str = "UPDATE runs SET lease_owner = $1, lease_until = $2, fence = fence + 1 \
      WHERE id IN (SELECT id FROM runs \
        WHERE status IN ('pending', 'planning', 'running') \
        AND (lease_until IS NULL OR lease_until <= $3) \
+       AND (follows_run_id IS NULL OR EXISTS (SELECT 1 FROM runs p \
+         WHERE p.id = runs.follows_run_id \
+         AND p.status IN ('succeeded', 'failed', 'denied', 'rolled_back', 'cancelled'))) \
        ORDER BY created_at, id LIMIT $4 \
        FOR UPDATE SKIP LOCKED) \
      AND (lease_until IS NULL OR lease_until <= $3) \
-     RETURNING id";
+     RETURNING id, fence";
 
+/// How a fenced journal write holds the run while it checks the fence.
+const FENCE_LOCK: &str = " FOR SHARE";
+
+super::sql_incidents::incident_fns!(PgStore, sqlx::Postgres);
 super::sql::store_impl!(PgStore, sqlx::Postgres, "postgres");

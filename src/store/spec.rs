@@ -15,6 +15,10 @@ pub struct RunSpec {
     /// its playbook's defaults apply.
     #[serde(default)]
     pub inputs: BTreeMap<String, String>,
+    /// A follow-up run acts only on these resources of its alert (ARM ids, compared without
+    /// case): the ones its incident's earlier runs had not handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_resources: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +64,7 @@ mod tests {
                 params: json!({"user": "a@b.c"}).as_object().unwrap().clone(),
             },
             inputs: BTreeMap::new(),
+            only_resources: None,
         };
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(v["target"]["kind"], "action");

@@ -18,14 +18,15 @@ macro_rules! store_impl {
     ($store:ident, $db:ty, $name:literal) => {
         // A module of its own, so the backend file's imports and these cannot collide.
         mod imp {
-        use super::{$store, CLAIM_SQL, ts};
+        use super::{$store, CLAIM_SQL, FENCE_LOCK, ts};
         use sqlx::Row as _;
         use sqlx::types::Json;
 
         use $crate::store::{
-            AlertRecord, AlertRef, Approval, AuditEvent, AuditRecord, ChainCheck, Evidence,
-            EvidenceRecord, InsertOutcome, JournalEntry, NewAlert, NewEvidence, NewRun, RunRecord,
-            RunStatus, StepState, Store, StoreError, audit_hash, audit_material, canonical_text,
+            AlertRecord, AlertRef, Approval, AuditEvent, AuditRecord, ChainCheck, Claim, Evidence,
+            EvidenceRecord, Fence, InsertOutcome, JournalEntry, Joined, NewAlert, NewEvidence,
+            NewRun, Reservation, RunRecord, RunStatus, StepState, Store, StoreError, audit_hash,
+            audit_material, canonical_text,
             lease_until, new_id, now, parse_decision, parse_mode, parse_state, parse_status,
             sha256_hex, truncate,
         };
@@ -37,7 +38,7 @@ macro_rules! store_impl {
             "id, source, source_id, principal_key, body, received_at, processed_at, ingested_by";
         const RUN_COLUMNS: &str = "id, status, playbook, principal_key, tenant, mode, \
              requested_by, plan, plan_hash, created_at, updated_at, lease_owner, lease_until, \
-             spec, report";
+             spec, report, incident_id, follows_run_id, fence";
         const JOURNAL_COLUMNS: &str = "seq, step_id, item, state, detail, at";
         const EVIDENCE_COLUMNS: &str =
             "id, run_id, step_id, name, content_type, sha256, size, at";
@@ -85,6 +86,9 @@ macro_rules! store_impl {
                 report: row
                     .try_get::<Option<Json<serde_json::Value>>, _>("report")?
                     .map(|j| j.0),
+                incident_id: row.try_get("incident_id")?,
+                follows_run_id: row.try_get("follows_run_id")?,
+                fence: Fence(row.try_get("fence")?),
             })
         }
 
@@ -167,7 +171,7 @@ macro_rules! store_impl {
             Ok(InsertOutcome::Duplicate { alert_id, run_ids })
         }
 
-        async fn link_alert_in(tx: &mut Tx, run_id: &str, alert_id: &str) -> Result<(), StoreError> {
+        pub(super) async fn link_alert_in(tx: &mut Tx, run_id: &str, alert_id: &str) -> Result<(), StoreError> {
             sqlx::query(
                 "INSERT INTO run_alerts (run_id, alert_id, attached_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (run_id, alert_id) DO NOTHING",
@@ -276,30 +280,47 @@ macro_rules! store_impl {
             }
 
             async fn create_run(&self, run: &NewRun) -> Result<(), StoreError> {
-                let at = now();
                 let mut tx = self.write.begin().await?;
-                sqlx::query(
-                    "INSERT INTO runs (id, status, playbook, principal_key, tenant, mode, \
-                     requested_by, created_at, updated_at, spec) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
-                )
-                .bind(&run.id)
-                .bind(RunStatus::Pending.as_str())
-                .bind(&run.playbook)
-                .bind(&run.principal_key)
-                .bind(&run.tenant)
-                .bind(run.mode.as_str())
-                .bind(&run.requested_by)
-                .bind(ts(at))
-                .bind(Json(&run.spec))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| StoreError::from_write(e, "run", &run.id))?;
-                if let Some(alert_id) = &run.alert_id {
-                    link_alert_in(&mut tx, &run.id, alert_id).await?;
-                }
+                super::incidents::insert_run_in(&mut tx, run).await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn create_or_join_run(
+                &self,
+                run: &NewRun,
+                since: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Joined, StoreError> {
+                super::incidents::create_or_join_run(self, run, since).await
+            }
+
+            async fn create_follow_up(&self, run: &NewRun) -> Result<Option<String>, StoreError> {
+                super::incidents::create_follow_up(self, run).await
+            }
+
+            async fn incident_runs(&self, incident_id: &str) -> Result<Vec<RunRecord>, StoreError> {
+                let sql = format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE incident_id = $1 ORDER BY created_at, id"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(incident_id)
+                    .fetch_all(&self.read)
+                    .await?;
+                let alerts = sqlx::query(
+                    "SELECT ra.run_id, a.id AS alert_id, a.source, a.source_id FROM run_alerts ra \
+                     JOIN alerts a ON a.id = ra.alert_id JOIN runs r ON r.id = ra.run_id \
+                     WHERE r.incident_id = $1 ORDER BY ra.attached_at, a.received_at, a.id",
+                )
+                .bind(incident_id)
+                .fetch_all(&self.read)
+                .await?;
+                let mut alerts = group_alerts(alerts)?;
+                rows.iter()
+                    .map(|row| {
+                        let id: String = row.try_get("id")?;
+                        run_from_row(row, alerts.remove(&id).unwrap_or_default())
+                    })
+                    .collect()
             }
 
             async fn attach_alert(&self, run_id: &str, alert_id: &str) -> Result<(), StoreError> {
@@ -342,6 +363,27 @@ macro_rules! store_impl {
                     .await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound { what: "run", id: id.to_string() });
+                }
+                Ok(())
+            }
+
+            async fn set_run_status_fenced(
+                &self,
+                id: &str,
+                fence: Fence,
+                status: RunStatus,
+            ) -> Result<(), StoreError> {
+                let done = sqlx::query(
+                    "UPDATE runs SET status = $2, updated_at = $3 WHERE id = $1 AND fence = $4",
+                )
+                .bind(id)
+                .bind(status.as_str())
+                .bind(ts(now()))
+                .bind(fence.0)
+                .execute(&self.write)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(super::incidents::fence_refusal(&self.read, id, fence).await);
                 }
                 Ok(())
             }
@@ -406,20 +448,23 @@ macro_rules! store_impl {
             async fn save_plan(
                 &self,
                 run_id: &str,
+                fence: Fence,
                 plan: &serde_json::Value,
                 plan_hash: &str,
             ) -> Result<(), StoreError> {
                 let done = sqlx::query(
-                    "UPDATE runs SET plan = $2, plan_hash = $3, updated_at = $4 WHERE id = $1",
+                    "UPDATE runs SET plan = $2, plan_hash = $3, updated_at = $4 \
+                     WHERE id = $1 AND fence = $5",
                 )
                 .bind(run_id)
                 .bind(Json(plan))
                 .bind(plan_hash)
                 .bind(ts(now()))
+                .bind(fence.0)
                 .execute(&self.write)
                 .await?;
                 if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound { what: "run", id: run_id.to_string() });
+                    return Err(super::incidents::fence_refusal(&self.read, run_id, fence).await);
                 }
                 Ok(())
             }
@@ -427,16 +472,20 @@ macro_rules! store_impl {
             async fn save_report(
                 &self,
                 run_id: &str,
+                fence: Fence,
                 report: &serde_json::Value,
             ) -> Result<(), StoreError> {
-                let done = sqlx::query("UPDATE runs SET report = $2, updated_at = $3 WHERE id = $1")
-                    .bind(run_id)
-                    .bind(Json(report))
-                    .bind(ts(now()))
-                    .execute(&self.write)
-                    .await?;
+                let done = sqlx::query(
+                    "UPDATE runs SET report = $2, updated_at = $3 WHERE id = $1 AND fence = $4",
+                )
+                .bind(run_id)
+                .bind(Json(report))
+                .bind(ts(now()))
+                .bind(fence.0)
+                .execute(&self.write)
+                .await?;
                 if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound { what: "run", id: run_id.to_string() });
+                    return Err(super::incidents::fence_refusal(&self.read, run_id, fence).await);
                 }
                 Ok(())
             }
@@ -461,25 +510,34 @@ macro_rules! store_impl {
             async fn journal(
                 &self,
                 run_id: &str,
+                fence: Fence,
                 step_id: &str,
                 item: u32,
                 state: StepState,
                 detail: &serde_json::Value,
             ) -> Result<JournalEntry, StoreError> {
                 let at = now();
-                let seq: i64 = sqlx::query_scalar(
+                // The fence is checked in the same statement (on PostgreSQL under a share lock
+                // on the run, so a concurrent claim waits for this write or refuses it).
+                let sql = format!(
                     "INSERT INTO journal (run_id, step_id, item, state, detail, at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
-                )
-                .bind(run_id)
-                .bind(step_id)
-                .bind(i64::from(item))
-                .bind(state.as_str())
-                .bind(Json(detail))
-                .bind(ts(at))
-                .fetch_one(&self.write)
-                .await
-                .map_err(|e| StoreError::from_write(e, "run", run_id))?;
+                     SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS \
+                     (SELECT 1 FROM runs WHERE id = $1 AND fence = $7{FENCE_LOCK}) RETURNING seq"
+                );
+                let seq: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind(run_id)
+                    .bind(step_id)
+                    .bind(i64::from(item))
+                    .bind(state.as_str())
+                    .bind(Json(detail))
+                    .bind(ts(at))
+                    .bind(fence.0)
+                    .fetch_optional(&self.write)
+                    .await
+                    .map_err(|e| StoreError::from_write(e, "run", run_id))?;
+                let Some(seq) = seq else {
+                    return Err(super::incidents::fence_refusal(&self.read, run_id, fence).await);
+                };
                 Ok(JournalEntry {
                     seq,
                     step_id: step_id.to_string(),
@@ -523,16 +581,45 @@ macro_rules! store_impl {
                 worker_id: &str,
                 lease: std::time::Duration,
                 limit: u32,
-            ) -> Result<Vec<String>, StoreError> {
-                let mut ids: Vec<String> = sqlx::query_scalar(CLAIM_SQL)
+            ) -> Result<Vec<Claim>, StoreError> {
+                let rows = sqlx::query(CLAIM_SQL)
                     .bind(worker_id)
                     .bind(ts(lease_until(lease)))
                     .bind(ts(now()))
                     .bind(i64::from(limit))
                     .fetch_all(&self.write)
                     .await?;
-                ids.sort();
-                Ok(ids)
+                let mut claims = rows
+                    .iter()
+                    .map(|row| {
+                        Ok(Claim { run_id: row.try_get("id")?, fence: Fence(row.try_get("fence")?) })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                claims.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+                Ok(claims)
+            }
+
+            async fn claim_run(
+                &self,
+                worker_id: &str,
+                run_id: &str,
+                lease: std::time::Duration,
+            ) -> Result<Option<Fence>, StoreError> {
+                let fence: Option<i64> = sqlx::query_scalar(
+                    "UPDATE runs SET lease_owner = $1, lease_until = $2, fence = fence + 1 \
+                     WHERE id = $3 AND (lease_owner IS NULL OR lease_until IS NULL \
+                       OR lease_until <= $4 OR lease_owner = $1) RETURNING fence",
+                )
+                .bind(worker_id)
+                .bind(ts(lease_until(lease)))
+                .bind(run_id)
+                .bind(ts(now()))
+                .fetch_optional(&self.write)
+                .await?;
+                if fence.is_none() && self.get_run(run_id).await?.is_none() {
+                    return Err(StoreError::NotFound { what: "run", id: run_id.to_string() });
+                }
+                Ok(fence.map(Fence))
             }
 
             async fn heartbeat(
@@ -659,6 +746,16 @@ macro_rules! store_impl {
                 .fetch_one(&self.read)
                 .await?;
                 Ok(n.max(0) as u64)
+            }
+
+            async fn reserve_principal(
+                &self,
+                tenant: &str,
+                principal_key: &str,
+                cap: u64,
+                since: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Reservation, StoreError> {
+                super::incidents::reserve_principal(self, tenant, principal_key, cap, since).await
             }
 
             async fn store_evidence(&self, e: &NewEvidence) -> Result<EvidenceRecord, StoreError> {

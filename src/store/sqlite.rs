@@ -112,6 +112,13 @@ fn migrator() -> Migrator {
             include_str!("migrations/sqlite/0002_run_spec.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            4,
+            "incidents and fencing".into(),
+            MigrationType::Simple,
+            include_str!("migrations/sqlite/0004_incidents.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -121,14 +128,22 @@ fn ts(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-/// One statement, on the one writer connection: claims cannot interleave. The lapsed-lease
+/// One statement, on the one writer connection: claims cannot interleave. A follow-up run
+/// waits until the run it follows has finished, so it plans against what that run did. The lapsed-lease
 /// condition is repeated outside the subquery so the update itself re-checks it.
-const CLAIM_SQL: &str = "UPDATE runs SET lease_owner = $1, lease_until = $2 \
+const CLAIM_SQL: &str = "UPDATE runs SET lease_owner = $1, lease_until = $2, fence = fence + 1 \
      WHERE id IN (SELECT id FROM runs \
        WHERE status IN ('pending', 'planning', 'running') \
        AND (lease_until IS NULL OR lease_until <= $3) \
+       AND (follows_run_id IS NULL OR EXISTS (SELECT 1 FROM runs p \
+         WHERE p.id = runs.follows_run_id \
+         AND p.status IN ('succeeded', 'failed', 'denied', 'rolled_back', 'cancelled'))) \
        ORDER BY created_at, id LIMIT $4) \
      AND (lease_until IS NULL OR lease_until <= $3) \
-     RETURNING id";
+     RETURNING id, fence";
 
+/// How a fenced journal write holds the run while it checks the fence (nothing: the one writer connection already serialises writes).
+const FENCE_LOCK: &str = "";
+
+super::sql_incidents::incident_fns!(SqliteStore, sqlx::Sqlite);
 super::sql::store_impl!(SqliteStore, sqlx::Sqlite, "sqlite");

@@ -71,6 +71,9 @@ fn run_record(id: &str, status: RunStatus) -> RunRecord {
         lease_until: None,
         spec: None,
         report: None,
+        incident_id: None,
+        follows_run_id: None,
+        fence: riposte::store::Fence(0),
     }
 }
 

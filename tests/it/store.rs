@@ -16,8 +16,8 @@ use chrono::{Duration as Span, Utc};
 use futures::FutureExt;
 use riposte::plan::Mode;
 use riposte::store::{
-    self, Approval, ApprovalDecision, AuditEvent, AuditProblem, Batcher, InsertOutcome, NewAlert,
-    NewEvidence, NewRun, RunSpec, RunStatus, RunTarget, StepState, Store, StoreError,
+    self, Approval, ApprovalDecision, AuditEvent, AuditProblem, Batcher, Fence, InsertOutcome,
+    NewAlert, NewEvidence, NewRun, RunSpec, RunStatus, RunTarget, StepState, Store, StoreError,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -192,6 +192,7 @@ fn run(id: &str, principal: &str, alert_id: Option<&str>) -> NewRun {
         requested_by: Some("alert".into()),
         alert_id: alert_id.map(str::to_string),
         spec: spec(),
+        follows: None,
     }
 }
 
@@ -204,6 +205,7 @@ fn spec() -> RunSpec {
             path: "/etc/riposte/playbooks/first-access-containment.yaml".into(),
         },
         inputs: [("lookback".to_string(), "P1D".to_string())].into(),
+        only_resources: None,
     }
 }
 
@@ -225,13 +227,13 @@ async fn run_spec_report_and_status_counts(db: Db) {
     assert_eq!(got.spec, Some(spec()));
     assert_eq!(got.report, None);
     let report = json!({"outcome": "failed", "steps": []});
-    s.save_report("run-spec", &report).await.unwrap();
+    s.save_report("run-spec", Fence(0), &report).await.unwrap();
     assert_eq!(
         s.get_run("run-spec").await.unwrap().unwrap().report,
         Some(report)
     );
     assert!(matches!(
-        s.save_report("nope", &json!({})).await,
+        s.save_report("nope", Fence(0), &json!({})).await,
         Err(StoreError::NotFound { .. })
     ));
     s.set_run_status("run-spec", RunStatus::Failed)
@@ -360,7 +362,7 @@ async fn run_creation_is_atomic(db: Db) {
 
     // A journal entry, evidence or approval for a run that does not exist is refused.
     assert!(matches!(
-        s.journal("nope", "step", 0, StepState::Started, &json!({}))
+        s.journal("nope", Fence(0), "step", 0, StepState::Started, &json!({}))
             .await,
         Err(StoreError::NotFound { .. })
     ));
@@ -491,7 +493,9 @@ async fn run_status_transitions_and_listing(db: Db) {
         assert_eq!(s.get_run("run-1").await.unwrap().unwrap().status, status);
     }
     let plan = json!({"run_id": "run-2", "steps": [{"id": "suspend", "requests": []}]});
-    s.save_plan("run-2", &plan, "sha256:abc").await.unwrap();
+    s.save_plan("run-2", Fence(0), &plan, "sha256:abc")
+        .await
+        .unwrap();
     s.set_run_status("run-2", RunStatus::AwaitingApproval)
         .await
         .unwrap();
@@ -505,7 +509,7 @@ async fn run_status_transitions_and_listing(db: Db) {
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
-        s.save_plan("nope", &json!({}), "h").await,
+        s.save_plan("nope", Fence(0), &json!({}), "h").await,
         Err(StoreError::NotFound { .. })
     ));
 
@@ -552,14 +556,21 @@ async fn journal_keeps_write_order(db: Db) {
     ];
     for (i, (step, item, state)) in writes.iter().enumerate() {
         let e = s
-            .journal("run-1", step, *item, *state, &json!({"n": i}))
+            .journal("run-1", Fence(0), step, *item, *state, &json!({"n": i}))
             .await
             .unwrap();
         assert_eq!(e.state, *state);
         // Another run's entries interleave and must not leak into run-1's journal.
-        s.journal("run-2", "other", 0, StepState::Started, &json!({}))
-            .await
-            .unwrap();
+        s.journal(
+            "run-2",
+            Fence(0),
+            "other",
+            0,
+            StepState::Started,
+            &json!({}),
+        )
+        .await
+        .unwrap();
     }
     let journal = s.journal_for("run-1").await.unwrap();
     let got: Vec<_> = journal
@@ -612,9 +623,9 @@ async fn lease_claim_heartbeat_and_expiry(db: Db) {
         .unwrap();
 
     let hour = Duration::from_secs(3600);
-    let w1 = s.claim_runs("w1", hour, 4).await.unwrap();
+    let w1 = ids(s.claim_runs("w1", hour, 4).await.unwrap());
     assert_eq!(w1, ["run-00", "run-01", "run-02", "run-03"], "oldest first");
-    let w2 = s.claim_runs("w2", hour, 100).await.unwrap();
+    let w2 = ids(s.claim_runs("w2", hour, 100).await.unwrap());
     assert_eq!(w2.len(), 6);
     assert!(w2.iter().all(|id| !w1.contains(id)));
     assert!(!w2.iter().any(|id| id == "done" || id == "waiting"));
@@ -633,7 +644,7 @@ async fn lease_claim_heartbeat_and_expiry(db: Db) {
     // w1 stops heartbeating run-01 (a lease that has already lapsed): w3 takes it over.
     s.heartbeat("w1", "run-01", Duration::ZERO).await.unwrap();
     assert_eq!(
-        s.claim_runs("w3", hour, 100).await.unwrap(),
+        ids(s.claim_runs("w3", hour, 100).await.unwrap()),
         ["run-01"],
         "only the lapsed lease is taken over"
     );
@@ -646,12 +657,20 @@ async fn lease_claim_heartbeat_and_expiry(db: Db) {
     s.release("w1", "run-01").await.unwrap();
     assert!(s.claim_runs("w4", hour, 100).await.unwrap().is_empty());
     s.release("w3", "run-01").await.unwrap();
-    assert_eq!(s.claim_runs("w4", hour, 100).await.unwrap(), ["run-01"]);
+    assert_eq!(
+        ids(s.claim_runs("w4", hour, 100).await.unwrap()),
+        ["run-01"]
+    );
 
     // A finished run is never claimed, even with a lapsed lease.
     s.heartbeat("w4", "run-01", Duration::ZERO).await.unwrap();
     s.set_run_status("run-01", RunStatus::Failed).await.unwrap();
     assert!(s.claim_runs("w5", hour, 100).await.unwrap().is_empty());
+}
+
+/// The run ids of `claims`.
+fn ids(claims: Vec<riposte::store::Claim>) -> Vec<String> {
+    claims.into_iter().map(|c| c.run_id).collect()
 }
 
 async fn concurrent_claims_never_overlap(db: Db) {
@@ -674,7 +693,7 @@ async fn concurrent_claims_never_overlap(db: Db) {
                     if got.is_empty() {
                         break mine;
                     }
-                    mine.extend(got);
+                    mine.extend(ids(got));
                 }
             })
         })
