@@ -11,6 +11,7 @@ mod emulator;
 mod golden_plans;
 mod guardrails;
 mod http_service;
+mod incidents;
 mod plan_injection;
 mod server;
 mod service;
