@@ -10,12 +10,14 @@ use futures::stream::FuturesUnordered;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::conditions;
 use super::report::{Evidence, RequestRecord, RunOutcome, RunReport, StepOutcome, StepReport};
 use super::{Journal, StepState, Transport};
 use crate::actions::{self, ActionSettings, Compensation, Effect, Executed, unknown};
 use crate::connectors::{ApiRequest, Endpoints, Lookup};
 use crate::plan::{Plan, PlannedStep, StepStatus, canonical_json};
 use crate::playbook::Playbook;
+use crate::playbook::expr::Template;
 use crate::playbook::model::{OnError, Retry};
 
 /// Progress, as it happens, for a terminal or a log.
@@ -92,78 +94,122 @@ impl Executor<'_> {
         let mut running: FuturesUnordered<BoxFuture<'_, StepReport>> = FuturesUnordered::new();
         let mut halted: Option<String> = None;
         let mut compensate = false;
+        // Run-time conditions, from the playbook's own compiled text (never the plan's copy).
+        let compiled_conditions: HashMap<&str, &Template> = playbook
+            .steps
+            .iter()
+            .filter_map(|s| s.condition.as_ref().map(|c| (s.id.as_str(), c)))
+            .collect();
+        // For each step that failed, or was skipped because a step it needs failed: the step
+        // that failed. Its dependents are skipped too, unless their `if:` asks for that failure.
+        let mut failed_because: HashMap<String, String> = HashMap::new();
 
         loop {
-            if halted.is_none() {
-                for step in &plan.steps {
-                    if started.contains(&step.id) || running.len() >= self.concurrency.max(1) {
-                        continue;
-                    }
-                    let needs: Vec<&StepReport> =
-                        step.needs.iter().filter_map(|n| outcomes.get(n)).collect();
-                    if needs.len() < step.needs.len() {
-                        continue;
-                    }
-                    started.insert(step.id.clone());
-                    let blocker = needs.iter().find(|n| {
-                        matches!(
-                            n.outcome,
-                            StepOutcome::Failed
-                                | StepOutcome::Denied
-                                | StepOutcome::AwaitingApproval
-                        )
-                    });
-                    if let Some(b) = blocker {
-                        let why = match b.outcome {
-                            StepOutcome::AwaitingApproval => {
-                                format!("waits for `{}`, which needs approval", b.id)
-                            }
-                            StepOutcome::Denied => {
-                                format!("needs `{}`, which the guardrails denied", b.id)
-                            }
-                            _ => format!("needs `{}`, which failed", b.id),
-                        };
-                        let outcome = if b.outcome == StepOutcome::AwaitingApproval {
-                            StepOutcome::AwaitingApproval
+            for step in &plan.steps {
+                if started.contains(&step.id) || running.len() >= self.concurrency.max(1) {
+                    continue;
+                }
+                let needs: Vec<&StepReport> =
+                    step.needs.iter().filter_map(|n| outcomes.get(n)).collect();
+                if needs.len() < step.needs.len() {
+                    continue;
+                }
+                let condition = step
+                    .condition
+                    .as_ref()
+                    .and_then(|_| compiled_conditions.get(step.id.as_str()).copied());
+                let asked = condition.map(conditions::statuses_read).unwrap_or_default();
+                // A stopped run starts only the steps that ask for the failure that stopped it
+                // (a fallback); a compensating run starts nothing, since it is being undone.
+                if let Some(h) = &halted
+                    && (compensate || !asked.contains(h))
+                {
+                    continue;
+                }
+                started.insert(step.id.clone());
+                let gate = needs.iter().find(|n| {
+                    matches!(
+                        n.outcome,
+                        StepOutcome::Denied | StepOutcome::AwaitingApproval
+                    )
+                });
+                let failure = step.needs.iter().find_map(|n| {
+                    failed_because
+                        .get(n)
+                        .filter(|failed| !asked.contains(*failed))
+                        .map(|failed| (n, failed))
+                });
+                let blocked = match (gate, failure) {
+                    (Some(b), _) if b.outcome == StepOutcome::AwaitingApproval => Some((
+                        StepOutcome::AwaitingApproval,
+                        format!("waits for `{}`, which needs approval", b.id),
+                    )),
+                    (Some(b), _) => Some((
+                        StepOutcome::Skipped,
+                        format!("needs `{}`, which the guardrails denied", b.id),
+                    )),
+                    (None, Some((n, failed))) => {
+                        let why = if n == failed {
+                            format!("needs `{n}`, which failed")
                         } else {
-                            StepOutcome::Skipped
+                            format!("needs `{n}`, which was skipped because `{failed}` failed")
                         };
-                        running.push(Box::pin(async move {
-                            let mut r = immediate(step, outcome, Some(why), 0);
-                            r.finished_seq =
-                                seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                            self.finish(&plan.run_id, &r).await;
-                            r
-                        }));
-                        continue;
+                        failed_because.insert(step.id.clone(), failed.clone());
+                        Some((StepOutcome::Skipped, why))
                     }
-                    let policy = *policies.get(step.id.as_str()).unwrap_or(&default_policy);
+                    (None, None) => None,
+                };
+                // Decided now, over what the steps it needs did; a resumed step that already
+                // finished keeps its report.
+                let verdict = match condition {
+                    Some(c) if blocked.is_none() && !self.completed.contains_key(&step.id) => {
+                        conditions::decide(c, plan, &outcomes)
+                    }
+                    _ => conditions::Verdict::Run,
+                };
+                let immediate_outcome = match (blocked, verdict) {
+                    (Some(b), _) => Some(b),
+                    (None, conditions::Verdict::Skip(why)) => Some((StepOutcome::Skipped, why)),
+                    (None, conditions::Verdict::Fail(why)) => Some((StepOutcome::Failed, why)),
+                    (None, conditions::Verdict::Run) => None,
+                };
+                if let Some((outcome, why)) = immediate_outcome {
                     running.push(Box::pin(async move {
-                        let mut r = self.run_step(plan, step, policy).await;
+                        let mut r = immediate(step, outcome, Some(why), 0);
                         r.finished_seq = seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                         self.finish(&plan.run_id, &r).await;
                         r
                     }));
+                    continue;
                 }
+                let policy = *policies.get(step.id.as_str()).unwrap_or(&default_policy);
+                running.push(Box::pin(async move {
+                    let mut r = self.run_step(plan, step, policy).await;
+                    r.finished_seq = seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    self.finish(&plan.run_id, &r).await;
+                    r
+                }));
             }
+            // Nothing running and nothing ready: the remaining steps wait on a stopped run or
+            // on a cycle the loader rejects; they are finished below.
             let Some(report) = running.next().await else {
-                if halted.is_some() || outcomes.len() == plan.steps.len() {
-                    break;
-                }
-                // Nothing running and nothing ready: remaining steps wait on a cycle the
-                // loader rejects; stop rather than spin.
                 break;
             };
             if report.outcome == StepOutcome::Failed {
+                failed_because.insert(report.id.clone(), report.id.clone());
                 let policy = policies
                     .get(report.id.as_str())
                     .copied()
                     .unwrap_or(default_policy);
                 match policy.on_error {
                     OnError::Continue => {}
-                    OnError::Fail => halted = Some(report.id.clone()),
+                    // The first failure names the stop; a fallback failing later does not
+                    // change which failure the run stopped on.
+                    OnError::Fail => {
+                        halted.get_or_insert_with(|| report.id.clone());
+                    }
                     OnError::Compensate => {
-                        halted = Some(report.id.clone());
+                        halted.get_or_insert_with(|| report.id.clone());
                         compensate = true;
                     }
                 }
@@ -191,9 +237,27 @@ impl Executor<'_> {
             .iter()
             .filter_map(|s| outcomes.remove(&s.id))
             .collect();
+        // A failure under `on_error: continue` does not fail the run: it is reported, and
+        // warned about, so containment that went through is not shown as a failed run.
+        let warnings: Vec<String> = steps
+            .iter()
+            .filter(|s| s.outcome == StepOutcome::Failed)
+            .filter(|s| {
+                policies
+                    .get(s.id.as_str())
+                    .is_some_and(|p| p.on_error == OnError::Continue)
+            })
+            .map(|s| {
+                format!(
+                    "step `{}` failed and the run went on (on_error: continue): {}",
+                    s.id,
+                    s.reason.as_deref().unwrap_or("no reason recorded")
+                )
+            })
+            .collect();
         let outcome = if compensate {
             RunOutcome::Compensated
-        } else if halted.is_some() || steps.iter().any(|s| s.outcome == StepOutcome::Failed) {
+        } else if halted.is_some() {
             RunOutcome::Failed
         } else if steps
             .iter()
@@ -208,6 +272,7 @@ impl Executor<'_> {
             plan_hash: plan.plan_hash.clone(),
             outcome,
             steps,
+            warnings,
         }
     }
 
@@ -627,3 +692,6 @@ pub(crate) fn digest(v: &Value) -> String {
     canonical_json(v, &mut text);
     format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())))
 }
+
+#[cfg(test)]
+mod tests;

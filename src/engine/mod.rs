@@ -7,6 +7,7 @@
 
 mod api;
 mod approvals;
+mod conditions;
 mod events;
 mod executor;
 mod lifecycle;

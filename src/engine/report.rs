@@ -77,6 +77,10 @@ pub struct RunReport {
     pub plan_hash: String,
     pub outcome: RunOutcome,
     pub steps: Vec<StepReport>,
+    /// One line per step that failed under `on_error: continue`: the run went on (and may
+    /// have succeeded), but someone should look.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl RunReport {

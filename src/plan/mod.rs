@@ -74,6 +74,11 @@ pub struct PlannedStep {
     pub item_requests: Vec<usize>,
     /// What later steps read as `steps.<id>.outputs`; null when known only at run time.
     pub outputs: Value,
+    /// The step's `if:` when it reads run-time state (a dependency's `status`, or outputs
+    /// known only at run time): the step is planned in full and the executor evaluates this
+    /// right before the step, skipping it when false. Absent when decided at plan time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
 }
 
 /// A reviewable dry run: what an approved run will send, request for request.
@@ -206,6 +211,7 @@ impl Planner<'_> {
                 with: Value::Null,
                 item_requests: Vec::new(),
                 outputs: Value::Null,
+                condition: None,
             };
             // `needs` orders steps; only a denied dependency stops its dependents, since
             // running them would act on a decision the guardrails refused.
@@ -235,9 +241,14 @@ impl Planner<'_> {
                         ps.status = StepStatus::Skipped;
                         ps.reason = Some("its `if` condition is false".into());
                     }
-                    Ok(None) => ps.notes.push(
-                        "its `if` condition depends on values known only at run time; it is evaluated again then".into(),
-                    ),
+                    // Planned in full, so the reviewer sees what it would send; the executor
+                    // decides right before the step, over its dependencies' results.
+                    Ok(None) => {
+                        ps.condition = cond.expressions().next().map(|(e, _)| e.to_string());
+                        ps.notes.push(
+                            "its `if` condition reads run-time state; it is evaluated right before the step runs".into(),
+                        );
+                    }
                     Err(e) => {
                         ps.status = StepStatus::Skipped;
                         ps.reason = Some(format!("cannot plan: `if`: {e}"));
@@ -545,6 +556,8 @@ fn render_params(with: &[(String, Param)], ctx: &JValue) -> Result<Value, String
 }
 
 /// The template context: `alert`, `inputs`, `run`, `steps.<id>.{outputs,status}` and `item`.
+/// A step's `status` is its execution outcome, which only the run knows: while planning it is
+/// unknown, so a condition reading it is decided by the executor.
 fn context(
     alert: &JValue,
     inputs: &BTreeMap<String, Value>,
@@ -554,11 +567,11 @@ fn context(
 ) -> JValue {
     let steps: BTreeMap<String, JValue> = results
         .iter()
-        .map(|(id, (status, outputs))| {
-            let status = serde_json::to_value(status).unwrap_or(Value::Null);
+        .map(|(id, (_, outputs))| {
+            let status = Unknown::value(format!("steps.{id}.status"));
             (
                 id.clone(),
-                JValue::from_pairs([("outputs", outputs.clone()), ("status", from_data(&status))]),
+                JValue::from_pairs([("outputs", outputs.clone()), ("status", status)]),
             )
         })
         .collect();
@@ -627,17 +640,26 @@ pub fn plan_hash(steps: &[PlannedStep]) -> String {
     let material: Vec<Value> = steps
         .iter()
         .map(|s| {
-            json!({
+            let mut entry = json!({
                 "id": s.id,
                 "action": s.action,
                 "status": s.status,
                 "requests": s.requests,
                 "policy": s.policy,
                 "blocked": s.blocked,
-            })
+            });
+            // Whether the step runs is part of what is approved; added only when present so
+            // plans without run-time conditions keep their hashes.
+            if let (Some(c), Some(m)) = (&s.condition, entry.as_object_mut()) {
+                m.insert("condition".into(), json!(c));
+            }
+            entry
         })
         .collect();
     let mut text = String::new();
     canonical_json(&Value::Array(material), &mut text);
     format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())))
 }
+
+#[cfg(test)]
+mod tests;

@@ -984,3 +984,37 @@ fn reference_problem(path: &str, scope: &Scope<'_>) -> Option<String> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "a1e7d1c2-5b3f-4c8e-9d21-000000000001";
+
+    fn load(condition: &str, needs: &str) -> Result<Playbook, Diagnostics> {
+        let text = format!(
+            "name: p\nsteps:\n  - id: suspend\n    uses: entra.disable_user\n    with: {{ user: {ID} }}\n  - id: revoke\n    uses: entra.revoke_sessions\n{needs}    if: {condition}\n    with: {{ user: {ID} }}\n"
+        );
+        load_str(&text, Path::new("p.yaml"))
+    }
+
+    /// The condition is evaluated once the steps it names have finished, so it may only name
+    /// steps it waits for.
+    #[test]
+    fn a_run_time_condition_may_only_read_the_status_of_steps_it_needs() {
+        let e = load("steps.suspend.status == 'failed'", "").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.yaml:8:9: step `revoke` reads `steps.suspend` but does not depend on it; add `suspend` to its `needs`"
+        );
+        let p = load("steps.suspend.status == 'failed'", "    needs: [suspend]\n").unwrap();
+        assert!(p.step("revoke").unwrap().condition.is_some());
+        let e = load("steps.suspend.state == 'failed'", "    needs: [suspend]\n").unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "`steps.suspend.state` is not defined; a step has `outputs` and `status`"
+            ),
+            "{e}"
+        );
+    }
+}

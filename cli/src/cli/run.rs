@@ -279,6 +279,11 @@ async fn execute_enforced(
         .report(&run.id)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // A step that failed under `on_error: continue` does not fail the run (exit 0), so it is
+    // said on stderr, where it is seen whatever the output format.
+    for warning in report.iter().flat_map(|r| &r.warnings) {
+        eprintln!("warning: {warning}");
+    }
     match format {
         Format::Json => println!(
             "{}",

@@ -4,6 +4,7 @@
 mod common;
 
 mod cli_config;
+mod conditions;
 mod crash;
 mod docs;
 mod manual;
