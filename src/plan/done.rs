@@ -69,6 +69,7 @@ mod tests {
             with,
             item_requests: vec![],
             outputs: Value::Null,
+            condition: None,
         }
     }
 
