@@ -137,6 +137,20 @@ impl ServiceApi for Service {
             .await;
         let _ = self.store.release(&self.worker_id, id).await;
         let result = result?;
+        // Undoing a disable enables the account: a later plan must not take an earlier
+        // revocation as still holding (sessions may start again from here).
+        let enabled = result.undone.iter().any(|(step, _)| {
+            report
+                .steps
+                .iter()
+                .any(|s| &s.id == step && s.action == "entra.disable_user")
+        });
+        if enabled && let (Some(tenant), Some(key)) = (&run.tenant, &run.principal_key) {
+            self.store
+                .record_effect(tenant, "entra.enable_user", key, chrono::Utc::now())
+                .await
+                .map_err(internal)?;
+        }
         self.emit(
             Audit::RunRolledBack {
                 run_id: id,

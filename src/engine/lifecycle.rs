@@ -104,6 +104,9 @@ impl Service {
             let done = self.done_in_incident(run).await?;
             crate::plan::leave_out_done(&mut plan, &done);
         }
+        if let Some(revoked_at) = self.revocation_still_holds(run).await? {
+            crate::plan::leave_out_revocation(&mut plan, revoked_at);
+        }
         let value =
             serde_json::to_value(&plan).map_err(|e| ServiceError::Internal(e.to_string()))?;
         self.store
@@ -111,6 +114,31 @@ impl Service {
             .await
             .map_err(internal)?;
         Ok(plan)
+    }
+
+    /// When riposte last revoked the principal's sessions, if it has not enabled the account
+    /// since it last disabled it and that disable came before the revocation — with the plan
+    /// finding the account disabled now, no session can have started since.
+    async fn revocation_still_holds(
+        &self,
+        run: &RunRecord,
+    ) -> Result<Option<chrono::DateTime<Utc>>, ServiceError> {
+        let (Some(tenant), Some(key)) = (&run.tenant, &run.principal_key) else {
+            return Ok(None);
+        };
+        let last = self
+            .store
+            .latest_effects(tenant, key)
+            .await
+            .map_err(internal)?;
+        let (Some(revoked), Some(disabled)) = (
+            last.get("entra.revoke_sessions"),
+            last.get("entra.disable_user"),
+        ) else {
+            return Ok(None);
+        };
+        let enabled_since = last.get("entra.enable_user").is_some_and(|e| e >= disabled);
+        Ok((disabled <= revoked && !enabled_since).then_some(*revoked))
     }
 
     /// What the runs of `run`'s incident before it finished: each step that succeeded (or

@@ -45,6 +45,40 @@ pub fn leave_out_done(plan: &mut Plan, done: &[DoneStep]) {
     }
 }
 
+/// Marks a session revocation as satisfied when the same plan finds the account already
+/// disabled and riposte has recorded (`revoked_at`) a revocation since it disabled it: no
+/// session can have started since then, so revoking again would only send a request.
+pub fn leave_out_revocation(plan: &mut Plan, revoked_at: chrono::DateTime<chrono::Utc>) {
+    let disabled: Vec<Value> = plan
+        .steps
+        .iter()
+        .filter(|s| s.action == DISABLE && s.status == StepStatus::AlreadySatisfied)
+        .filter_map(|s| s.with.get("user").cloned())
+        .collect();
+    let mut changed = false;
+    for step in &mut plan.steps {
+        if step.action == REVOKE
+            && matches!(step.status, StepStatus::Planned | StepStatus::NeedsApproval)
+            && step.with.get("user").is_some_and(|u| disabled.contains(u))
+        {
+            step.status = StepStatus::AlreadySatisfied;
+            step.reason = Some(format!(
+                "the account has stayed disabled since riposte revoked its sessions at {}; nothing is sent again",
+                revoked_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
+            step.requests.clear();
+            step.item_requests.clear();
+            changed = true;
+        }
+    }
+    if changed {
+        plan.plan_hash = plan_hash(&plan.steps);
+    }
+}
+
+const DISABLE: &str = "entra.disable_user";
+const REVOKE: &str = "entra.revoke_sessions";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +105,61 @@ mod tests {
             outputs: Value::Null,
             condition: None,
         }
+    }
+
+    #[test]
+    fn a_revocation_is_left_out_only_beside_an_already_disabled_account() {
+        let mut plan = plan_of(vec![
+            step("suspend", DISABLE, Effect::Mutate, json!({"user": "u"})),
+            step("revoke", REVOKE, Effect::Mutate, json!({"user": "u"})),
+        ]);
+        let at = chrono::Utc::now();
+        leave_out_revocation(&mut plan, at);
+        assert_eq!(
+            plan.steps[1].status,
+            StepStatus::Planned,
+            "the disable is still to do"
+        );
+        plan.steps[0].status = StepStatus::AlreadySatisfied;
+        let before = plan.plan_hash.clone();
+        leave_out_revocation(&mut plan, at);
+        assert_eq!(plan.steps[1].status, StepStatus::AlreadySatisfied);
+        assert!(plan.steps[1].requests.is_empty());
+        assert_ne!(plan.plan_hash, before);
+        // Another user's revocation is not touched.
+        let mut other = plan_of(vec![
+            step("suspend", DISABLE, Effect::Mutate, json!({"user": "u"})),
+            step("revoke", REVOKE, Effect::Mutate, json!({"user": "v"})),
+        ]);
+        other.steps[0].status = StepStatus::AlreadySatisfied;
+        leave_out_revocation(&mut other, at);
+        assert_eq!(other.steps[1].status, StepStatus::Planned);
+    }
+
+    fn plan_of(steps: Vec<PlannedStep>) -> Plan {
+        let alert: crate::alert::Alert = serde_json::from_value(json!({
+            "id": "a", "source": "generic", "kind": "first_access", "title": "t",
+            "severity": "high", "observed_at": "2026-01-01T00:00:00Z", "resources": [], "raw": {}
+        }))
+        .unwrap();
+        let mut plan = Plan {
+            run_id: "r".into(),
+            mode: crate::mode::Mode::Enforce,
+            plan_hash: String::new(),
+            playbook: crate::plan::PlaybookRef {
+                name: "p".into(),
+                version: "1".into(),
+                sha256: "s".into(),
+            },
+            alert,
+            inputs: json!({}),
+            created_at: chrono::Utc::now(),
+            steps,
+            outputs: json!({}),
+            notes: vec![],
+        };
+        plan.plan_hash = plan_hash(&plan.steps);
+        plan
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::playbook::expr::{Unknown, from_data};
 use crate::playbook::model::{Param, Playbook, Stage, Step};
 use crate::policy::{Decision, Guard, PolicyInput, Verdict};
 
-pub use done::{DoneStep, leave_out_done};
+pub use done::{DoneStep, leave_out_done, leave_out_revocation};
 pub use render::render_table;
 
 pub use crate::mode::Mode;

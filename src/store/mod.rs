@@ -704,6 +704,12 @@ pub trait Store: Send + Sync + 'static {
     /// Distinct principals affected in `tenant` at or after `since` (blast radius).
     async fn count_principals(&self, tenant: &str, since: DateTime<Utc>)
     -> Result<u64, StoreError>;
+    /// When riposte last recorded each action's effect on `principal_key` in `tenant`.
+    async fn latest_effects(
+        &self,
+        tenant: &str,
+        principal_key: &str,
+    ) -> Result<BTreeMap<String, DateTime<Utc>>, StoreError>;
     /// Reserves a place for `principal_key` under the blast-radius cap of `cap` distinct
     /// principals since `since`, in one transaction serialised per tenant: concurrent
     /// reservations on any number of replicas never grant more than `cap`. A principal already

@@ -748,6 +748,24 @@ macro_rules! store_impl {
                 Ok(n.max(0) as u64)
             }
 
+            async fn latest_effects(
+                &self,
+                tenant: &str,
+                principal_key: &str,
+            ) -> Result<std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT action, MAX(at) AS at FROM effects \
+                     WHERE tenant = $1 AND principal_key = $2 GROUP BY action",
+                )
+                .bind(tenant)
+                .bind(principal_key)
+                .fetch_all(&self.read)
+                .await?;
+                rows.iter()
+                    .map(|row| Ok((row.try_get("action")?, row.try_get("at")?)))
+                    .collect()
+            }
+
             async fn reserve_principal(
                 &self,
                 tenant: &str,

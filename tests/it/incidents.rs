@@ -76,6 +76,14 @@ fn tenant() -> Tenant {
 }
 
 async fn fixture(guardrails: &str, postgres: bool) -> Option<Fixture> {
+    fixture_with(guardrails, ServiceOptions::default(), postgres).await
+}
+
+async fn fixture_with(
+    guardrails: &str,
+    options: ServiceOptions,
+    postgres: bool,
+) -> Option<Fixture> {
     riposte::connectors::install_crypto_provider();
     let emulator = Emulator::start("127.0.0.1:0".parse().unwrap(), tenant()).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -90,7 +98,7 @@ async fn fixture(guardrails: &str, postgres: bool) -> Option<Fixture> {
     } else {
         format!("sqlite://{}", dir.path().join("riposte.db").display())
     };
-    // `extra` lines go into the emulator configuration's own [guardrails] table.
+    // `guardrails` lines go into the emulator configuration's own [guardrails] table.
     let toml = format!(
         "{}\n{GENERIC}",
         common::emulator_toml(&emulator.base_url(), &store_url, "enforce")
@@ -99,7 +107,7 @@ async fn fixture(guardrails: &str, postgres: bool) -> Option<Fixture> {
     let config = common::config_from_toml(dir.path(), &toml);
     let service = riposte::app::App::new(config)
         .unwrap()
-        .service_with(ServiceOptions::default())
+        .service_with(options)
         .await
         .unwrap();
     Some(Fixture {
@@ -323,6 +331,65 @@ async fn the_blast_radius_cap_holds_under_concurrency(postgres: bool) {
     f.emulator.shutdown().await;
 }
 
+async fn a_repeat_after_the_window_finds_the_revocation_still_holding(postgres: bool) {
+    // A window of 0 s: every alert opens a new incident.
+    let options = ServiceOptions {
+        coalesce_window: Duration::ZERO,
+        ..ServiceOptions::default()
+    };
+    let Some(f) = fixture_with("", options, postgres).await else {
+        return;
+    };
+    f.service
+        .ingest("generic", &alert("FIRST", 4, &["vm-web-01"]), &sender())
+        .await
+        .unwrap();
+    settle(&f).await;
+    assert_eq!(counter(&f, "sessions_revoked"), 1);
+    f.service
+        .ingest("generic", &alert("LATER", 4, &["vm-web-01"]), &sender())
+        .await
+        .unwrap();
+    settle(&f).await;
+    let mut runs = f.service.store().list_runs(10, None).await.unwrap();
+    runs.sort_by_key(|r| r.created_at);
+    assert_eq!(runs.len(), 2, "a new incident");
+    let plan = f.service.plan_of(&runs[1].id).await.unwrap().unwrap();
+    let revoke = plan.steps.iter().find(|s| s.id == "revoke").unwrap();
+    assert_eq!(revoke.status, StepStatus::AlreadySatisfied, "{revoke:#?}");
+    assert!(
+        revoke
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("stayed disabled")
+    );
+    assert_eq!(counter(&f, "user_disabled"), 1);
+    assert_eq!(counter(&f, "sessions_revoked"), 1, "not revoked again");
+    // Rolled back, the account is enabled again: the next response revokes anew.
+    f.service
+        .rollback(
+            &runs[0].id,
+            &Caller {
+                name: "token:oncall".into(),
+            },
+        )
+        .await
+        .unwrap();
+    f.service
+        .ingest(
+            "generic",
+            &alert("AFTER-ROLLBACK", 4, &["vm-web-01"]),
+            &sender(),
+        )
+        .await
+        .unwrap();
+    settle(&f).await;
+    assert_eq!(counter(&f, "user_disabled"), 2);
+    assert_eq!(counter(&f, "sessions_revoked"), 2);
+    f.emulator.shutdown().await;
+}
+
 fn spec() -> RunSpec {
     RunSpec {
         target: RunTarget::Action {
@@ -497,4 +564,5 @@ on_both_stores!(
     the_blast_radius_cap_holds_under_concurrency,
     a_worker_that_lost_its_claim_can_no_longer_write,
     creating_or_joining_an_incident_is_atomic,
+    a_repeat_after_the_window_finds_the_revocation_still_holding,
 );
