@@ -118,9 +118,14 @@ impl Service {
             })?;
         let alert: Alert = serde_json::from_value(record.body.clone())
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        // Only a failure that may pass is "unavailable" (retried with backoff); one that will
+        // not (a 4xx, an alert that is no longer admissible) fails the run at once.
         alert::enrich(alert, self.connectors.lacework(), &self.alerts)
             .await
-            .map_err(|e| ServiceError::Unavailable(e.to_string()))
+            .map_err(|e| match super::Failure::of_enrichment(&e) {
+                super::Failure::Transient { reason, .. } => ServiceError::Unavailable(reason),
+                super::Failure::Permanent { reason } => ServiceError::BadRequest(reason),
+            })
     }
 
     /// Recent activity in the run's tenant, for the blast-radius guardrails.

@@ -170,9 +170,62 @@ pub struct AlertRecord {
     pub principal_key: Option<String>,
     pub body: Value,
     pub received_at: DateTime<Utc>,
-    /// When matching finished; `None` means a crash may have interrupted it.
+    /// When matching finished (or gave up: `failed`); `None` while the alert is pending.
     pub processed_at: Option<DateTime<Utc>>,
     pub ingested_by: Option<String>,
+    pub status: AlertStatus,
+    /// Failed attempts at enriching or matching it so far.
+    pub attempts: u32,
+    /// A pending alert is not matched before this time (its retry backoff); `None`: due now.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Why the last attempt failed: for a `failed` alert, why it was given up on.
+    pub last_error: Option<String>,
+}
+
+/// Where an alert stands (DESIGN.md §3, alert statuses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    /// Stored, not matched yet (perhaps waiting for its next attempt).
+    Pending,
+    /// It started or joined at least one run.
+    Matched,
+    /// No playbook's triggers fit it.
+    Unmatched,
+    /// It could not be enriched or read, after its retries or at once for a permanent
+    /// failure; `alerts retry` makes it pending again.
+    Failed,
+}
+
+impl AlertStatus {
+    pub const ALL: [AlertStatus; 4] = [
+        AlertStatus::Pending,
+        AlertStatus::Matched,
+        AlertStatus::Unmatched,
+        AlertStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Pending => "pending",
+            AlertStatus::Matched => "matched",
+            AlertStatus::Unmatched => "unmatched",
+            AlertStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AlertStatus> {
+        AlertStatus::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// A failed attempt at an alert (enrichment) or a run (planning), as the store records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedAttempt {
+    /// Why it failed, for operators (`last_error`).
+    pub reason: String,
+    /// When to try again; `None` gives up: the alert or run becomes `failed`.
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 /// Where a run stands (DESIGN.md §3, HTTP API).
@@ -187,10 +240,12 @@ pub enum RunStatus {
     Failed,
     Denied,
     RolledBack,
+    /// Stopped by an operator before it started executing.
+    Cancelled,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 8] = [
+    pub const ALL: [RunStatus; 9] = [
         RunStatus::Pending,
         RunStatus::Planning,
         RunStatus::AwaitingApproval,
@@ -199,6 +254,7 @@ impl RunStatus {
         RunStatus::Failed,
         RunStatus::Denied,
         RunStatus::RolledBack,
+        RunStatus::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -211,6 +267,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Denied => "denied",
             RunStatus::RolledBack => "rolled_back",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 
@@ -222,7 +279,19 @@ impl RunStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Denied | RunStatus::RolledBack
+            RunStatus::Succeeded
+                | RunStatus::Failed
+                | RunStatus::Denied
+                | RunStatus::RolledBack
+                | RunStatus::Cancelled
+        )
+    }
+
+    /// Not started executing: what `cancel` may stop.
+    pub fn is_cancellable(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Pending | RunStatus::Planning | RunStatus::AwaitingApproval
         )
     }
 }
@@ -274,6 +343,12 @@ pub struct RunRecord {
     pub lease_until: Option<DateTime<Utc>>,
     /// What the run runs (absent only for runs stored before specs were).
     pub spec: Option<RunSpec>,
+    /// Failed planning attempts so far.
+    pub attempts: u32,
+    /// No worker claims the run before this time (its retry backoff); `None`: due now.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Why the last attempt failed: for a `failed` run whose planning gave up, why.
+    pub last_error: Option<String>,
     /// The execution report once the run executed (`RunView` shows it beside the run).
     #[serde(skip)]
     pub report: Option<Value>,
@@ -499,9 +574,31 @@ pub trait Store: Send + Sync + 'static {
         alerts: &[NewAlert],
     ) -> Result<Vec<InsertOutcome>, StoreError>;
     async fn get_alert(&self, id: &str) -> Result<Option<AlertRecord>, StoreError>;
-    /// Alerts stored but not yet matched to runs, oldest first: what to redo after a crash.
+    /// Pending alerts that are due (no next attempt scheduled, or its time has passed),
+    /// oldest first: what matching works on, also after a crash. An alert waiting for its
+    /// next attempt is not returned, so it never holds up newer ones.
     async fn pending_alerts(&self, limit: u32) -> Result<Vec<AlertRecord>, StoreError>;
+    /// Matching finished: the alert becomes `matched` when a run links it, else `unmatched`.
+    /// Only a pending alert changes.
     async fn mark_alert_processed(&self, id: &str) -> Result<(), StoreError>;
+    /// Counts a failed attempt at a pending alert and keeps its reason: pending again from
+    /// `retry_at`, or `failed` when there is none.
+    async fn record_alert_failure(
+        &self,
+        id: &str,
+        failure: &FailedAttempt,
+    ) -> Result<(), StoreError>;
+    /// Newest first, optionally only alerts with `status`.
+    async fn list_alerts(
+        &self,
+        limit: u32,
+        status: Option<AlertStatus>,
+    ) -> Result<Vec<AlertRecord>, StoreError>;
+    /// Makes a `failed` alert pending and due again with its attempts reset, in one
+    /// conditional update: `false` when the alert is not failed.
+    async fn retry_alert(&self, id: &str) -> Result<bool, StoreError>;
+    /// How many alerts are in each status (one grouped query, for `/metrics`).
+    async fn count_alerts_by_status(&self) -> Result<BTreeMap<AlertStatus, u64>, StoreError>;
 
     // --- runs ---
 
@@ -517,7 +614,17 @@ pub trait Store: Send + Sync + 'static {
         principal_key: &str,
         since: DateTime<Utc>,
     ) -> Result<Option<String>, StoreError>;
+    /// Moves a run to `status`; a `cancelled` run stays cancelled (the call does nothing),
+    /// so a worker that was planning it cannot carry it on.
     async fn set_run_status(&self, id: &str, status: RunStatus) -> Result<(), StoreError>;
+    /// Counts a failed planning attempt of a run that is still being worked on (`pending`,
+    /// `planning` or `running`) and keeps its reason: claimable again from `retry_at`, or
+    /// `failed` when there is none.
+    async fn record_run_failure(&self, id: &str, failure: &FailedAttempt)
+    -> Result<(), StoreError>;
+    /// Cancels a run that has not started executing (`pending`, `planning`,
+    /// `awaiting_approval`) in one conditional update: `false` when its status is another.
+    async fn cancel_run(&self, id: &str) -> Result<bool, StoreError>;
     async fn get_run(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
     /// Newest first, optionally only runs with `status`.
     async fn list_runs(
@@ -556,8 +663,9 @@ pub trait Store: Send + Sync + 'static {
 
     // --- leases (recovery and replicas, DESIGN.md §4) ---
 
-    /// Leases up to `limit` runs that are `pending`, `planning` or `running` and whose lease is
-    /// absent or lapsed to `worker_id` for `lease`. No run is ever leased to two workers.
+    /// Leases up to `limit` runs that are `pending`, `planning` or `running`, whose lease is
+    /// absent or lapsed and whose next attempt is due, to `worker_id` for `lease`. No run is
+    /// ever leased to two workers.
     async fn claim_runs(
         &self,
         worker_id: &str,
@@ -817,6 +925,10 @@ pub(crate) fn parse_status(s: &str) -> Result<RunStatus, StoreError> {
     RunStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown run status `{s}`")))
 }
 
+pub(crate) fn parse_alert_status(s: &str) -> Result<AlertStatus, StoreError> {
+    AlertStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown alert status `{s}`")))
+}
+
 pub(crate) fn parse_state(s: &str) -> Result<StepState, StoreError> {
     StepState::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown step state `{s}`")))
 }
@@ -834,6 +946,10 @@ mod tests {
     fn names_round_trip() {
         for s in RunStatus::ALL {
             assert_eq!(RunStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
+        }
+        for s in AlertStatus::ALL {
+            assert_eq!(AlertStatus::parse(s.as_str()), Some(s));
             assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
         }
         for s in StepState::ALL {

@@ -65,6 +65,13 @@ fn migrator() -> Migrator {
             include_str!("migrations/postgres/0002_run_spec.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            3,
+            "attempts".into(),
+            MigrationType::Simple,
+            include_str!("migrations/postgres/0003_attempts.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -80,6 +87,7 @@ const CLAIM_SQL: &str = "UPDATE runs SET lease_owner = $1, lease_until = $2 \
      WHERE id IN (SELECT id FROM runs \
        WHERE status IN ('pending', 'planning', 'running') \
        AND (lease_until IS NULL OR lease_until <= $3) \
+       AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
        ORDER BY created_at, id LIMIT $4 \
        FOR UPDATE SKIP LOCKED) \
      AND (lease_until IS NULL OR lease_until <= $3) \

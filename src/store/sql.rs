@@ -23,10 +23,10 @@ macro_rules! store_impl {
         use sqlx::types::Json;
 
         use $crate::store::{
-            AlertRecord, AlertRef, Approval, AuditEvent, AuditRecord, ChainCheck, Evidence,
-            EvidenceRecord, InsertOutcome, JournalEntry, NewAlert, NewEvidence, NewRun, RunRecord,
+            AlertRecord, AlertRef, AlertStatus, Approval, AuditEvent, AuditRecord, ChainCheck, Evidence,
+            EvidenceRecord, FailedAttempt, InsertOutcome, JournalEntry, NewAlert, NewEvidence, NewRun, RunRecord,
             RunStatus, StepState, Store, StoreError, audit_hash, audit_material, canonical_text,
-            lease_until, new_id, now, parse_decision, parse_mode, parse_state, parse_status,
+            lease_until, new_id, now, parse_alert_status, parse_decision, parse_mode, parse_state, parse_status,
             sha256_hex, truncate,
         };
 
@@ -34,10 +34,13 @@ macro_rules! store_impl {
         type Tx = sqlx::Transaction<'static, $db>;
 
         const ALERT_COLUMNS: &str =
-            "id, source, source_id, principal_key, body, received_at, processed_at, ingested_by";
+            "id, source, source_id, principal_key, body, received_at, processed_at, ingested_by, \
+             status, attempts, next_attempt_at, last_error";
         const RUN_COLUMNS: &str = "id, status, playbook, principal_key, tenant, mode, \
              requested_by, plan, plan_hash, created_at, updated_at, lease_owner, lease_until, \
-             spec, report";
+             spec, report, attempts, next_attempt_at, last_error";
+        /// The statuses whose runs a worker may still be planning or executing.
+        const WORKED_ON: &str = "('pending', 'planning', 'running')";
         const JOURNAL_COLUMNS: &str = "seq, step_id, item, state, detail, at";
         const EVIDENCE_COLUMNS: &str =
             "id, run_id, step_id, name, content_type, sha256, size, at";
@@ -56,7 +59,16 @@ macro_rules! store_impl {
                 received_at: row.try_get("received_at")?,
                 processed_at: row.try_get("processed_at")?,
                 ingested_by: row.try_get("ingested_by")?,
+                status: parse_alert_status(&row.try_get::<String, _>("status")?)?,
+                attempts: attempts_from(row)?,
+                next_attempt_at: row.try_get("next_attempt_at")?,
+                last_error: row.try_get("last_error")?,
             })
+        }
+
+        fn attempts_from(row: &Row) -> Result<u32, StoreError> {
+            let n: i64 = row.try_get("attempts")?;
+            u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("attempts {n}")))
         }
 
         fn run_from_row(row: &Row, alerts: Vec<AlertRef>) -> Result<RunRecord, StoreError> {
@@ -85,6 +97,9 @@ macro_rules! store_impl {
                 report: row
                     .try_get::<Option<Json<serde_json::Value>>, _>("report")?
                     .map(|j| j.0),
+                attempts: attempts_from(row)?,
+                next_attempt_at: row.try_get("next_attempt_at")?,
+                last_error: row.try_get("last_error")?,
             })
         }
 
@@ -197,6 +212,33 @@ macro_rules! store_impl {
             Ok(out)
         }
 
+        impl $store {
+            /// After a conditional update changed nothing: `NotFound` unless the alert exists.
+            async fn alert_exists(&self, id: &str) -> Result<(), StoreError> {
+                let exists: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM alerts WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.write)
+                        .await?;
+                match exists {
+                    Some(_) => Ok(()),
+                    None => Err(StoreError::NotFound { what: "alert", id: id.to_string() }),
+                }
+            }
+
+            /// After a conditional update changed nothing: `NotFound` unless the run exists.
+            async fn run_exists(&self, id: &str) -> Result<(), StoreError> {
+                let exists: Option<String> = sqlx::query_scalar("SELECT id FROM runs WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.write)
+                    .await?;
+                match exists {
+                    Some(_) => Ok(()),
+                    None => Err(StoreError::NotFound { what: "run", id: id.to_string() }),
+                }
+            }
+        }
+
         #[async_trait::async_trait]
         impl Store for $store {
             fn backend(&self) -> &'static str {
@@ -244,33 +286,110 @@ macro_rules! store_impl {
 
             async fn pending_alerts(&self, limit: u32) -> Result<Vec<AlertRecord>, StoreError> {
                 let sql = format!(
-                    "SELECT {ALERT_COLUMNS} FROM alerts WHERE processed_at IS NULL \
+                    "SELECT {ALERT_COLUMNS} FROM alerts WHERE status = 'pending' \
+                     AND (next_attempt_at IS NULL OR next_attempt_at <= $2) \
                      ORDER BY received_at, id LIMIT $1"
                 );
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(i64::from(limit))
+                    .bind(ts(now()))
+                    .fetch_all(&self.read)
+                    .await?;
+                rows.iter().map(alert_from_row).collect()
+            }
+
+            async fn record_alert_failure(
+                &self,
+                id: &str,
+                failure: &FailedAttempt,
+            ) -> Result<(), StoreError> {
+                let at = now();
+                let (status, processed_at) = match failure.retry_at {
+                    Some(_) => (AlertStatus::Pending, None),
+                    None => (AlertStatus::Failed, Some(ts(at))),
+                };
+                let done = sqlx::query(
+                    "UPDATE alerts SET attempts = attempts + 1, last_error = $2, \
+                     next_attempt_at = $3, status = $4, processed_at = $5 \
+                     WHERE id = $1 AND status = 'pending'",
+                )
+                .bind(id)
+                .bind(&failure.reason)
+                .bind(failure.retry_at.map(|t| ts(truncate(t))))
+                .bind(status.as_str())
+                .bind(processed_at)
+                .execute(&self.write)
+                .await?;
+                if done.rows_affected() == 0 {
+                    self.alert_exists(id).await?;
+                }
+                Ok(())
+            }
+
+            async fn list_alerts(
+                &self,
+                limit: u32,
+                status: Option<AlertStatus>,
+            ) -> Result<Vec<AlertRecord>, StoreError> {
+                let sql = format!(
+                    "SELECT {ALERT_COLUMNS} FROM alerts WHERE ($1 IS NULL OR status = $1) \
+                     ORDER BY received_at DESC, id DESC LIMIT $2"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(status.map(AlertStatus::as_str))
                     .bind(i64::from(limit))
                     .fetch_all(&self.read)
                     .await?;
                 rows.iter().map(alert_from_row).collect()
             }
 
+            async fn retry_alert(&self, id: &str) -> Result<bool, StoreError> {
+                // The reason stays: it says why the alert had failed until the next attempt
+                // replaces it.
+                let done = sqlx::query(
+                    "UPDATE alerts SET status = 'pending', attempts = 0, next_attempt_at = NULL, \
+                     processed_at = NULL WHERE id = $1 AND status = 'failed'",
+                )
+                .bind(id)
+                .execute(&self.write)
+                .await?;
+                if done.rows_affected() == 0 {
+                    self.alert_exists(id).await?;
+                    return Ok(false);
+                }
+                Ok(true)
+            }
+
+            async fn count_alerts_by_status(
+                &self,
+            ) -> Result<std::collections::BTreeMap<AlertStatus, u64>, StoreError> {
+                let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM alerts GROUP BY status")
+                    .fetch_all(&self.read)
+                    .await?;
+                let mut counts = std::collections::BTreeMap::new();
+                for row in rows {
+                    let n: i64 = row.try_get("n")?;
+                    counts.insert(
+                        parse_alert_status(&row.try_get::<String, _>("status")?)?,
+                        u64::try_from(n).unwrap_or(0),
+                    );
+                }
+                Ok(counts)
+            }
+
             async fn mark_alert_processed(&self, id: &str) -> Result<(), StoreError> {
                 let done = sqlx::query(
-                    "UPDATE alerts SET processed_at = $2 WHERE id = $1 AND processed_at IS NULL",
+                    "UPDATE alerts SET processed_at = $2, next_attempt_at = NULL, status = CASE \
+                     WHEN EXISTS (SELECT 1 FROM run_alerts ra WHERE ra.alert_id = alerts.id) \
+                     THEN 'matched' ELSE 'unmatched' END \
+                     WHERE id = $1 AND status = 'pending'",
                 )
                 .bind(id)
                 .bind(ts(now()))
                 .execute(&self.write)
                 .await?;
                 if done.rows_affected() == 0 {
-                    let exists: Option<String> =
-                        sqlx::query_scalar("SELECT id FROM alerts WHERE id = $1")
-                            .bind(id)
-                            .fetch_optional(&self.write)
-                            .await?;
-                    if exists.is_none() {
-                        return Err(StoreError::NotFound { what: "alert", id: id.to_string() });
-                    }
+                    self.alert_exists(id).await?;
                 }
                 Ok(())
             }
@@ -323,7 +442,8 @@ macro_rules! store_impl {
                 Ok(sqlx::query_scalar(
                     "SELECT id FROM runs WHERE playbook = $1 AND principal_key = $2 \
                      AND created_at >= $3 \
-                     AND status NOT IN ('succeeded', 'failed', 'denied', 'rolled_back') \
+                     AND status NOT IN ('succeeded', 'failed', 'denied', 'rolled_back', \
+                     'cancelled') \
                      ORDER BY created_at DESC, id DESC LIMIT 1",
                 )
                 .bind(playbook)
@@ -334,16 +454,62 @@ macro_rules! store_impl {
             }
 
             async fn set_run_status(&self, id: &str, status: RunStatus) -> Result<(), StoreError> {
-                let done = sqlx::query("UPDATE runs SET status = $2, updated_at = $3 WHERE id = $1")
+                let done = sqlx::query(
+                    "UPDATE runs SET status = $2, updated_at = $3 \
+                     WHERE id = $1 AND status <> 'cancelled'",
+                )
+                .bind(id)
+                .bind(status.as_str())
+                .bind(ts(now()))
+                .execute(&self.write)
+                .await?;
+                if done.rows_affected() == 0 {
+                    self.run_exists(id).await?;
+                }
+                Ok(())
+            }
+
+            async fn record_run_failure(
+                &self,
+                id: &str,
+                failure: &FailedAttempt,
+            ) -> Result<(), StoreError> {
+                // A retry keeps the status: a running run that failed to re-plan resumes as
+                // running, with recovery judging its stored plan.
+                let sql = format!(
+                    "UPDATE runs SET attempts = attempts + 1, last_error = $2, \
+                     next_attempt_at = $3, updated_at = $4, \
+                     status = CASE WHEN $3 IS NULL THEN 'failed' ELSE status END \
+                     WHERE id = $1 AND status IN {WORKED_ON}"
+                );
+                let done = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(id)
-                    .bind(status.as_str())
+                    .bind(&failure.reason)
+                    .bind(failure.retry_at.map(|t| ts(truncate(t))))
                     .bind(ts(now()))
                     .execute(&self.write)
                     .await?;
                 if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound { what: "run", id: id.to_string() });
+                    self.run_exists(id).await?;
                 }
                 Ok(())
+            }
+
+            async fn cancel_run(&self, id: &str) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE runs SET status = 'cancelled', next_attempt_at = NULL, \
+                     updated_at = $2 \
+                     WHERE id = $1 AND status IN ('pending', 'planning', 'awaiting_approval')",
+                )
+                .bind(id)
+                .bind(ts(now()))
+                .execute(&self.write)
+                .await?;
+                if done.rows_affected() == 0 {
+                    self.run_exists(id).await?;
+                    return Ok(false);
+                }
+                Ok(true)
             }
 
             async fn get_run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {

@@ -112,6 +112,14 @@ fn migrator() -> Migrator {
             include_str!("migrations/sqlite/0002_run_spec.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            3,
+            "attempts".into(),
+            MigrationType::Simple,
+            include_str!("migrations/sqlite/0003_attempts.sql").into_sql_str(),
+            // Opens its own transaction around a table rebuild (foreign keys off).
+            true,
+        ),
     ])
 }
 
@@ -127,6 +135,7 @@ const CLAIM_SQL: &str = "UPDATE runs SET lease_owner = $1, lease_until = $2 \
      WHERE id IN (SELECT id FROM runs \
        WHERE status IN ('pending', 'planning', 'running') \
        AND (lease_until IS NULL OR lease_until <= $3) \
+       AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
        ORDER BY created_at, id LIMIT $4) \
      AND (lease_until IS NULL OR lease_until <= $3) \
      RETURNING id";
