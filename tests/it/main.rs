@@ -12,6 +12,7 @@ mod golden_plans;
 mod guardrails;
 mod http_service;
 mod plan_injection;
+mod retries;
 mod server;
 mod service;
 mod store;
