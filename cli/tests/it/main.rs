@@ -7,6 +7,7 @@ mod cli_config;
 mod crash;
 mod docs;
 mod manual;
+mod operators;
 mod policy;
 mod preflight;
 mod run;
