@@ -244,6 +244,15 @@ async fn a_poison_alert_costs_its_attempts_and_fails_without_delaying_a_genuine_
         "{unknown:?}"
     );
 
+    eventually("both alert.failed audit records", || async {
+        audit_kinds(&f)
+            .await
+            .iter()
+            .filter(|(k, _)| k == "alert.failed")
+            .count()
+            == 2
+    })
+    .await;
     let failures: Vec<_> = audit_kinds(&f)
         .await
         .into_iter()
@@ -395,12 +404,14 @@ async fn a_run_whose_planning_keeps_failing_ends_failed(postgres: bool) {
         1 + 3,
         "one to match, one per planning attempt"
     );
-    assert!(
+    // The event follows the stored failure, from the worker's own task.
+    eventually("the run.planning_failed audit record", || async {
         audit_kinds(&f)
             .await
             .iter()
             .any(|(k, b)| k == "run.planning_failed" && b["attempts"] == 3)
-    );
+    })
+    .await;
     f.emulator.shutdown().await;
 }
 
