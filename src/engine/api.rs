@@ -16,7 +16,7 @@ use super::service::{
 };
 use super::{RollbackReport, StepState, rollback};
 use crate::alert;
-use crate::store::{InsertOutcome, NewAlert, RunRecord, RunStatus};
+use crate::store::{AlertRecord, AlertStatus, InsertOutcome, NewAlert, RunRecord, RunStatus};
 
 #[async_trait]
 impl ServiceApi for Service {
@@ -186,6 +186,22 @@ impl ServiceApi for Service {
         self.invoke_single_action(name, params, caller).await
     }
 
+    async fn alerts(
+        &self,
+        limit: u32,
+        status: Option<AlertStatus>,
+    ) -> Result<Vec<AlertRecord>, ServiceError> {
+        self.list_alerts(limit, status).await
+    }
+
+    async fn retry_alert(&self, id: &str, caller: &Caller) -> Result<AlertRecord, ServiceError> {
+        self.retry_failed_alert(id, caller).await
+    }
+
+    async fn cancel(&self, id: &str, caller: &Caller) -> Result<RunRecord, ServiceError> {
+        self.cancel_run(id, caller).await
+    }
+
     async fn ready(&self) -> bool {
         self.store.list_runs(1, None).await.is_ok() && !self.playbooks.is_empty()
     }
@@ -196,11 +212,24 @@ impl ServiceApi for Service {
             .into_iter()
             .map(|s| (s.as_str().to_string(), counts.get(&s).copied().unwrap_or(0)))
             .collect();
+        let alert_counts = self
+            .store
+            .count_alerts_by_status()
+            .await
+            .unwrap_or_default();
+        let alerts_by_status = AlertStatus::ALL
+            .into_iter()
+            .map(|s| {
+                let n = alert_counts.get(&s).copied().unwrap_or(0);
+                (s.as_str().to_string(), n)
+            })
+            .collect();
         ServiceStats {
             alerts_received: self.received.load(Ordering::Relaxed),
             alerts_duplicate: self.duplicates.load(Ordering::Relaxed),
             alerts_rejected: self.rejected.load(Ordering::Relaxed),
             runs_by_status,
+            alerts_by_status,
         }
     }
 }

@@ -15,9 +15,15 @@ use crate::store::AuditEvent;
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum Audit<'a> {
-    AlertUnreadable {
+    /// Given up on: unreadable, a permanent enrichment failure, or out of attempts.
+    AlertFailed {
         alert_id: &'a str,
-        error: String,
+        attempts: u32,
+        reason: &'a str,
+    },
+    /// An operator made a failed alert pending again.
+    AlertRetried {
+        alert_id: &'a str,
     },
     AlertReceived {
         alert_id: &'a str,
@@ -99,6 +105,19 @@ pub enum Audit<'a> {
         #[serde(flatten)]
         result: &'a RollbackReport,
     },
+    /// Planning was given up on: a permanent failure, or out of attempts.
+    RunPlanningFailed {
+        #[serde(skip)]
+        run_id: &'a str,
+        attempts: u32,
+        reason: &'a str,
+    },
+    RunCancelled {
+        #[serde(skip)]
+        run_id: &'a str,
+        /// The status it was stopped in.
+        was: &'a str,
+    },
 }
 
 /// A request as the audit trail keeps it: the URL without secrets in its query.
@@ -129,7 +148,8 @@ impl Audit<'_> {
     /// The record's `kind`, stable: scripts and SIEM rules match on it.
     pub fn kind(&self) -> &'static str {
         match self {
-            Audit::AlertUnreadable { .. } => "alert.unreadable",
+            Audit::AlertFailed { .. } => "alert.failed",
+            Audit::AlertRetried { .. } => "alert.retried",
             Audit::AlertReceived { .. } => "alert.received",
             Audit::AlertUnmatched { .. } => "alert.unmatched",
             Audit::RunCoalesced { .. } => "run.coalesced",
@@ -143,12 +163,15 @@ impl Audit<'_> {
             Audit::ApprovalRecorded { .. } => "approval.recorded",
             Audit::ApprovalRejected { .. } => "approval.rejected",
             Audit::RunRolledBack { .. } => "run.rolled_back",
+            Audit::RunPlanningFailed { .. } => "run.planning_failed",
+            Audit::RunCancelled { .. } => "run.cancelled",
         }
     }
 
     pub fn run_id(&self) -> Option<&str> {
         match self {
-            Audit::AlertUnreadable { .. }
+            Audit::AlertFailed { .. }
+            | Audit::AlertRetried { .. }
             | Audit::AlertReceived { .. }
             | Audit::AlertUnmatched { .. } => None,
             Audit::RunCoalesced { run_id, .. }
@@ -161,7 +184,9 @@ impl Audit<'_> {
             | Audit::ApprovalStale { run_id, .. }
             | Audit::ApprovalRecorded { run_id, .. }
             | Audit::ApprovalRejected { run_id, .. }
-            | Audit::RunRolledBack { run_id, .. } => Some(run_id),
+            | Audit::RunRolledBack { run_id, .. }
+            | Audit::RunPlanningFailed { run_id, .. }
+            | Audit::RunCancelled { run_id, .. } => Some(run_id),
         }
     }
 

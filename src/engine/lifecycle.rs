@@ -197,9 +197,14 @@ impl Service {
             })?;
         let alert: Alert = serde_json::from_value(record.body.clone())
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        // Only a failure that may pass is "unavailable" (retried with backoff); one that will
+        // not (a 4xx, an alert that is no longer admissible) fails the run at once.
         let mut alert = alert::enrich(alert, self.connectors.lacework(), &self.alerts)
             .await
-            .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+            .map_err(|e| match super::Failure::of_enrichment(&e) {
+                super::Failure::Transient { reason, .. } => ServiceError::Unavailable(reason),
+                super::Failure::Permanent { reason } => ServiceError::BadRequest(reason),
+            })?;
         if let Some(only) = run.spec.as_ref().and_then(|s| s.only_resources.as_ref()) {
             alert
                 .resources

@@ -5,6 +5,7 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use super::events::Audit;
+use super::retry::Failure;
 use super::runtime::{Service, internal};
 use super::service::ServiceError;
 use super::spec::playbook_spec;
@@ -13,41 +14,35 @@ use crate::playbook::Playbook;
 use crate::store::{AlertRecord, Follows, Joined, NewRun, StoreError};
 
 impl Service {
-    /// Matches stored, unprocessed alerts to playbooks: a new run, or the open run for the same
-    /// principal and playbook.
+    /// Matches stored alerts that are due to playbooks: a new run, or the open run for the
+    /// same principal and playbook. An alert that cannot be enriched now waits for its next
+    /// attempt (or fails) without holding up the others. Returns how many alerts it looked at.
     pub async fn process_alerts(&self) -> Result<usize, ServiceError> {
         let pending = self.store.pending_alerts(256).await.map_err(internal)?;
         // Resources each incident handles, as learnt in this pass: a storm of alerts about
         // one incident reads its runs once, not once per alert.
         let mut handled = HandledResources::new();
         let n = pending.len();
+        let mut matched_any = false;
         for record in pending {
             let alert: Alert = match serde_json::from_value(record.body.clone()) {
                 Ok(a) => a,
                 Err(e) => {
-                    self.emit(
-                        Audit::AlertUnreadable {
-                            alert_id: &record.id,
-                            error: e.to_string(),
-                        },
-                        None,
-                    )
-                    .await;
-                    self.store
-                        .mark_alert_processed(&record.id)
-                        .await
-                        .map_err(internal)?;
+                    let reason = format!("the stored alert cannot be read: {e}");
+                    self.alert_attempt_failed(&record, Failure::Permanent { reason })
+                        .await?;
                     continue;
                 }
             };
             let alert = match alert::enrich(alert, self.connectors.lacework(), &self.alerts).await {
                 Ok(a) => a,
                 Err(e) => {
-                    // Leave it pending: Lacework may answer on the next pass.
-                    tracing::warn!(message = "Enrichment failed; will retry.", alert_id = %record.id, error = %e);
+                    self.alert_attempt_failed(&record, Failure::of_enrichment(&e))
+                        .await?;
                     continue;
                 }
             };
+            matched_any = true;
             self.emit(
                 Audit::AlertReceived {
                     alert_id: &record.id,
@@ -78,7 +73,9 @@ impl Service {
                 .await
                 .map_err(internal)?;
         }
-        if n > 0 {
+        // Only new runs are worth waking the worker for: waking it for alerts that were
+        // just deferred would make it look again straight away, for nothing.
+        if matched_any {
             self.wake.notify_one();
         }
         Ok(n)

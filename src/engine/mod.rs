@@ -8,6 +8,7 @@
 mod api;
 mod approvals;
 mod conditions;
+mod controls;
 mod events;
 mod executor;
 mod lifecycle;
@@ -15,6 +16,7 @@ mod manual;
 mod matching;
 mod recovery;
 mod report;
+mod retry;
 mod rollback;
 mod runtime;
 pub mod service;
@@ -26,6 +28,7 @@ use serde_json::Value;
 
 pub use executor::{Event, Executor};
 pub use report::{RequestRecord, RunOutcome, RunReport, StepOutcome, StepReport};
+pub use retry::{Failure, RetryPolicy};
 pub use rollback::{RollbackReport, rollback};
 pub use runtime::{Service, ServiceOptions, ServiceParts, Worker};
 pub use settings::EngineSettings;

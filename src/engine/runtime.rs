@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
 
+use super::retry::RetryPolicy;
 use super::service::ServiceError;
 use super::{EngineSettings, Event};
 use crate::actions::ActionSettings;
@@ -33,6 +34,8 @@ pub struct ServiceOptions {
     pub max_concurrent_runs: usize,
     /// Steps executing at once within a run.
     pub step_concurrency: usize,
+    /// When to try a failed enrichment or planning again, and when to give up.
+    pub retry: RetryPolicy,
 }
 
 impl ServiceOptions {
@@ -44,6 +47,11 @@ impl ServiceOptions {
             lease: Duration::from_secs(e.lease_secs.max(1)),
             max_concurrent_runs: e.max_concurrent_runs.max(1),
             step_concurrency: 8,
+            retry: RetryPolicy {
+                attempts: e.retry_attempts.max(1),
+                base: Duration::from_secs(e.retry_base_secs),
+                max: Duration::from_secs(e.retry_max_secs.max(e.retry_base_secs)),
+            },
         }
     }
 }
@@ -186,7 +194,10 @@ impl Service {
                 tracing::warn!(message = "Run taken over by another worker; stopped working on it.", run_id = %id, %reason)
             }
             Err(error) => {
-                tracing::error!(message = "Run failed to progress.", run_id = %id, %error)
+                tracing::error!(message = "Run failed to progress.", run_id = %id, %error);
+                // Recorded before the lease is given back, so no worker claims it again before
+                // its next attempt is due.
+                self.run_attempt_failed(&id, &error).await;
             }
         }
         let _ = self.store.release(&self.worker_id, &id).await;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::RollbackReport;
-use crate::store::{EvidenceRecord, JournalEntry, RunRecord, RunStatus};
+use crate::store::{AlertRecord, AlertStatus, EvidenceRecord, JournalEntry, RunRecord, RunStatus};
 
 /// Who is asking, as the API authenticated them. `name` is the token's name; approvals
 /// compare it with the run's requester.
@@ -111,6 +111,8 @@ pub struct ServiceStats {
     pub alerts_duplicate: u64,
     pub alerts_rejected: u64,
     pub runs_by_status: BTreeMap<String, u64>,
+    /// Stored alerts by status (`failed` ones need an operator).
+    pub alerts_by_status: BTreeMap<String, u64>,
 }
 
 /// The operations of a running riposte service.
@@ -154,6 +156,18 @@ pub trait ServiceApi: Send + Sync {
         params: BTreeMap<String, Value>,
         caller: &Caller,
     ) -> Result<String, ServiceError>;
+    /// Stored alerts, newest first, optionally only those with `status`.
+    async fn alerts(
+        &self,
+        limit: u32,
+        status: Option<AlertStatus>,
+    ) -> Result<Vec<AlertRecord>, ServiceError>;
+    /// Makes a `failed` alert pending again with its attempts reset (409 for any other
+    /// status); matching picks it up at once.
+    async fn retry_alert(&self, id: &str, caller: &Caller) -> Result<AlertRecord, ServiceError>;
+    /// Stops a run that has not started executing (pending, planning, awaiting approval);
+    /// 409 for a run that is executing or finished.
+    async fn cancel(&self, id: &str, caller: &Caller) -> Result<RunRecord, ServiceError>;
     /// Whether the store answers and playbooks are loaded.
     async fn ready(&self) -> bool;
     async fn stats(&self) -> ServiceStats;

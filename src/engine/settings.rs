@@ -19,6 +19,18 @@ pub struct EngineSettings {
     /// Runs executing at once (bounded concurrency per tenant).
     #[serde(default = "default_max_runs")]
     pub max_concurrent_runs: usize,
+    /// Attempts in all at enriching an alert or planning a run when the failure may pass
+    /// (upstream unavailable, 5xx, 429, timeouts); after the last one it is `failed` with the
+    /// reason. A failure that cannot pass (4xx, an unreadable alert) fails at the first.
+    #[serde(default = "default_retry_attempts")]
+    pub retry_attempts: u32,
+    /// Seconds to wait after the first failed attempt; the wait doubles after each further
+    /// one and is drawn between half and all of it, so alerts that failed together spread out.
+    #[serde(default = "default_retry_base")]
+    pub retry_base_secs: u64,
+    /// The longest wait between two attempts, in seconds.
+    #[serde(default = "default_retry_max")]
+    pub retry_max_secs: u64,
 }
 
 impl Default for EngineSettings {
@@ -28,6 +40,9 @@ impl Default for EngineSettings {
             approval_ttl_secs: default_approval_ttl(),
             lease_secs: default_lease(),
             max_concurrent_runs: default_max_runs(),
+            retry_attempts: default_retry_attempts(),
+            retry_base_secs: default_retry_base(),
+            retry_max_secs: default_retry_max(),
         }
     }
 }
@@ -43,4 +58,13 @@ fn default_lease() -> u64 {
 }
 fn default_max_runs() -> usize {
     8
+}
+fn default_retry_attempts() -> u32 {
+    8
+}
+fn default_retry_base() -> u64 {
+    10
+}
+fn default_retry_max() -> u64 {
+    600
 }

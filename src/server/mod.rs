@@ -63,12 +63,15 @@ pub fn router(service: Arc<dyn ServiceApi>, settings: &ServerSettings) -> Router
         read_timeout: settings.read_timeout(),
     });
     Router::new()
+        .route("/v1/alerts", get(routes::list_alerts))
         .route("/v1/alerts/{source}", post(routes::ingest))
+        .route("/v1/alerts/{id}/retry", post(routes::retry_alert))
         .route("/v1/runs", get(routes::list_runs))
         .route("/v1/runs/{id}", get(routes::show_run))
         .route("/v1/runs/{id}/approve", post(routes::approve))
         .route("/v1/runs/{id}/reject", post(routes::reject))
         .route("/v1/runs/{id}/rollback", post(routes::rollback))
+        .route("/v1/runs/{id}/cancel", post(routes::cancel))
         .route("/v1/playbooks/{name}/invoke", post(routes::invoke_playbook))
         .route("/v1/actions/{name}", post(routes::invoke_action))
         .route("/healthz", get(routes::healthz))

@@ -18,7 +18,7 @@ use super::auth::{Approver, Authenticated, Responder, Sender, Viewer};
 use super::error::ApiError;
 use super::{signature, telemetry};
 use crate::engine::service::Invocation;
-use crate::store::RunStatus;
+use crate::store::{AlertStatus, RunStatus};
 
 /// Runs listed when `?limit=` is absent, and the most one page may ask for.
 const DEFAULT_LIMIT: u32 = 50;
@@ -71,6 +71,7 @@ pub(crate) async fn ingest(
     Ok((status, Json(ingested)).into_response())
 }
 
+/// `?limit=&status=` of the listing routes.
 #[derive(Debug, Deserialize)]
 pub(crate) struct RunsQuery {
     limit: Option<u32>,
@@ -84,12 +85,7 @@ pub(crate) async fn list_runs(
     query: Result<Query<RunsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
-    }
+    let limit = page_limit(query.limit)?;
     let status = match query.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
@@ -99,6 +95,55 @@ pub(crate) async fn list_runs(
     };
     let runs = state.service.runs(limit, status).await?;
     Ok(Json(json!({ "runs": runs })).into_response())
+}
+
+/// `?limit=`, defaulted and bounded.
+fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    Ok(limit)
+}
+
+/// `GET /v1/alerts?limit=&status=`: `{"alerts": […]}`, newest first; a `failed` alert
+/// carries its attempts and `last_error`.
+pub(crate) async fn list_alerts(
+    State(state): State<AppState>,
+    _auth: Authenticated<Viewer>,
+    query: Result<Query<RunsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = page_limit(query.limit)?;
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(AlertStatus::parse(s).ok_or_else(|| {
+            let known: Vec<&str> = AlertStatus::ALL.iter().map(|a| a.as_str()).collect();
+            ApiError::BadRequest(format!("status `{s}` is not one of {}", known.join(", ")))
+        })?),
+    };
+    let alerts = state.service.alerts(limit, status).await?;
+    Ok(Json(json!({ "alerts": alerts })).into_response())
+}
+
+/// `POST /v1/alerts/{id}/retry`: a failed alert becomes pending again (409 otherwise).
+pub(crate) async fn retry_alert(
+    State(state): State<AppState>,
+    auth: Authenticated<Responder>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.service.retry_alert(&id, &auth.caller).await?).into_response())
+}
+
+/// `POST /v1/runs/{id}/cancel`: stops a run that has not started executing (409 otherwise).
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    auth: Authenticated<Responder>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.service.cancel(&id, &auth.caller).await?).into_response())
 }
 
 /// `GET /v1/runs/{id}`: the run with its plan, step timeline and evidence digests.

@@ -16,7 +16,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::engine::service::ServiceStats;
-use crate::store::RunStatus;
+use crate::store::{AlertStatus, RunStatus};
 
 /// Upper bounds (seconds) of latency histograms: API calls are milliseconds, Graph and ARM
 /// calls the engine times with the same suffix reach seconds under throttling.
@@ -85,6 +85,14 @@ pub(crate) fn record_stats(stats: &ServiceStats) {
             .copied()
             .unwrap_or(0);
         gauge!("riposte_runs", "status" => status.as_str()).set(n as f64);
+    }
+    for status in AlertStatus::ALL {
+        let n = stats
+            .alerts_by_status
+            .get(status.as_str())
+            .copied()
+            .unwrap_or(0);
+        gauge!("riposte_alerts", "status" => status.as_str()).set(n as f64);
     }
 }
 

@@ -66,6 +66,13 @@ fn migrator() -> Migrator {
             false,
         ),
         Migration::new(
+            3,
+            "attempts".into(),
+            MigrationType::Simple,
+            include_str!("migrations/postgres/0003_attempts.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
             4,
             "incidents and fencing".into(),
             MigrationType::Simple,
@@ -91,6 +98,7 @@ const CLAIM_SQL: &str = "UPDATE runs SET lease_owner = $1, lease_until = $2, fen
        AND (follows_run_id IS NULL OR EXISTS (SELECT 1 FROM runs p \
          WHERE p.id = runs.follows_run_id \
          AND p.status IN ('succeeded', 'failed', 'denied', 'rolled_back', 'cancelled'))) \
+       AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
        ORDER BY created_at, id LIMIT $4 \
        FOR UPDATE SKIP LOCKED) \
      AND (lease_until IS NULL OR lease_until <= $3) \
@@ -99,5 +107,5 @@ const CLAIM_SQL: &str = "UPDATE runs SET lease_owner = $1, lease_until = $2, fen
 /// How a fenced journal write holds the run while it checks the fence.
 const FENCE_LOCK: &str = " FOR SHARE";
 
-super::sql_incidents::incident_fns!(PgStore, sqlx::Postgres);
+super::sql_runs::run_fns!(PgStore, sqlx::Postgres);
 super::sql::store_impl!(PgStore, sqlx::Postgres, "postgres");

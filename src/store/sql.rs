@@ -18,16 +18,17 @@ macro_rules! store_impl {
     ($store:ident, $db:ty, $name:literal) => {
         // A module of its own, so the backend file's imports and these cannot collide.
         mod imp {
-        use super::{$store, CLAIM_SQL, FENCE_LOCK, ts};
+        use super::{$store, ts};
         use sqlx::Row as _;
         use sqlx::types::Json;
 
         use $crate::store::{
-            AlertRecord, AlertRef, Approval, AuditEvent, AuditRecord, ChainCheck, Claim, Evidence,
-            EvidenceRecord, Fence, InsertOutcome, JournalEntry, Joined, NewAlert, NewEvidence,
-            NewRun, Reservation, RunRecord, RunStatus, StepState, Store, StoreError, audit_hash,
-            audit_material, canonical_text,
-            lease_until, new_id, now, parse_decision, parse_mode, parse_state, parse_status,
+            AlertRecord, AlertRef, AlertStatus, Approval, AuditEvent, AuditRecord, ChainCheck,
+            Claim, Evidence, EvidenceRecord, FailedAttempt, Fence, InsertOutcome, JournalEntry,
+            Joined, NewAlert, NewEvidence, NewRun, Reservation, RunRecord, RunStatus, StepState,
+            Store, StoreError, audit_hash, audit_material, canonical_text,
+            new_id, now, parse_alert_status, parse_decision, parse_mode, parse_state,
+            parse_status,
             sha256_hex, truncate,
         };
 
@@ -35,10 +36,12 @@ macro_rules! store_impl {
         type Tx = sqlx::Transaction<'static, $db>;
 
         const ALERT_COLUMNS: &str =
-            "id, source, source_id, principal_key, body, received_at, processed_at, ingested_by";
+            "id, source, source_id, principal_key, body, received_at, processed_at, ingested_by, \
+             status, attempts, next_attempt_at, last_error";
         const RUN_COLUMNS: &str = "id, status, playbook, principal_key, tenant, mode, \
              requested_by, plan, plan_hash, created_at, updated_at, lease_owner, lease_until, \
-             spec, report, incident_id, follows_run_id, fence";
+             spec, report, attempts, next_attempt_at, last_error, incident_id, follows_run_id, \
+             fence";
         const JOURNAL_COLUMNS: &str = "seq, step_id, item, state, detail, at";
         const EVIDENCE_COLUMNS: &str =
             "id, run_id, step_id, name, content_type, sha256, size, at";
@@ -57,7 +60,16 @@ macro_rules! store_impl {
                 received_at: row.try_get("received_at")?,
                 processed_at: row.try_get("processed_at")?,
                 ingested_by: row.try_get("ingested_by")?,
+                status: parse_alert_status(&row.try_get::<String, _>("status")?)?,
+                attempts: attempts_from(row)?,
+                next_attempt_at: row.try_get("next_attempt_at")?,
+                last_error: row.try_get("last_error")?,
             })
+        }
+
+        fn attempts_from(row: &Row) -> Result<u32, StoreError> {
+            let n: i64 = row.try_get("attempts")?;
+            u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("attempts {n}")))
         }
 
         fn run_from_row(row: &Row, alerts: Vec<AlertRef>) -> Result<RunRecord, StoreError> {
@@ -86,6 +98,9 @@ macro_rules! store_impl {
                 report: row
                     .try_get::<Option<Json<serde_json::Value>>, _>("report")?
                     .map(|j| j.0),
+                attempts: attempts_from(row)?,
+                next_attempt_at: row.try_get("next_attempt_at")?,
+                last_error: row.try_get("last_error")?,
                 incident_id: row.try_get("incident_id")?,
                 follows_run_id: row.try_get("follows_run_id")?,
                 fence: Fence(row.try_get("fence")?),
@@ -201,6 +216,33 @@ macro_rules! store_impl {
             Ok(out)
         }
 
+        impl $store {
+            /// After a conditional update changed nothing: `NotFound` unless the alert exists.
+            async fn alert_exists(&self, id: &str) -> Result<(), StoreError> {
+                let exists: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM alerts WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.write)
+                        .await?;
+                match exists {
+                    Some(_) => Ok(()),
+                    None => Err(StoreError::NotFound { what: "alert", id: id.to_string() }),
+                }
+            }
+
+            /// After a conditional update changed nothing: `NotFound` unless the run exists.
+            pub(super) async fn run_exists(&self, id: &str) -> Result<(), StoreError> {
+                let exists: Option<String> = sqlx::query_scalar("SELECT id FROM runs WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.write)
+                    .await?;
+                match exists {
+                    Some(_) => Ok(()),
+                    None => Err(StoreError::NotFound { what: "run", id: id.to_string() }),
+                }
+            }
+        }
+
         #[async_trait::async_trait]
         impl Store for $store {
             fn backend(&self) -> &'static str {
@@ -248,40 +290,117 @@ macro_rules! store_impl {
 
             async fn pending_alerts(&self, limit: u32) -> Result<Vec<AlertRecord>, StoreError> {
                 let sql = format!(
-                    "SELECT {ALERT_COLUMNS} FROM alerts WHERE processed_at IS NULL \
+                    "SELECT {ALERT_COLUMNS} FROM alerts WHERE status = 'pending' \
+                     AND (next_attempt_at IS NULL OR next_attempt_at <= $2) \
                      ORDER BY received_at, id LIMIT $1"
                 );
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(i64::from(limit))
+                    .bind(ts(now()))
+                    .fetch_all(&self.read)
+                    .await?;
+                rows.iter().map(alert_from_row).collect()
+            }
+
+            async fn record_alert_failure(
+                &self,
+                id: &str,
+                failure: &FailedAttempt,
+            ) -> Result<(), StoreError> {
+                let at = now();
+                let (status, processed_at) = match failure.retry_at {
+                    Some(_) => (AlertStatus::Pending, None),
+                    None => (AlertStatus::Failed, Some(ts(at))),
+                };
+                let done = sqlx::query(
+                    "UPDATE alerts SET attempts = attempts + 1, last_error = $2, \
+                     next_attempt_at = $3, status = $4, processed_at = $5 \
+                     WHERE id = $1 AND status = 'pending'",
+                )
+                .bind(id)
+                .bind(&failure.reason)
+                .bind(failure.retry_at.map(|t| ts(truncate(t))))
+                .bind(status.as_str())
+                .bind(processed_at)
+                .execute(&self.write)
+                .await?;
+                if done.rows_affected() == 0 {
+                    self.alert_exists(id).await?;
+                }
+                Ok(())
+            }
+
+            async fn list_alerts(
+                &self,
+                limit: u32,
+                status: Option<AlertStatus>,
+            ) -> Result<Vec<AlertRecord>, StoreError> {
+                let sql = format!(
+                    "SELECT {ALERT_COLUMNS} FROM alerts WHERE ($1 IS NULL OR status = $1) \
+                     ORDER BY received_at DESC, id DESC LIMIT $2"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(status.map(AlertStatus::as_str))
                     .bind(i64::from(limit))
                     .fetch_all(&self.read)
                     .await?;
                 rows.iter().map(alert_from_row).collect()
             }
 
+            async fn retry_alert(&self, id: &str) -> Result<bool, StoreError> {
+                // The reason stays: it says why the alert had failed until the next attempt
+                // replaces it.
+                let done = sqlx::query(
+                    "UPDATE alerts SET status = 'pending', attempts = 0, next_attempt_at = NULL, \
+                     processed_at = NULL WHERE id = $1 AND status = 'failed'",
+                )
+                .bind(id)
+                .execute(&self.write)
+                .await?;
+                if done.rows_affected() == 0 {
+                    self.alert_exists(id).await?;
+                    return Ok(false);
+                }
+                Ok(true)
+            }
+
+            async fn count_alerts_by_status(
+                &self,
+            ) -> Result<std::collections::BTreeMap<AlertStatus, u64>, StoreError> {
+                let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM alerts GROUP BY status")
+                    .fetch_all(&self.read)
+                    .await?;
+                let mut counts = std::collections::BTreeMap::new();
+                for row in rows {
+                    let n: i64 = row.try_get("n")?;
+                    counts.insert(
+                        parse_alert_status(&row.try_get::<String, _>("status")?)?,
+                        u64::try_from(n).unwrap_or(0),
+                    );
+                }
+                Ok(counts)
+            }
+
             async fn mark_alert_processed(&self, id: &str) -> Result<(), StoreError> {
                 let done = sqlx::query(
-                    "UPDATE alerts SET processed_at = $2 WHERE id = $1 AND processed_at IS NULL",
+                    "UPDATE alerts SET processed_at = $2, next_attempt_at = NULL, status = CASE \
+                     WHEN EXISTS (SELECT 1 FROM run_alerts ra WHERE ra.alert_id = alerts.id) \
+                     THEN 'matched' ELSE 'unmatched' END \
+                     WHERE id = $1 AND status = 'pending'",
                 )
                 .bind(id)
                 .bind(ts(now()))
                 .execute(&self.write)
                 .await?;
                 if done.rows_affected() == 0 {
-                    let exists: Option<String> =
-                        sqlx::query_scalar("SELECT id FROM alerts WHERE id = $1")
-                            .bind(id)
-                            .fetch_optional(&self.write)
-                            .await?;
-                    if exists.is_none() {
-                        return Err(StoreError::NotFound { what: "alert", id: id.to_string() });
-                    }
+                    self.alert_exists(id).await?;
                 }
                 Ok(())
             }
 
             async fn create_run(&self, run: &NewRun) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await?;
-                super::incidents::insert_run_in(&mut tx, run).await?;
+                super::runs::insert_run_in(&mut tx, run).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -291,11 +410,11 @@ macro_rules! store_impl {
                 run: &NewRun,
                 since: chrono::DateTime<chrono::Utc>,
             ) -> Result<Joined, StoreError> {
-                super::incidents::create_or_join_run(self, run, since).await
+                super::runs::create_or_join_run(self, run, since).await
             }
 
             async fn create_follow_up(&self, run: &NewRun) -> Result<Option<String>, StoreError> {
-                super::incidents::create_follow_up(self, run).await
+                super::runs::create_follow_up(self, run).await
             }
 
             async fn incident_runs(&self, incident_id: &str) -> Result<Vec<RunRecord>, StoreError> {
@@ -344,7 +463,8 @@ macro_rules! store_impl {
                 Ok(sqlx::query_scalar(
                     "SELECT id FROM runs WHERE playbook = $1 AND principal_key = $2 \
                      AND created_at >= $3 \
-                     AND status NOT IN ('succeeded', 'failed', 'denied', 'rolled_back') \
+                     AND status NOT IN ('succeeded', 'failed', 'denied', 'rolled_back', \
+                     'cancelled') \
                      ORDER BY created_at DESC, id DESC LIMIT 1",
                 )
                 .bind(playbook)
@@ -355,39 +475,39 @@ macro_rules! store_impl {
             }
 
             async fn set_run_status(&self, id: &str, status: RunStatus) -> Result<(), StoreError> {
-                let done = sqlx::query("UPDATE runs SET status = $2, updated_at = $3 WHERE id = $1")
-                    .bind(id)
-                    .bind(status.as_str())
-                    .bind(ts(now()))
-                    .execute(&self.write)
-                    .await?;
+                let done = sqlx::query(
+                    "UPDATE runs SET status = $2, updated_at = $3 \
+                     WHERE id = $1 AND status <> 'cancelled'",
+                )
+                .bind(id)
+                .bind(status.as_str())
+                .bind(ts(now()))
+                .execute(&self.write)
+                .await?;
                 if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound { what: "run", id: id.to_string() });
+                    self.run_exists(id).await?;
                 }
                 Ok(())
             }
 
+            async fn record_run_failure(
+                &self,
+                id: &str,
+                failure: &FailedAttempt,
+            ) -> Result<(), StoreError> {
+                super::runs::record_run_failure(self, id, failure).await
+            }
             async fn set_run_status_fenced(
                 &self,
                 id: &str,
                 fence: Fence,
                 status: RunStatus,
             ) -> Result<(), StoreError> {
-                let done = sqlx::query(
-                    "UPDATE runs SET status = $2, updated_at = $3 WHERE id = $1 AND fence = $4",
-                )
-                .bind(id)
-                .bind(status.as_str())
-                .bind(ts(now()))
-                .bind(fence.0)
-                .execute(&self.write)
-                .await?;
-                if done.rows_affected() == 0 {
-                    return Err(super::incidents::fence_refusal(&self.read, id, fence).await);
-                }
-                Ok(())
+                super::runs::set_run_status_fenced(self, id, fence, status).await
             }
-
+            async fn cancel_run(&self, id: &str) -> Result<bool, StoreError> {
+                super::runs::cancel_run(self, id).await
+            }
             async fn get_run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
                 let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
                 let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -452,44 +572,16 @@ macro_rules! store_impl {
                 plan: &serde_json::Value,
                 plan_hash: &str,
             ) -> Result<(), StoreError> {
-                let done = sqlx::query(
-                    "UPDATE runs SET plan = $2, plan_hash = $3, updated_at = $4 \
-                     WHERE id = $1 AND fence = $5",
-                )
-                .bind(run_id)
-                .bind(Json(plan))
-                .bind(plan_hash)
-                .bind(ts(now()))
-                .bind(fence.0)
-                .execute(&self.write)
-                .await?;
-                if done.rows_affected() == 0 {
-                    return Err(super::incidents::fence_refusal(&self.read, run_id, fence).await);
-                }
-                Ok(())
+                super::runs::save_plan(self, run_id, fence, plan, plan_hash).await
             }
-
             async fn save_report(
                 &self,
                 run_id: &str,
                 fence: Fence,
                 report: &serde_json::Value,
             ) -> Result<(), StoreError> {
-                let done = sqlx::query(
-                    "UPDATE runs SET report = $2, updated_at = $3 WHERE id = $1 AND fence = $4",
-                )
-                .bind(run_id)
-                .bind(Json(report))
-                .bind(ts(now()))
-                .bind(fence.0)
-                .execute(&self.write)
-                .await?;
-                if done.rows_affected() == 0 {
-                    return Err(super::incidents::fence_refusal(&self.read, run_id, fence).await);
-                }
-                Ok(())
+                super::runs::save_report(self, run_id, fence, report).await
             }
-
             async fn count_runs_by_status(
                 &self,
             ) -> Result<std::collections::BTreeMap<RunStatus, u64>, StoreError> {
@@ -516,38 +608,8 @@ macro_rules! store_impl {
                 state: StepState,
                 detail: &serde_json::Value,
             ) -> Result<JournalEntry, StoreError> {
-                let at = now();
-                // The fence is checked in the same statement (on PostgreSQL under a share lock
-                // on the run, so a concurrent claim waits for this write or refuses it).
-                let sql = format!(
-                    "INSERT INTO journal (run_id, step_id, item, state, detail, at) \
-                     SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS \
-                     (SELECT 1 FROM runs WHERE id = $1 AND fence = $7{FENCE_LOCK}) RETURNING seq"
-                );
-                let seq: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                    .bind(run_id)
-                    .bind(step_id)
-                    .bind(i64::from(item))
-                    .bind(state.as_str())
-                    .bind(Json(detail))
-                    .bind(ts(at))
-                    .bind(fence.0)
-                    .fetch_optional(&self.write)
-                    .await
-                    .map_err(|e| StoreError::from_write(e, "run", run_id))?;
-                let Some(seq) = seq else {
-                    return Err(super::incidents::fence_refusal(&self.read, run_id, fence).await);
-                };
-                Ok(JournalEntry {
-                    seq,
-                    step_id: step_id.to_string(),
-                    item,
-                    state,
-                    detail: detail.clone(),
-                    at,
-                })
+                super::runs::journal(self, run_id, fence, step_id, item, state, detail).await
             }
-
             async fn journal_for(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
                 let sql = format!(
                     "SELECT {JOURNAL_COLUMNS} FROM journal WHERE run_id = $1 ORDER BY seq"
@@ -582,81 +644,27 @@ macro_rules! store_impl {
                 lease: std::time::Duration,
                 limit: u32,
             ) -> Result<Vec<Claim>, StoreError> {
-                let rows = sqlx::query(CLAIM_SQL)
-                    .bind(worker_id)
-                    .bind(ts(lease_until(lease)))
-                    .bind(ts(now()))
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.write)
-                    .await?;
-                let mut claims = rows
-                    .iter()
-                    .map(|row| {
-                        Ok(Claim { run_id: row.try_get("id")?, fence: Fence(row.try_get("fence")?) })
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                claims.sort_by(|a, b| a.run_id.cmp(&b.run_id));
-                Ok(claims)
+                super::runs::claim_runs(self, worker_id, lease, limit).await
             }
-
             async fn claim_run(
                 &self,
                 worker_id: &str,
                 run_id: &str,
                 lease: std::time::Duration,
             ) -> Result<Option<Fence>, StoreError> {
-                let fence: Option<i64> = sqlx::query_scalar(
-                    "UPDATE runs SET lease_owner = $1, lease_until = $2, fence = fence + 1 \
-                     WHERE id = $3 AND (lease_owner IS NULL OR lease_until IS NULL \
-                       OR lease_until <= $4 OR lease_owner = $1) RETURNING fence",
-                )
-                .bind(worker_id)
-                .bind(ts(lease_until(lease)))
-                .bind(run_id)
-                .bind(ts(now()))
-                .fetch_optional(&self.write)
-                .await?;
-                if fence.is_none() && self.get_run(run_id).await?.is_none() {
-                    return Err(StoreError::NotFound { what: "run", id: run_id.to_string() });
-                }
-                Ok(fence.map(Fence))
+                super::runs::claim_run(self, worker_id, run_id, lease).await
             }
-
             async fn heartbeat(
                 &self,
                 worker_id: &str,
                 run_id: &str,
                 lease: std::time::Duration,
             ) -> Result<(), StoreError> {
-                let done = sqlx::query(
-                    "UPDATE runs SET lease_until = $3 WHERE id = $1 AND lease_owner = $2",
-                )
-                .bind(run_id)
-                .bind(worker_id)
-                .bind(ts(lease_until(lease)))
-                .execute(&self.write)
-                .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::LeaseLost {
-                        run_id: run_id.to_string(),
-                        worker_id: worker_id.to_string(),
-                    });
-                }
-                Ok(())
+                super::runs::heartbeat(self, worker_id, run_id, lease).await
             }
-
             async fn release(&self, worker_id: &str, run_id: &str) -> Result<(), StoreError> {
-                sqlx::query(
-                    "UPDATE runs SET lease_owner = NULL, lease_until = NULL \
-                     WHERE id = $1 AND lease_owner = $2",
-                )
-                .bind(run_id)
-                .bind(worker_id)
-                .execute(&self.write)
-                .await?;
-                Ok(())
+                super::runs::release(self, worker_id, run_id).await
             }
-
             async fn record_approval(&self, a: &Approval) -> Result<(), StoreError> {
                 sqlx::query(
                     "INSERT INTO approvals (run_id, plan_hash, approver, decision, expires_at, at) \
@@ -773,7 +781,7 @@ macro_rules! store_impl {
                 cap: u64,
                 since: chrono::DateTime<chrono::Utc>,
             ) -> Result<Reservation, StoreError> {
-                super::incidents::reserve_principal(self, tenant, principal_key, cap, since).await
+                super::runs::reserve_principal(self, tenant, principal_key, cap, since).await
             }
 
             async fn store_evidence(&self, e: &NewEvidence) -> Result<EvidenceRecord, StoreError> {

@@ -113,6 +113,14 @@ fn migrator() -> Migrator {
             false,
         ),
         Migration::new(
+            3,
+            "attempts".into(),
+            MigrationType::Simple,
+            include_str!("migrations/sqlite/0003_attempts.sql").into_sql_str(),
+            // Opens its own transaction around a table rebuild (foreign keys off).
+            true,
+        ),
+        Migration::new(
             4,
             "incidents and fencing".into(),
             MigrationType::Simple,
@@ -138,6 +146,7 @@ const CLAIM_SQL: &str = "UPDATE runs SET lease_owner = $1, lease_until = $2, fen
        AND (follows_run_id IS NULL OR EXISTS (SELECT 1 FROM runs p \
          WHERE p.id = runs.follows_run_id \
          AND p.status IN ('succeeded', 'failed', 'denied', 'rolled_back', 'cancelled'))) \
+       AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
        ORDER BY created_at, id LIMIT $4) \
      AND (lease_until IS NULL OR lease_until <= $3) \
      RETURNING id, fence";
@@ -145,5 +154,5 @@ const CLAIM_SQL: &str = "UPDATE runs SET lease_owner = $1, lease_until = $2, fen
 /// How a fenced journal write holds the run while it checks the fence (nothing: the one writer connection already serialises writes).
 const FENCE_LOCK: &str = "";
 
-super::sql_incidents::incident_fns!(SqliteStore, sqlx::Sqlite);
+super::sql_runs::run_fns!(SqliteStore, sqlx::Sqlite);
 super::sql::store_impl!(SqliteStore, sqlx::Sqlite, "sqlite");

@@ -14,6 +14,7 @@ mod guardrails;
 mod http_service;
 mod incidents;
 mod plan_injection;
+mod retries;
 mod server;
 mod service;
 mod store;

@@ -19,7 +19,7 @@ use riposte::engine::service::{
 };
 use riposte::plan::Mode;
 use riposte::server;
-use riposte::store::{AlertRef, RunRecord, RunStatus};
+use riposte::store::{AlertRecord, AlertRef, AlertStatus, RunRecord, RunStatus};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, oneshot};
@@ -74,6 +74,27 @@ fn run_record(id: &str, status: RunStatus) -> RunRecord {
         incident_id: None,
         follows_run_id: None,
         fence: riposte::store::Fence(0),
+        attempts: 0,
+        next_attempt_at: None,
+        last_error: None,
+    }
+}
+
+fn alert_record(id: &str, status: AlertStatus) -> AlertRecord {
+    let at = Utc.with_ymd_and_hms(2026, 11, 20, 4, 0, 0).unwrap();
+    AlertRecord {
+        id: id.into(),
+        source: "lacework".into(),
+        source_id: "LW-1".into(),
+        principal_key: None,
+        body: json!({"id": "LW-1"}),
+        received_at: at,
+        processed_at: Some(at),
+        ingested_by: Some("token:lacework".into()),
+        status,
+        attempts: 8,
+        next_attempt_at: None,
+        last_error: Some("Lacework Details for alert LW-1: transient failure: 503".into()),
     }
 }
 
@@ -208,6 +229,38 @@ impl ServiceApi for Fake {
         Ok("run-3".into())
     }
 
+    async fn alerts(
+        &self,
+        limit: u32,
+        status: Option<AlertStatus>,
+    ) -> Result<Vec<AlertRecord>, ServiceError> {
+        self.record(format!("alerts {limit} {status:?}"));
+        Ok(vec![alert_record(
+            "alert-1",
+            status.unwrap_or(AlertStatus::Failed),
+        )])
+    }
+
+    async fn retry_alert(&self, id: &str, caller: &Caller) -> Result<AlertRecord, ServiceError> {
+        self.record(format!("retry {id} by {}", caller.name));
+        if id == "matched" {
+            return Err(ServiceError::Conflict(
+                "alert matched is matched; only a failed alert can be retried".into(),
+            ));
+        }
+        refusal(id).map_or(Ok(alert_record(id, AlertStatus::Pending)), Err)
+    }
+
+    async fn cancel(&self, id: &str, caller: &Caller) -> Result<RunRecord, ServiceError> {
+        self.record(format!("cancel {id} by {}", caller.name));
+        if id == "running" {
+            return Err(ServiceError::Conflict(
+                "run running is running; only a pending, planning or awaiting_approval run can be cancelled".into(),
+            ));
+        }
+        refusal(id).map_or(Ok(run_record(id, RunStatus::Cancelled)), Err)
+    }
+
     async fn ready(&self) -> bool {
         !self.not_ready.load(Ordering::SeqCst)
     }
@@ -218,6 +271,7 @@ impl ServiceApi for Fake {
             alerts_duplicate: 2,
             alerts_rejected: 1,
             runs_by_status: BTreeMap::from([("running".into(), 3), ("succeeded".into(), 4)]),
+            alerts_by_status: BTreeMap::from([("failed".into(), 5), ("matched".into(), 6)]),
         }
     }
 }
@@ -365,21 +419,33 @@ async fn each_role_reaches_exactly_its_routes() {
             Some(json!({"params": {"user": "alice@contoso.com"}})),
         ),
         (Method::GET, "/metrics", None),
+        (Method::GET, "/v1/alerts", None),
+        (Method::POST, "/v1/alerts/alert-1/retry", None),
+        (Method::POST, "/v1/runs/run-1/cancel", None),
     ];
     // Expected status per role, in the order of `routes`.
-    let expected: [(Role, [u16; 9]); 5] = [
+    let expected: [(Role, [u16; 12]); 5] = [
         // An ingest token posts alerts and nothing else.
-        (Role::Ingest, [202, 403, 403, 403, 403, 403, 403, 403, 403]),
-        (Role::Viewer, [403, 200, 200, 403, 403, 403, 403, 403, 200]),
+        (
+            Role::Ingest,
+            [202, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403],
+        ),
+        (
+            Role::Viewer,
+            [403, 200, 200, 403, 403, 403, 403, 403, 200, 200, 403, 403],
+        ),
         (
             Role::Responder,
-            [202, 200, 200, 403, 403, 403, 202, 202, 200],
+            [202, 200, 200, 403, 403, 403, 202, 202, 200, 200, 200, 200],
         ),
         (
             Role::Approver,
-            [202, 200, 200, 200, 200, 200, 202, 202, 200],
+            [202, 200, 200, 200, 200, 200, 202, 202, 200, 200, 200, 200],
         ),
-        (Role::Admin, [202, 200, 200, 200, 200, 200, 202, 202, 200]),
+        (
+            Role::Admin,
+            [202, 200, 200, 200, 200, 200, 202, 202, 200, 200, 200, 200],
+        ),
     ];
     for (role, statuses) in expected {
         for ((method, path, body), want) in routes.iter().zip(statuses) {
@@ -994,6 +1060,107 @@ async fn runs_pass_their_filters_and_shapes_through() {
     assert_eq!(api.fake.calls().last().unwrap(), "runs 50 None");
 }
 
+#[tokio::test]
+async fn alerts_list_retry_and_cancel_pass_through_and_refuse_in_the_error_shape() {
+    let api = start(settings()).await;
+    let viewer = token(Role::Viewer);
+    let responder = token(Role::Responder);
+    let (status, _, body) = api
+        .call(
+            Method::GET,
+            "/v1/alerts?status=failed&limit=7",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let alert = &body["alerts"][0];
+    assert_eq!(alert["status"], "failed");
+    assert_eq!(alert["attempts"], 8);
+    assert!(
+        alert["last_error"].as_str().unwrap().contains("503"),
+        "{alert}"
+    );
+    let (status, _, body) = api
+        .call(
+            Method::GET,
+            "/v1/alerts?status=spinning",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(error_code(&body), "bad_request");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pending, matched, unmatched, failed"),
+        "{body}"
+    );
+    let (status, _, body) = api
+        .call(
+            Method::POST,
+            "/v1/alerts/alert-9/retry",
+            Some(&responder),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "pending");
+    let (status, _, body) = api
+        .call(
+            Method::POST,
+            "/v1/alerts/matched/retry",
+            Some(&responder),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(error_code(&body), "conflict");
+    let (status, _, body) = api
+        .call(
+            Method::POST,
+            "/v1/alerts/missing/retry",
+            Some(&responder),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(error_code(&body), "not_found");
+    let (status, _, body) = api
+        .call(
+            Method::POST,
+            "/v1/runs/run-4/cancel",
+            Some(&responder),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "cancelled");
+    let (status, _, body) = api
+        .call(
+            Method::POST,
+            "/v1/runs/running/cancel",
+            Some(&responder),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(error_code(&body), "conflict");
+    assert_eq!(
+        api.fake.calls(),
+        [
+            "alerts 7 Some(Failed)",
+            "retry alert-9 by token:responder",
+            "retry matched by token:responder",
+            "retry missing by token:responder",
+            "cancel run-4 by token:responder",
+            "cancel running by token:responder",
+        ]
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Probes, metrics, shutdown.
 
@@ -1055,6 +1222,10 @@ async fn metrics_expose_alerts_runs_and_requests() {
     has("riposte_runs{status=\"running\"} 3");
     has("riposte_runs{status=\"succeeded\"} 4");
     has("riposte_runs{status=\"awaiting_approval\"} 0");
+    has("riposte_runs{status=\"cancelled\"} 0");
+    has("riposte_alerts{status=\"failed\"} 5");
+    has("riposte_alerts{status=\"matched\"} 6");
+    has("riposte_alerts{status=\"pending\"} 0");
     has(
         "riposte_http_requests_total{method=\"POST\",route=\"/v1/alerts/{source}\",status=\"202\"}",
     );

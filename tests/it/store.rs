@@ -16,8 +16,9 @@ use chrono::{Duration as Span, Utc};
 use futures::FutureExt;
 use riposte::plan::Mode;
 use riposte::store::{
-    self, Approval, ApprovalDecision, AuditEvent, AuditProblem, Batcher, Fence, InsertOutcome,
-    NewAlert, NewEvidence, NewRun, RunSpec, RunStatus, RunTarget, StepState, Store, StoreError,
+    self, AlertStatus, Approval, ApprovalDecision, AuditEvent, AuditProblem, Batcher,
+    FailedAttempt, Fence, InsertOutcome, NewAlert, NewEvidence, NewRun, RunSpec, RunStatus,
+    RunTarget, StepState, Store, StoreError,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -169,6 +170,9 @@ suite!(
     batch_insert_in_one_transaction,
     batcher_acknowledges_after_commit,
     run_spec_report_and_status_counts,
+    alerts_wait_for_their_next_attempt_fail_and_are_retried,
+    runs_wait_for_their_next_attempt_and_fail,
+    cancel_is_one_conditional_update,
 );
 
 fn alert(source_id: &str, principal: &str) -> NewAlert {
@@ -1158,4 +1162,391 @@ async fn a_keyed_audit_chain_detects_a_rewrite_rechained_without_the_key() {
         broken(keyed.verify_audit().await),
         (2, AuditProblem::Edited)
     );
+}
+
+fn inserted(outcome: InsertOutcome) -> String {
+    match outcome {
+        InsertOutcome::Inserted { alert_id } => alert_id,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn retry_in(secs: i64, reason: &str) -> FailedAttempt {
+    FailedAttempt {
+        reason: reason.into(),
+        retry_at: Some(Utc::now() + Span::seconds(secs)),
+    }
+}
+
+fn give_up(reason: &str) -> FailedAttempt {
+    FailedAttempt {
+        reason: reason.into(),
+        retry_at: None,
+    }
+}
+
+async fn pending_ids(s: &Arc<dyn Store>) -> Vec<String> {
+    s.pending_alerts(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect()
+}
+
+/// A deferred alert is not handed out before its time, a failed one never; `retry_alert`
+/// makes only a failed alert due again; finishing matching says matched or unmatched.
+async fn alerts_wait_for_their_next_attempt_fail_and_are_retried(db: Db) {
+    let s = &db.store;
+    let poison = inserted(s.insert_alert(&alert("LW-poison", "u1")).await.unwrap());
+    let genuine = inserted(s.insert_alert(&alert("LW-genuine", "u2")).await.unwrap());
+    let fresh = s.get_alert(&poison).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            fresh.status,
+            fresh.attempts,
+            fresh.next_attempt_at,
+            fresh.last_error
+        ),
+        (AlertStatus::Pending, 0, None, None)
+    );
+
+    s.record_alert_failure(&poison, &retry_in(3600, "503 from Lacework"))
+        .await
+        .unwrap();
+    assert_eq!(
+        pending_ids(s).await,
+        [genuine.as_str()],
+        "the deferred alert waits"
+    );
+    let deferred = s.get_alert(&poison).await.unwrap().unwrap();
+    assert_eq!(deferred.status, AlertStatus::Pending);
+    assert_eq!(deferred.attempts, 1);
+    assert!(deferred.next_attempt_at.unwrap() > Utc::now());
+    assert_eq!(deferred.last_error.as_deref(), Some("503 from Lacework"));
+
+    // Its time has come: due again, behind nothing newer.
+    s.record_alert_failure(&poison, &retry_in(-1, "429"))
+        .await
+        .unwrap();
+    assert_eq!(pending_ids(s).await, [poison.clone(), genuine.clone()]);
+
+    s.record_alert_failure(&poison, &give_up("gave up after 3 attempts"))
+        .await
+        .unwrap();
+    let failed = s.get_alert(&poison).await.unwrap().unwrap();
+    assert_eq!(failed.status, AlertStatus::Failed);
+    assert_eq!(failed.attempts, 3);
+    assert_eq!(failed.next_attempt_at, None);
+    assert_eq!(
+        failed.last_error.as_deref(),
+        Some("gave up after 3 attempts")
+    );
+    assert_eq!(pending_ids(s).await, [genuine.as_str()]);
+    // A failure recorded for an alert no longer pending changes nothing.
+    s.record_alert_failure(&poison, &retry_in(1, "late"))
+        .await
+        .unwrap();
+    assert_eq!(s.get_alert(&poison).await.unwrap().unwrap(), failed);
+    assert!(matches!(
+        s.record_alert_failure("nope", &give_up("x")).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let listed: Vec<_> = s
+        .list_alerts(10, Some(AlertStatus::Failed))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(listed, [poison.as_str()]);
+    let all: Vec<_> = s
+        .list_alerts(10, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(all, [genuine.clone(), poison.clone()], "newest first");
+    let counts = s.count_alerts_by_status().await.unwrap();
+    assert_eq!(counts.get(&AlertStatus::Failed), Some(&1));
+    assert_eq!(counts.get(&AlertStatus::Pending), Some(&1));
+
+    // Only a failed alert is retried; it comes back due, its attempts reset.
+    assert!(!s.retry_alert(&genuine).await.unwrap());
+    assert!(s.retry_alert(&poison).await.unwrap());
+    let retried = s.get_alert(&poison).await.unwrap().unwrap();
+    assert_eq!(
+        (retried.status, retried.attempts, retried.next_attempt_at),
+        (AlertStatus::Pending, 0, None)
+    );
+    assert!(
+        !s.retry_alert(&poison).await.unwrap(),
+        "retrying twice is a no-op"
+    );
+    assert!(matches!(
+        s.retry_alert("nope").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(pending_ids(s).await, [poison.clone(), genuine.clone()]);
+
+    // Finishing matching: linked to a run is matched, else unmatched.
+    s.create_run(&run("run-m", "u1", Some(&poison)))
+        .await
+        .unwrap();
+    s.mark_alert_processed(&poison).await.unwrap();
+    s.mark_alert_processed(&genuine).await.unwrap();
+    assert_eq!(
+        s.get_alert(&poison).await.unwrap().unwrap().status,
+        AlertStatus::Matched
+    );
+    assert_eq!(
+        s.get_alert(&genuine).await.unwrap().unwrap().status,
+        AlertStatus::Unmatched
+    );
+    assert!(
+        !s.retry_alert(&poison).await.unwrap(),
+        "a matched alert is not retried"
+    );
+    assert!(pending_ids(s).await.is_empty());
+}
+
+/// A run waiting for its next attempt is not claimed; giving up makes it failed.
+async fn runs_wait_for_their_next_attempt_and_fail(db: Db) {
+    let s = &db.store;
+    let hour = Duration::from_secs(3600);
+    s.create_run(&run("run-a", "u", None)).await.unwrap();
+    s.create_run(&run("run-b", "u", None)).await.unwrap();
+    s.set_run_status("run-a", RunStatus::Planning)
+        .await
+        .unwrap();
+    s.record_run_failure("run-a", &retry_in(3600, "Lacework unavailable"))
+        .await
+        .unwrap();
+    let a = s.get_run("run-a").await.unwrap().unwrap();
+    assert_eq!(a.status, RunStatus::Planning, "a retry keeps the status");
+    assert_eq!(a.attempts, 1);
+    assert!(a.next_attempt_at.unwrap() > Utc::now());
+    assert_eq!(a.last_error.as_deref(), Some("Lacework unavailable"));
+    assert_eq!(ids(s.claim_runs("w1", hour, 10).await.unwrap()), ["run-b"]);
+
+    s.record_run_failure("run-a", &retry_in(-1, "again"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(s.claim_runs("w2", hour, 10).await.unwrap()),
+        ["run-a"],
+        "due again"
+    );
+
+    s.record_run_failure("run-a", &give_up("gave up after 3 attempts"))
+        .await
+        .unwrap();
+    let a = s.get_run("run-a").await.unwrap().unwrap();
+    assert_eq!(a.status, RunStatus::Failed);
+    assert_eq!(a.attempts, 3);
+    assert_eq!(a.next_attempt_at, None);
+    assert_eq!(a.last_error.as_deref(), Some("gave up after 3 attempts"));
+    // A finished run's record is not touched by a late failure.
+    s.record_run_failure("run-a", &retry_in(1, "late"))
+        .await
+        .unwrap();
+    assert_eq!(s.get_run("run-a").await.unwrap().unwrap(), a);
+    assert!(matches!(
+        s.record_run_failure("nope", &give_up("x")).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// Cancel succeeds only before execution; a cancelled run stays cancelled whatever a worker
+/// writes, is never claimed and is not joined by new alerts.
+async fn cancel_is_one_conditional_update(db: Db) {
+    let s = &db.store;
+    let hour = Duration::from_secs(3600);
+    for (id, status) in [
+        ("pending", RunStatus::Pending),
+        ("planning", RunStatus::Planning),
+        ("waiting", RunStatus::AwaitingApproval),
+        ("running", RunStatus::Running),
+        ("done", RunStatus::Succeeded),
+    ] {
+        s.create_run(&run(id, "u-cancel", None)).await.unwrap();
+        s.set_run_status(id, status).await.unwrap();
+    }
+    for id in ["pending", "planning", "waiting"] {
+        assert!(s.cancel_run(id).await.unwrap(), "{id}");
+        assert_eq!(
+            s.get_run(id).await.unwrap().unwrap().status,
+            RunStatus::Cancelled
+        );
+    }
+    assert!(!s.cancel_run("running").await.unwrap());
+    assert!(!s.cancel_run("done").await.unwrap());
+    assert!(!s.cancel_run("pending").await.unwrap(), "cancelling twice");
+    assert_eq!(
+        s.get_run("running").await.unwrap().unwrap().status,
+        RunStatus::Running
+    );
+    assert!(matches!(
+        s.cancel_run("nope").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // A worker that was planning it cannot carry it on.
+    s.set_run_status("planning", RunStatus::Running)
+        .await
+        .unwrap();
+    s.record_run_failure("planning", &give_up("x"))
+        .await
+        .unwrap();
+    let planning = s.get_run("planning").await.unwrap().unwrap();
+    assert_eq!(planning.status, RunStatus::Cancelled);
+    assert_eq!(planning.attempts, 0);
+    assert_eq!(ids(s.claim_runs("w", hour, 10).await.unwrap()), ["running"]);
+    let counts = s.count_runs_by_status().await.unwrap();
+    assert_eq!(counts.get(&RunStatus::Cancelled), Some(&3));
+    // Only the running run is still open for coalescing.
+    assert_eq!(
+        s.find_open_run(
+            "first-access-containment",
+            "u-cancel",
+            Utc::now() - Span::hours(1)
+        )
+        .await
+        .unwrap()
+        .as_deref(),
+        Some("running")
+    );
+    s.set_run_status("running", RunStatus::Succeeded)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.find_open_run(
+            "first-access-containment",
+            "u-cancel",
+            Utc::now() - Span::hours(1)
+        )
+        .await
+        .unwrap(),
+        None,
+        "a cancelled run is finished: new alerts start a new run"
+    );
+}
+
+/// The schema as it was before `0003_attempts`, applied by a migrator that stops at 0002.
+fn migrator_before_attempts(backend: &str) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let (init, spec) = match backend {
+        "sqlite" => (
+            include_str!("../../src/store/migrations/sqlite/0001_init.sql"),
+            include_str!("../../src/store/migrations/sqlite/0002_run_spec.sql"),
+        ),
+        _ => (
+            include_str!("../../src/store/migrations/postgres/0001_init.sql"),
+            include_str!("../../src/store/migrations/postgres/0002_run_spec.sql"),
+        ),
+    };
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "init".into(),
+            MigrationType::Simple,
+            init.into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "run spec".into(),
+            MigrationType::Simple,
+            spec.into_sql_str(),
+            false,
+        ),
+    ])
+}
+
+/// What an older riposte stored: a processed alert with a run, a processed one without, a
+/// pending one, and a run that journaled a step.
+const OLD_ROWS: &[&str] = &[
+    "INSERT INTO alerts (id, source, source_id, body, received_at, processed_at) VALUES \
+     ('a-run', 'lacework', '1', '{}', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:01.000000Z'), \
+     ('a-none', 'lacework', '2', '{}', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:01.000000Z'), \
+     ('a-new', 'lacework', '3', '{}', '2026-01-01T00:00:00.000000Z', NULL)",
+    "INSERT INTO runs (id, status, playbook, mode, created_at, updated_at) VALUES \
+     ('r-1', 'awaiting_approval', 'p', 'enforce', '2026-01-01T00:00:00.000000Z', \
+      '2026-01-01T00:00:00.000000Z')",
+    "INSERT INTO run_alerts (run_id, alert_id, attached_at) VALUES \
+     ('r-1', 'a-run', '2026-01-01T00:00:00.000000Z')",
+    "INSERT INTO journal (run_id, step_id, item, state, detail, at) VALUES \
+     ('r-1', 'user', 0, 'succeeded', '{}', '2026-01-01T00:00:00.000000Z')",
+];
+
+async fn assert_migrated(s: &Arc<dyn Store>) {
+    let status = |id: &'static str| async move { s.get_alert(id).await.unwrap().unwrap().status };
+    assert_eq!(status("a-run").await, AlertStatus::Matched);
+    assert_eq!(status("a-none").await, AlertStatus::Unmatched);
+    assert_eq!(status("a-new").await, AlertStatus::Pending);
+    assert_eq!(pending_ids(s).await, ["a-new"]);
+    let r = s.get_run("r-1").await.unwrap().unwrap();
+    assert_eq!(
+        (r.status, r.attempts, r.next_attempt_at),
+        (RunStatus::AwaitingApproval, 0, None)
+    );
+    assert_eq!(r.alerts.len(), 1, "links survive the rebuild");
+    assert_eq!(s.journal_for("r-1").await.unwrap().len(), 1);
+    // The widened status check and the foreign keys both hold after the rebuild.
+    assert!(s.cancel_run("r-1").await.unwrap());
+    assert!(matches!(
+        s.attach_alert("no-such-run", "a-new").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn sqlite_rows_from_before_attempts_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            SqliteConnectOptions::from_str(&url)
+                .unwrap()
+                .create_if_missing(true)
+                .foreign_keys(true),
+        )
+        .await
+        .unwrap();
+    migrator_before_attempts("sqlite").run(&pool).await.unwrap();
+    for sql in OLD_ROWS {
+        sqlx::query(AssertSqlSafe(sql.to_string()))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    assert_migrated(&store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_rows_from_before_attempts_migrate() {
+    let Some(url) = crate::common::postgres_url("migrate").await else {
+        return;
+    };
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(PgConnectOptions::from_str(&url).unwrap())
+        .await
+        .unwrap();
+    migrator_before_attempts("postgres")
+        .run(&pool)
+        .await
+        .unwrap();
+    for sql in OLD_ROWS {
+        sqlx::query(AssertSqlSafe(sql.to_string()))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    assert_migrated(&store::open(&url).await.unwrap()).await;
 }

@@ -2,6 +2,7 @@
 //! arguments and dispatches. Errors reach `main` with context; exit codes: 0 success,
 //! 1 something the user must act on, 2 usage.
 
+mod alerts;
 mod catalogue;
 mod common;
 mod demo;
@@ -163,6 +164,13 @@ pub enum Command {
     },
     /// Reject a run awaiting approval.
     Reject { id: String },
+    /// Stop a run that has not started executing (pending, planning, awaiting approval).
+    Cancel { id: String },
+    /// Stored alerts: `alerts list [--status S]`, `alerts retry ID`.
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
     /// Undo a run: recorded compensations, newest step first; says what cannot be undone.
     Rollback {
         id: String,
@@ -186,7 +194,7 @@ pub enum RunsCommand {
     /// Runs, newest first.
     List {
         /// Only runs with this status (pending, planning, awaiting_approval, running,
-        /// succeeded, failed, denied, rolled_back).
+        /// succeeded, failed, denied, rolled_back, cancelled).
         #[arg(long)]
         status: Option<String>,
         #[arg(long, default_value_t = 50)]
@@ -200,6 +208,22 @@ pub enum RunsCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Alerts, newest first, with their attempts and, when failed, why.
+    List {
+        /// Only alerts with this status (pending, matched, unmatched, failed).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Make a failed alert pending again, its attempts reset; the service matches it next.
+    Retry { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -333,6 +357,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Approve { id, plan_hash } => ops::approve(&load_config()?, &id, &plan_hash).await,
         Command::Reject { id } => ops::reject(&load_config()?, &id).await,
+        Command::Cancel { id } => ops::cancel(&load_config()?, &id).await,
+        Command::Alerts { command } => match command {
+            AlertsCommand::List {
+                status,
+                limit,
+                format,
+            } => alerts::list(&load_config()?, status, limit, format).await,
+            AlertsCommand::Retry { id } => alerts::retry(&load_config()?, &id).await,
+        },
         Command::Rollback { id, format } => ops::rollback(&load_config()?, &id, format).await,
         Command::Audit {
             command: AuditCommand::Verify,

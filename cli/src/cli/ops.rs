@@ -1,5 +1,5 @@
 //! Operating runs from the command line, against the configured store: list, show, approve,
-//! reject, roll back, and verify the audit trail.
+//! reject, cancel, roll back, and verify the audit trail.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,15 +12,15 @@ use riposte::engine::Service;
 use riposte::engine::service::{Caller, ServiceApi};
 use riposte::store::RunStatus;
 
-async fn service(config: &Config) -> anyhow::Result<Arc<Service>> {
+pub(super) async fn service(config: &Config) -> anyhow::Result<Arc<Service>> {
     App::new(config.clone())?.service().await
 }
 
-fn caller() -> Caller {
+pub(super) fn caller() -> Caller {
     Caller { name: cli_caller() }
 }
 
-fn err(e: riposte::engine::service::ServiceError) -> anyhow::Error {
+pub(super) fn err(e: riposte::engine::service::ServiceError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
 
@@ -146,6 +146,17 @@ pub async fn reject(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
         .await
         .map_err(err)?;
     println!("rejected run {}; it is {:?}", run.id, run.status);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Exits 1 (with the service's reason) when the run has started executing or finished.
+pub async fn cancel(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
+    let run = service(config)
+        .await?
+        .cancel(id, &caller())
+        .await
+        .map_err(err)?;
+    println!("cancelled run {}; it is {}", run.id, run.status.as_str());
     Ok(ExitCode::SUCCESS)
 }
 

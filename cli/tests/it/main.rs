@@ -8,6 +8,7 @@ mod conditions;
 mod crash;
 mod docs;
 mod manual;
+mod operators;
 mod policy;
 mod preflight;
 mod run;
