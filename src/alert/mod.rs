@@ -144,7 +144,8 @@ pub struct Resource {
 impl Resource {
     /// Builds a resource from an ARM id; ids that do not parse are kept verbatim with no parts.
     pub fn from_id(id: &str) -> Resource {
-        match ArmId::parse(id) {
+        // The canonical id is what requests are built from, so surrounding whitespace can go.
+        match ArmId::parse(id.trim()) {
             Some(arm) => Resource {
                 id: arm.canonical(),
                 kind: arm.resource_type(),

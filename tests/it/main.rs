@@ -6,6 +6,7 @@ mod common;
 
 mod alerts;
 mod architecture;
+mod builders;
 mod connectors;
 mod emulator;
 mod golden_plans;
