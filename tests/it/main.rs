@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod alert_fuzz;
 mod alerts;
 mod architecture;
 mod builders;
