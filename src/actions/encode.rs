@@ -44,16 +44,30 @@ const QUERY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'/');
 
 /// Whether `value` may stand in a URL as the placeholder it is ([`unknown::is_placeholder`]:
-/// never a secret's, which only the webhook redaction writes). A value from an alert or a
-/// caller that merely looks like one is encoded like any text.
-fn passes_as_placeholder(value: &str) -> bool {
+/// never a secret's, which only the webhook redaction writes) where `unencoded` is what the
+/// slot leaves as-is. Only a placeholder whose ASCII characters all stand for themselves there
+/// (spaces aside, which split nothing) is shown raw: it then decodes to exactly itself, while a
+/// look-alike holding `/`, `?`, `&`, `#`, `%`, `+` or a control character — from an alert or a
+/// caller, or quoting one — is encoded like any text and cannot add a segment or a parameter.
+fn passes_as_placeholder(value: &str, unencoded: &'static AsciiSet) -> bool {
     unknown::is_placeholder(value)
+        && value
+            .bytes()
+            .filter(|b| b.is_ascii() && *b != b' ')
+            .all(|b| stands_for_itself(b, unencoded))
+}
+
+fn stands_for_itself(byte: u8, unencoded: &'static AsciiSet) -> bool {
+    let one = [byte];
+    percent_encoding::percent_encode(&one, unencoded)
+        .next()
+        .is_some_and(|s| s.as_bytes() == one)
 }
 
 /// One path segment: a guest's `#EXT#` becomes `%23EXT%23`, a `/` cannot start a new segment.
 /// A value known only at run time is shown as its placeholder.
 pub fn segment(value: &str) -> String {
-    if passes_as_placeholder(value) {
+    if passes_as_placeholder(value, SEGMENT) {
         return value.to_string();
     }
     utf8_percent_encode(value, SEGMENT).to_string()
@@ -61,7 +75,7 @@ pub fn segment(value: &str) -> String {
 
 /// A query parameter value.
 pub fn query_value(value: &str) -> String {
-    if passes_as_placeholder(value) {
+    if passes_as_placeholder(value, QUERY) {
         return value.to_string();
     }
     utf8_percent_encode(value, QUERY).to_string()
@@ -80,7 +94,7 @@ pub fn query_value_with_placeholders(value: &str) -> String {
         let end = start + len + '⟩'.len_utf8();
         out.push_str(&query_value(&rest[..start]));
         let inner = &rest[start..end];
-        if passes_as_placeholder(inner) {
+        if passes_as_placeholder(inner, QUERY) {
             out.push_str(inner);
         } else {
             out.push_str(&query_value(inner));
@@ -96,10 +110,11 @@ pub fn odata_string(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
-/// An ARM id used as a path: each segment encoded on its own, the slashes kept.
+/// An ARM id used as a path: each segment encoded on its own, the slashes kept. A placeholder
+/// stands for the whole id, so it is one slot: encoded as [`segment`] encodes it, never split.
 pub fn arm_path(id: &str) -> String {
     if unknown::is_placeholder(id) {
-        return id.to_string();
+        return segment(id);
     }
     id.trim_matches('/')
         .split('/')
@@ -159,6 +174,38 @@ mod tests {
         assert_eq!(
             segment("⟨steps.user.outputs.id⟩"),
             "⟨steps.user.outputs.id⟩"
+        );
+    }
+
+    /// A balanced `⟨…⟩` is not enough to pass raw: one holding URL syntax would add a segment
+    /// or a parameter, so it is encoded and decodes back to exactly itself.
+    #[test]
+    fn a_placeholder_holding_url_syntax_is_encoded() {
+        for hostile in [
+            "⟨a/../../servicePrincipals/x⟩",
+            "⟨w?x=1#f⟩",
+            "⟨a%2Fb⟩",
+            "⟨a\nb⟩",
+        ] {
+            let s = segment(hostile);
+            assert!(
+                !s.contains(['/', '?', '#', '\n']) && !s.contains('⟨'),
+                "{s}"
+            );
+            let p = arm_path(hostile);
+            assert!(!p.contains('/') && !p.contains('⟨'), "{p}");
+        }
+        let q = query_value("⟨x&$filter=1+2⟩");
+        assert!(!q.contains(['&', '=', '+']) && !q.contains('⟨'), "{q}");
+        assert_eq!(
+            query_value_with_placeholders("id eq '⟨p&$top=1⟩'"),
+            "id%20eq%20'%E2%9F%A8p%26$top%3D1%E2%9F%A9'"
+        );
+        // Riposte's own placeholders stay readable.
+        assert_eq!(arm_path("⟨steps.vm.outputs.id⟩"), "⟨steps.vm.outputs.id⟩");
+        assert_eq!(
+            segment("⟨object id of o'brien@contoso.com⟩"),
+            "⟨object id of o'brien@contoso.com⟩"
         );
     }
 

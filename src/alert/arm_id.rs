@@ -13,8 +13,17 @@ pub struct ArmId {
 
 impl ArmId {
     pub fn parse(id: &str) -> Option<ArmId> {
-        let trimmed = id.trim();
-        if !trimmed.starts_with('/') {
+        // Whitespace around an id is not trimmed away here: the id is used as given to build
+        // the request, so a padded one would address `/%20/subscriptions/…` while the policy
+        // judged the trimmed one. Callers that keep a canonical form may trim first.
+        let trimmed = id;
+        // Nor are extra slashes: the id is one `/` and its segments, so what the policy sees
+        // and what a body quotes verbatim (`sourceResourceId`) are the same string.
+        if !trimmed.starts_with('/')
+            || trimmed.starts_with("//")
+            || trimmed.ends_with('/')
+            || trimmed.trim() != trimmed
+        {
             return None;
         }
         let segs: Vec<&str> = trimmed.trim_matches('/').split('/').collect();
@@ -137,6 +146,21 @@ fn is_plain_segment(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_padded_with_whitespace_is_not_an_id() {
+        let id = "/subscriptions/s/resourceGroups/rg";
+        assert!(ArmId::parse(id).is_some());
+        for padded in [
+            format!(" {id}"),
+            format!("{id}\n"),
+            format!("\t{id} "),
+            format!("{id}/"),
+            format!("/{id}"),
+        ] {
+            assert!(ArmId::parse(&padded).is_none(), "{padded:?}");
+        }
+    }
 
     #[test]
     fn parses_vm_id_case_insensitively() {

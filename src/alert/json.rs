@@ -453,7 +453,7 @@ impl Search {
 }
 
 /// The text at `keys` below `map` (each key compared with [`norm_key`]).
-fn follow(map: &Map<String, Value>, keys: &[&str]) -> Option<String> {
+pub(crate) fn follow(map: &Map<String, Value>, keys: &[&str]) -> Option<String> {
     let (last, path) = keys.split_last()?;
     let mut cur = map;
     for k in path {

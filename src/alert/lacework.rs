@@ -4,13 +4,21 @@
 //!   IP, so the alert is marked `needs_enrichment` and [`enrich`] fills it from Details;
 //! - an API v2 alert **Details** response (E1), with or without its `data` envelope.
 //!
-//! Lacework documents no schema for the Azure `entityMap` (E3 "OPEN"), so Details are searched
-//! tolerantly for the Activity Log fields wherever they sit; `[alerts.lacework]` JSON pointers
-//! (relative to the alert object, i.e. inside `data`) override the search field by field.
+//! Lacework documents the Details `entityMap` as `{"<EntityType>": [{"KEY": {…}, "PROPS": {…}}]}`
+//! and no Azure keys inside it (E3 "OPEN"). The **principal** — whom riposte acts on — comes
+//! only from the typed entries that name who acted: the `CT_User` entity (`KEY.username`,
+//! `KEY.principal_id`, `PROPS.principal_type`) and the Activity Log record of an
+//! `AzureActivityEvent` (`PROPS`) or `Events` (`PROPS.EVENT.AZURE_ACTIVITY_LOG`) entity, at its
+//! documented Activity Log fields (`caller`, `claims`, `authorization.evidence.principalType`).
+//! Never from another entity type, a description, or JSON text inside a field: those hold
+//! what an attacker chose (resource names, tags, request bodies). Resources, the operation and
+//! the caller's IP are still searched tolerantly; `[alerts.lacework]` JSON pointers (relative
+//! to the alert object, i.e. inside `data`, explicit operator configuration) override field by
+//! field.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use super::json::{self, OID_CLAIMS, PrincipalHints, Search, TID_CLAIMS, UPN_CLAIMS};
+use super::json::{self, PrincipalHints, Search};
 use super::{
     Adapter, Alert, AlertError, AlertSettings, ArmId, Principal, Resource, Source, kind_for_title,
 };
@@ -286,36 +294,9 @@ struct Found {
     source_ip: Option<String>,
 }
 
-/// Search order for each field. Explicit claim names come before looser keys, and every value
-/// must look right (a UPN has an `@`, an object id is a GUID, an IP parses) so that a key
+/// Search order for the fields that do not choose whom riposte acts on. Every value must look
+/// right (an operation has a `/`, an IP parses, a resource is a strict ARM id) so that a key
 /// reused for something else in an unknown entityMap shape is passed over.
-const UPN_KEYS: &[&[&str]] = &[
-    &["claims", UPN_CLAIMS[0]],
-    &["claims", "upn"],
-    &["caller"],
-    &["userPrincipalName"],
-    &["upn"],
-    &[UPN_CLAIMS[0]],
-    &["principalName"],
-    &["principalId"],
-    &["userName"],
-    &["unique_name"],
-];
-const OID_KEYS: &[&[&str]] = &[
-    &["claims", OID_CLAIMS[0]],
-    &["claims", "oid"],
-    &[OID_CLAIMS[0]],
-    &["objectIdentifier"],
-    &["oid"],
-    &["aadUserId"],
-    &["azureAdUserId"],
-    &["principalObjectId"],
-    &["principalId"],
-    &["objectId"],
-    // A service principal's caller is its object id.
-    &["caller"],
-];
-const TID_KEYS: &[&[&str]] = &[&[TID_CLAIMS[0]], &["tid"], &["tenantId"], &["aadTenantId"]];
 const OPERATION_KEYS: &[&[&str]] = &[
     &["operationName", "value"],
     &["operationName"],
@@ -338,6 +319,112 @@ const RESOURCE_KEYS: &[&[&str]] = &[
     &["authorization", "scope"],
 ];
 
+/// The entity types whose entries name who acted, and where in an entry its Activity Log
+/// record sits (`AzureActivityEvent` keeps it in `PROPS`, `Events` in `PROPS.EVENT.AZURE_ACTIVITY_LOG`).
+const USER_ENTITY: &str = "CT_User";
+const ACTIVITY_ENTITIES: &[(&str, &[&str])] = &[
+    ("AzureActivityEvent", &["PROPS"]),
+    ("Events", &["PROPS", "EVENT", "AZURE_ACTIVITY_LOG"]),
+];
+
+/// The entries of one entity type of the entityMap (type names compare with [`json::norm_key`]).
+fn entries<'a>(
+    alert: &'a Value,
+    entity_type: &str,
+) -> impl Iterator<Item = &'a Map<String, Value>> {
+    alert
+        .get("entityMap")
+        .and_then(Value::as_object)
+        .and_then(|map| json::get_ci(map, entity_type))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+}
+
+/// The object at `keys` below `map`, keys compared with [`json::norm_key`].
+fn object_at<'a>(map: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a Map<String, Value>> {
+    keys.iter()
+        .try_fold(map, |cur, k| json::get_ci(cur, k)?.as_object())
+}
+
+/// Who acted, according to one Activity Log record: its token's claims (an object, or the
+/// JSON text Azure serialises them into — the one field parsed again), then `caller` (a UPN
+/// for a user, the object id for a service principal).
+fn activity_record_hints(record: &Map<String, Value>) -> PrincipalHints {
+    let claims = json::get_ci(record, "claims").and_then(|c| match c {
+        Value::Object(_) => Some(c.clone()),
+        _ => json::embedded_json(c).filter(Value::is_object),
+    });
+    let mut hints = claims
+        .as_ref()
+        .and_then(Value::as_object)
+        .map(json::claims_hints)
+        .unwrap_or_default();
+    hints.object_id = hints.object_id.filter(|s| json::looks_like_guid(s));
+    hints.tenant_id = hints.tenant_id.filter(|s| json::looks_like_guid(s));
+    let caller = json::follow(record, &["caller"]);
+    if hints.upn.is_none() {
+        hints.upn = caller.clone().filter(|c| json::looks_like_upn(c));
+    }
+    if hints.object_id.is_none() {
+        hints.object_id = caller.filter(|c| json::looks_like_guid(c));
+    }
+    hints.declared_type = json::follow(record, &["authorization", "evidence", "principalType"]);
+    hints
+}
+
+/// Whether two sets of hints name the same principal (or `other` names none), so `other` may
+/// fill in what `chosen` lacks (the tenant, the token's type) without mixing two principals.
+fn same_principal(chosen: &PrincipalHints, other: &PrincipalHints) -> bool {
+    let eq = |a: &Option<String>, b: &Option<String>| match (a, b) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => true,
+    };
+    eq(&chosen.upn, &other.upn) && eq(&chosen.object_id, &other.object_id)
+}
+
+/// The principal from the typed entityMap entries only: the first `CT_User` entry that names
+/// one, else the first Activity Log record that does; later records about the same principal
+/// fill in its tenant and token type.
+fn typed_principal(alert: &Value) -> PrincipalHints {
+    let mut users = entries(alert, USER_ENTITY).map(|entry| PrincipalHints {
+        upn: object_at(entry, &["KEY"])
+            .and_then(|k| json::follow(k, &["username"]))
+            .filter(|s| json::looks_like_upn(s)),
+        object_id: object_at(entry, &["KEY"])
+            .and_then(|k| json::follow(k, &["principal_id"]))
+            .filter(|s| json::looks_like_guid(s)),
+        declared_type: object_at(entry, &["PROPS"])
+            .and_then(|p| json::follow(p, &["principal_type"])),
+        ..PrincipalHints::default()
+    });
+    let records: Vec<PrincipalHints> = ACTIVITY_ENTITIES
+        .iter()
+        .flat_map(|(entity_type, path)| {
+            entries(alert, entity_type).filter_map(|entry| object_at(entry, path))
+        })
+        .map(activity_record_hints)
+        .collect();
+    let names_someone = |h: &PrincipalHints| h.upn.is_some() || h.object_id.is_some();
+    let mut records = records.into_iter().filter(names_someone);
+    let Some(mut chosen) = users.find(names_someone).or_else(|| records.next()) else {
+        return PrincipalHints::default();
+    };
+    for record in records {
+        if !same_principal(&chosen, &record) {
+            continue;
+        }
+        chosen.upn = chosen.upn.or(record.upn);
+        chosen.object_id = chosen.object_id.or(record.object_id);
+        chosen.tenant_id = chosen.tenant_id.or(record.tenant_id);
+        chosen.declared_type = chosen.declared_type.or(record.declared_type);
+        chosen.token_type = chosen.token_type.or(record.token_type);
+        chosen.has_app_id |= record.has_app_id;
+    }
+    chosen
+}
+
 fn who_and_what(alert: &Value, settings: &AlertSettings) -> Result<Found, AlertError> {
     let over = Overrides {
         alert,
@@ -356,15 +443,16 @@ fn who_and_what(alert: &Value, settings: &AlertSettings) -> Result<Found, AlertE
         }
     };
 
-    let upn = pick("principal_upn", UPN_KEYS, json::looks_like_upn)?;
-    let hints = PrincipalHints {
-        upn,
-        object_id: pick("principal_object_id", OID_KEYS, json::looks_like_guid)?,
-        tenant_id: pick("tenant_id", TID_KEYS, json::looks_like_guid)?,
-        declared_type: search.first(&[&["principalType"]], |_| true),
-        token_type: search.first(&[&["idtyp"]], |_| true),
-        has_app_id: search.first(&[&["appid"], &["azp"]], |_| true).is_some(),
-    };
+    let mut hints = typed_principal(alert);
+    for (field, slot) in [
+        ("principal_upn", &mut hints.upn),
+        ("principal_object_id", &mut hints.object_id),
+        ("tenant_id", &mut hints.tenant_id),
+    ] {
+        if over.overridden(field) {
+            *slot = over.text(field)?;
+        }
+    }
 
     let mut resources = Vec::new();
     if over.overridden("resources") {
@@ -466,8 +554,11 @@ mod tests {
         }})
     }
 
+    /// Activity Log fields under an undocumented entity type and nesting: the resource, the
+    /// operation and the IP are still found, but nobody is named, since only the typed
+    /// entries may say whom riposte acts on.
     #[test]
-    fn tolerant_search_in_unknown_shapes() {
+    fn an_untyped_shape_names_resources_but_no_principal() {
         let raw = details(
             json!({"AzureActivity": [{"KEY": {"EVENT_ID": "e"}, "PROPS": {
                 "ACTIVITY": {
@@ -480,13 +571,7 @@ mod tests {
         );
         let a = Lacework.parse(raw, &AlertSettings::default()).unwrap();
         assert_eq!(a.kind, "first_access", "from alertInfo.subject");
-        let p = a.principal.unwrap();
-        assert_eq!(p.upn.as_deref(), Some("alex.wilber@contoso.com"));
-        assert_eq!(
-            p.object_id.as_deref(),
-            Some("a1e7d1c2-5b3f-4c8e-9d21-000000000001")
-        );
-        assert_eq!(p.kind, PrincipalType::User);
+        assert_eq!(a.principal, None);
         assert_eq!(a.source_ip.as_deref(), Some("203.0.113.45"));
         assert_eq!(
             a.operation.as_deref(),
@@ -494,6 +579,109 @@ mod tests {
         );
         assert_eq!(a.resources.len(), 1);
         assert_eq!(a.resources[0].name.as_deref(), Some("vm-web-01"));
+    }
+
+    /// The typed entries in both shapes the fixtures hold: `CT_User` with an
+    /// `AzureActivityEvent`, and an `Events` Activity Log record with serialised claims.
+    #[test]
+    fn the_principal_comes_from_the_typed_entries() {
+        for fixture in [SEED, EVENTS] {
+            let a = parse_fixture(fixture, |_| {});
+            let p = a.principal.expect(fixture);
+            assert_eq!(p.upn.as_deref(), Some(ALEX), "{fixture}");
+            assert_eq!(p.object_id.as_deref(), Some(ALEX_ID), "{fixture}");
+            assert_eq!(p.tenant_id.as_deref(), Some(TENANT), "{fixture}");
+            assert_eq!(p.kind, PrincipalType::User, "{fixture}");
+        }
+    }
+
+    const SEED: &str = include_str!("../../tests/fixtures/alerts/lacework-details.json");
+    const EVENTS: &str = include_str!("../../tests/fixtures/alerts/lacework-details-events.json");
+    const ALEX: &str = "alex.wilber@contoso.com";
+    const ALEX_ID: &str = "a1e7d1c2-5b3f-4c8e-9d21-000000000001";
+    const TENANT: &str = "d5f1a6c2-3b8e-4f0a-9c2d-7e1b4a6f0c11";
+    const CEO: &str = "ceo@contoso.com";
+
+    /// Parses a fixture's alert object after `edit` (which sees the alert, inside any `data`).
+    fn parse_fixture(fixture: &str, edit: impl FnOnce(&mut Value)) -> Alert {
+        let mut raw: Value = serde_json::from_str(fixture).unwrap();
+        let alert = match raw.get_mut("data") {
+            Some(_) => &mut raw["data"],
+            None => &mut raw,
+        };
+        edit(alert);
+        Lacework.parse(raw, &AlertSettings::default()).unwrap()
+    }
+
+    fn upn_of(a: &Alert) -> Option<&str> {
+        a.principal.as_ref().and_then(|p| p.upn.as_deref())
+    }
+
+    /// The tolerant search took the shallowest `caller`/`userName`/… anywhere: a second user
+    /// in a description object beat the Activity Log record's caller.
+    #[test]
+    fn a_user_in_a_description_does_not_steer_the_principal() {
+        for fixture in [SEED, EVENTS] {
+            let a = parse_fixture(fixture, |alert| {
+                alert["alertInfo"]["description"] = json!({"text": format!("Azure user {CEO} invoked …"), "caller": CEO, "userName": CEO});
+            });
+            assert_eq!(upn_of(&a), Some(ALEX), "{fixture}");
+        }
+    }
+
+    /// Another entity type — a resource whose tags the attacker wrote — naming a user.
+    #[test]
+    fn a_user_in_an_unrelated_entity_type_does_not_steer_the_principal() {
+        for fixture in [SEED, EVENTS] {
+            let a = parse_fixture(fixture, |alert| {
+                alert["entityMap"]["Resource"] = json!([{
+                    "KEY": {"caller": CEO, "upn": CEO},
+                    "PROPS": {"tags": {"userPrincipalName": CEO, "objectId": "0000aaaa-bbbb-4ccc-8ddd-eeeeffff0000"}}
+                }]);
+            });
+            assert_eq!(upn_of(&a), Some(ALEX), "{fixture}");
+            assert_eq!(
+                a.principal.unwrap().object_id.as_deref(),
+                Some(ALEX_ID),
+                "{fixture}"
+            );
+        }
+    }
+
+    /// JSON text inside a field that sources use for serialised JSON (`properties`), outside
+    /// the Activity Log record: it was parsed and its `caller` was the shallowest.
+    #[test]
+    fn json_text_inside_a_field_does_not_steer_the_principal() {
+        for fixture in [SEED, EVENTS] {
+            let a = parse_fixture(fixture, |alert| {
+                let entity = if alert["entityMap"].get("Events").is_some() {
+                    "Events"
+                } else {
+                    "AzureActivityEvent"
+                };
+                alert["entityMap"][entity][0]["PROPS"]["properties"] = json!(format!(
+                    "{{\"caller\": \"{CEO}\", \"principalType\": \"User\"}}"
+                ));
+                alert["entityMap"][entity][0]["KEY"]["authorization"] =
+                    json!(format!("{{\"caller\": \"{CEO}\"}}"));
+            });
+            assert_eq!(upn_of(&a), Some(ALEX), "{fixture}");
+        }
+    }
+
+    /// A record about someone else does not lend its tenant or token type to the principal.
+    #[test]
+    fn a_second_record_about_another_user_adds_nothing() {
+        let a = parse_fixture(SEED, |alert| {
+            alert["entityMap"]["AzureActivityEvent"][0]["PROPS"]["claims"] = json!({
+                "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn": CEO,
+                "idtyp": "app"
+            });
+        });
+        let p = a.principal.unwrap();
+        assert_eq!(p.upn.as_deref(), Some(ALEX));
+        assert_eq!(p.kind, PrincipalType::User);
+        assert_eq!(p.tenant_id, None);
     }
 
     #[test]
@@ -517,20 +705,17 @@ mod tests {
             Some("alex.wilber@contoso.com")
         );
         assert_eq!(a.resources[0].resource_group.as_deref(), Some("rg"));
-        // Without the pointer, the search finds the caller.
+        // Without the pointer, neither `User` nor `Other` is a typed entity: nobody is named.
         let a = Lacework.parse(raw, &AlertSettings::default()).unwrap();
-        assert_eq!(
-            a.principal.and_then(|p| p.upn).as_deref(),
-            Some("someone.else@contoso.com")
-        );
+        assert_eq!(a.principal, None);
     }
 
     #[test]
     fn service_principal_from_activity_log_evidence() {
-        let raw = details(json!({"Activity": {
+        let raw = details(json!({"AzureActivityEvent": [{"KEY": {}, "PROPS": {
             "caller": "7d2c0000-0000-4000-8000-00000000abcd",
             "authorization": {"evidence": {"principalType": "ServicePrincipal"}}
-        }}));
+        }}]}));
         let p = Lacework
             .parse(raw, &AlertSettings::default())
             .unwrap()

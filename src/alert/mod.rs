@@ -144,7 +144,8 @@ pub struct Resource {
 impl Resource {
     /// Builds a resource from an ARM id; ids that do not parse are kept verbatim with no parts.
     pub fn from_id(id: &str) -> Resource {
-        match ArmId::parse(id) {
+        // The canonical id is what requests are built from, so surrounding whitespace can go.
+        match ArmId::parse(id.trim()) {
             Some(arm) => Resource {
                 id: arm.canonical(),
                 kind: arm.resource_type(),
@@ -248,8 +249,8 @@ fn is_upn(key: &str) -> bool {
     local_ok && domain_ok
 }
 
-/// Refuses an alert that names more resources than `[alerts] max_resources`, or a principal
-/// that is not a user key (an object id or a UPN) where one is given.
+/// Refuses an alert that names more resources than `[alerts] max_resources`, a resource that
+/// is not a strict ARM id, or a principal that is not a user key (an object id or a UPN).
 pub fn admissible(alert: Alert, settings: &AlertSettings) -> Result<Alert, AlertError> {
     if let Some(p) = &alert.principal {
         if let Some(upn) = &p.upn
@@ -268,6 +269,22 @@ pub fn admissible(alert: Alert, settings: &AlertSettings) -> Result<Alert, Alert
                 format!("`{oid}` is not an object id (a GUID)"),
             ));
         }
+    }
+    // An id that does not parse strictly (`..`, `%2e`, whitespace, a query) is refused here
+    // rather than kept as text a later stage might still send somewhere.
+    if let Some((i, r)) = alert
+        .resources
+        .iter()
+        .enumerate()
+        .find(|(_, r)| ArmId::parse(&r.id).is_none())
+    {
+        return Err(AlertError::field(
+            format!("resources.{i}"),
+            format!(
+                "`{}` is not an ARM resource id (expected /subscriptions/{{sub}}/resourceGroups/{{rg}}/providers/…, no `.`, `..`, empty or encoded segments)",
+                r.id
+            ),
+        ));
     }
     if alert.resources.len() > settings.max_resources {
         return Err(AlertError::TooManyResources {
@@ -463,6 +480,37 @@ impl Alert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Adapters keep an id that does not parse as text with no parts; the door refuses it,
+    /// naming which resource.
+    #[test]
+    fn a_resource_that_is_not_a_strict_arm_id_is_refused() {
+        let vm = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/virtualMachines/v";
+        let alert = |ids: &[&str]| Alert {
+            id: "a".into(),
+            source: Source::Generic,
+            kind: "other".into(),
+            title: "t".into(),
+            severity: Severity::High,
+            observed_at: chrono::Utc::now(),
+            principal: None,
+            resources: ids.iter().map(|id| Resource::from_id(id)).collect(),
+            operation: None,
+            source_ip: None,
+            needs_enrichment: false,
+            raw: serde_json::Value::Null,
+        };
+        let settings = AlertSettings::default();
+        assert!(admissible(alert(&[vm]), &settings).is_ok());
+        for bad in [
+            format!("{vm}/../../../x"),
+            format!("{vm}?a=1"),
+            "vm-web-01".into(),
+        ] {
+            let err = admissible(alert(&[vm, &bad]), &settings).unwrap_err();
+            assert!(err.to_string().starts_with("resources.1:"), "{err}");
+        }
+    }
 
     #[test]
     fn user_keys_are_object_ids_or_upns() {

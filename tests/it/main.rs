@@ -4,8 +4,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod alert_fuzz;
 mod alerts;
 mod architecture;
+mod builders;
 mod conditions;
 mod connectors;
 mod emulator;
@@ -15,8 +17,8 @@ mod http_service;
 mod incidents;
 mod plan_injection;
 mod retries;
+mod security;
 mod server;
 mod service;
 mod store;
-mod trust;
 mod validate;

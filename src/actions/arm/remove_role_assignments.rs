@@ -77,14 +77,12 @@ fn placement(assignment_scope: &str, scope: &str) -> Option<Placement> {
 /// `{arm}{scope}/providers/Microsoft.Authorization/roleAssignments?api-version=…&$filter=…`,
 /// the filter encoded exactly as sent.
 pub fn list_url(arm: &str, scope: &str, principal: &str) -> String {
-    let filter = if unknown::is_placeholder(principal) {
-        format!("principalId%20eq%20'{principal}'")
-    } else {
-        encode::query_value(&format!(
-            "principalId eq {}",
-            encode::odata_string(principal)
-        ))
-    };
+    // A placeholder principal stays readable inside the literal; anything else in it is
+    // encoded, so no value can close the literal or add a parameter.
+    let filter = encode::query_value_with_placeholders(&format!(
+        "principalId eq {}",
+        encode::odata_string(principal)
+    ));
     format!(
         "{arm}{}/providers/Microsoft.Authorization/roleAssignments?api-version={ROLE_ASSIGNMENTS_API_VERSION}&$filter={filter}",
         encode::arm_path(scope)
@@ -307,13 +305,29 @@ fn arm_base(done: &Executed<'_>) -> Option<String> {
         .find_map(|r| r.url.find(&id).map(|at| r.url[..at].to_string()))
 }
 
+/// A step value quoted inside the placeholder path of [`unknown_plan`]: an ARM id keeps its
+/// slashes (its segments encoded), anything else is one encoded segment, so a value made of
+/// `?`, `#` or `&` cannot start a query in the URL the plan shows.
+fn quoted_in_path(value: &str) -> String {
+    let inner = if unknown::is_placeholder(value) {
+        &value['⟨'.len_utf8()..value.len() - '⟩'.len_utf8()]
+    } else {
+        value
+    };
+    if crate::alert::ArmId::parse(inner).is_some() {
+        encode::arm_path(inner)
+    } else {
+        encode::segment(inner)
+    }
+}
+
 /// No credentials: the assignments are listed and deleted at run time.
 fn unknown_plan(ctx: &PlanContext<'_>, p: &Params) -> ActionPlan {
     let what = unknown::placeholder(&format!(
         "id of each role assignment of {} at, below{} {}",
-        p.principal.trim_matches(['⟨', '⟩']),
+        quoted_in_path(&p.principal),
         if p.include_inherited { " or above" } else { "" },
-        p.resource.trim_matches(['⟨', '⟩'])
+        quoted_in_path(&p.resource)
     ));
     let url = format!(
         "{}{what}?api-version={ROLE_ASSIGNMENTS_API_VERSION}",

@@ -82,7 +82,18 @@ impl Action for ActivityLog {
         }
         // A fixed window, so the plan states exactly which events it will read.
         let to = ctx.now.to_rfc3339_opts(SecondsFormat::Secs, true);
-        let from = (ctx.now - span).to_rfc3339_opts(SecondsFormat::Secs, true);
+        // A span longer than the calendar reaches back (`P99999999999D`) is refused here rather
+        // than overflowing the clock arithmetic.
+        let from = ctx
+            .now
+            .checked_sub_signed(span)
+            .ok_or_else(|| {
+                ActionError::Params(format!(
+                    "timespan `{}` reaches back before any date riposte can name",
+                    p.timespan
+                ))
+            })?
+            .to_rfc3339_opts(SecondsFormat::Secs, true);
         // ActivityLogs_List allows only the time window plus one scope (resource group,
         // resource, provider or correlation id) in `$filter`; `caller` is not among them, so
         // the window is read and the caller's events are kept client-side.
@@ -124,6 +135,20 @@ mod tests {
             field: "caller".into(),
             equals: caller.into(),
         })
+    }
+
+    #[tokio::test]
+    async fn a_span_older_than_the_calendar_is_refused_not_a_panic() {
+        let env = TestEnv::offline();
+        let err = env
+            .plan(
+                &ActivityLog,
+                json!({ "caller": ALEX_UPN, "timespan": "P99999999999D" }),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ActionError::Params(_)), "{err:?}");
+        assert!(err.to_string().contains("P99999999999D"), "{err}");
     }
 
     #[tokio::test]

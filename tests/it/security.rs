@@ -1,5 +1,30 @@
-//! Trust boundaries that the run spec and strict ids close: nothing in an alert chooses the
-//! playbook's inputs, and an ARM id that would climb to another resource group is no target.
+//! The security suite: each class of issue 10 ("trust boundaries"), replayed against the
+//! emulator through the service or the HTTP API, or held by a property over every builder or
+//! adapter. The tests below live here; the others are named where they live (moving them would
+//! split their fixtures), so this table is the one place that says which test closes which class.
+//!
+//! | class (issue 10) | test |
+//! |---|---|
+//! | values shaped like the unknown marker pass encoding raw | `builders::placeholder_shaped_values_cannot_add_segments_or_parameters`, the `builders::*` properties (every action, every string parameter), `plan_injection::alert_values_fill_one_encoded_slot` |
+//! | single actions guarded without facts (break-glass, Global Administrator, resource tags) | `cli/tests/it/manual.rs` `a_single_action_is_guarded_on_the_facts_of_its_real_target`; `guardrails::a_break_glass_account_is_never_touched` |
+//! | a responder makes riposte read files next to the server | `src/actions/evidence/log_analytics_query.rs` `paths_outside_the_playbook_directory_are_refused`; `builders::evidence_parameters_fill_their_slot` (a query file is never request text) |
+//! | the principal can be steered (JSON in free text, other entities, descriptions) | [`the_principal_cannot_be_steered_by_another_entity_type`] here; `src/alert/lacework.rs` `a_user_in_a_description_does_not_steer_the_principal`, `a_user_in_an_unrelated_entity_type_does_not_steer_the_principal`, `json_text_inside_a_field_does_not_steer_the_principal` |
+//! | `notify.webhook` sends to a caller's URL, logs and stores its secret path | `src/actions/notify/webhook.rs` `a_step_url_is_redacted_too_and_text_alone_is_fine`, `prepare_restores_the_real_url_only_if_it_is_the_planned_one`; `connectors::a_webhook_failure_is_summarised_not_reflected`; `builders::webhook_text_reaches_the_body_verbatim` |
+//! | the ingesting identity approves the run it caused | `service::approval_is_bound_to_the_plan_hash_and_to_another_person`; `cli/tests/it/manual.rs` `the_requester_cannot_roll_back_their_own_run`; `server::the_query_token_is_accepted_on_ingestion_only` |
+//! | the alert body sets the playbook's inputs | [`an_alert_body_cannot_set_the_playbooks_inputs`] here |
+//! | `..` in an ARM id targets another resource group | [`a_resource_id_that_climbs_to_another_group_is_no_target`] here; `alert_fuzz::fixtures_with_hostile_ids_are_an_error_or_admissible` |
+//! | an alert names thousands of resources | [`an_alert_naming_too_many_resources_is_refused_and_not_stored`] here |
+//! | no read timeout on headers or bodies | `server::slow_senders_are_cut_off_after_the_read_timeout` |
+//! | the audit chain can be rewritten and re-chained | `store::a_keyed_audit_chain_detects_a_rewrite_rechained_without_the_key` |
+//! | a missing `policies` directory means unguarded | `cli/tests/it/manual.rs` `enforce_without_policies_is_an_error_unless_explicitly_unguarded` |
+//! | a mutating request sent although its journal write failed | `cli/tests/it/run.rs` `a_journal_write_failure_means_the_request_is_not_sent` |
+//! | hostile JSON in any alert adapter | `alert_fuzz::*` (arbitrary trees, mutated fixtures, hostile ARM ids, deep nesting; every source) |
+//!
+//! Each would fail on the `main` before issue 10: the behaviour it checks did not exist there
+//! (strict ids, typed entityMap principal, inputs from the run spec, `max_resources`, keyed
+//! audit, read timeouts), as each test's comment says. That was reasoned from the issue's
+//! findings, not replayed against the old commit; the Lacework principal tests and the builder
+//! and adapter properties were run against the code just before their fix and failed there.
 
 use crate::common;
 
@@ -30,8 +55,12 @@ async fn world() -> World {
 
 /// Ingests a Lacework Details alert edited by `edit` and returns the plan of its run.
 async fn plan_for(world: &World, edit: impl FnOnce(&mut Value)) -> Value {
-    let mut alert: Value =
-        serde_json::from_slice(&common::fixture("lacework-details.json")).unwrap();
+    plan_of_fixture(world, "lacework-details.json", edit).await
+}
+
+/// [`plan_for`] with another Lacework Details fixture.
+async fn plan_of_fixture(world: &World, fixture: &str, edit: impl FnOnce(&mut Value)) -> Value {
+    let mut alert: Value = serde_json::from_slice(&common::fixture(fixture)).unwrap();
     edit(&mut alert);
     let caller = Caller {
         name: "token:lacework".into(),
@@ -157,6 +186,32 @@ async fn an_alert_naming_too_many_resources_is_refused_and_not_stored() {
             .await
             .unwrap()
             .is_empty()
+    );
+    world.emulator.shutdown().await;
+}
+
+/// The old tolerant search took the shallowest `caller` anywhere in the Details: a resource
+/// entity whose tags the attacker wrote named the user the run acted on. The principal now
+/// comes only from the typed entries (here the `Events` Activity Log record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_principal_cannot_be_steered_by_another_entity_type() {
+    let world = world().await;
+    let plan = plan_of_fixture(&world, "lacework-details-events.json", |a| {
+        a["entityMap"]["Resource"] = serde_json::json!([{
+            "KEY": {"caller": "megan.bowen@contoso.com"},
+            "PROPS": {"tags": {"userPrincipalName": "megan.bowen@contoso.com"}}
+        }]);
+    })
+    .await;
+    assert_eq!(
+        plan["alert"]["principal"]["upn"], "alex.wilber@contoso.com",
+        "{:#}",
+        plan["alert"]
+    );
+    assert!(
+        !plan["steps"].to_string().contains("megan.bowen"),
+        "{:#}",
+        plan["steps"]
     );
     world.emulator.shutdown().await;
 }
