@@ -15,5 +15,6 @@ mod plan_injection;
 mod server;
 mod service;
 mod store;
+mod target_facts;
 mod trust;
 mod validate;
