@@ -4,6 +4,7 @@
 //! The planner holds a [`Lookup`] (GET only) and nothing that could send another method: it
 //! cannot mutate, by construction.
 
+mod budget;
 mod facts;
 mod render;
 
@@ -22,6 +23,7 @@ use crate::playbook::expr::{Unknown, from_data};
 use crate::playbook::model::{Param, Playbook, Stage, Step};
 use crate::policy::{Decision, Guard, PolicyInput, Verdict};
 
+pub use budget::DEFAULT_MAX_PLANNING_READS;
 pub use render::render_table;
 
 pub use crate::mode::Mode;
@@ -101,6 +103,10 @@ pub enum PlanError {
     BadInput { name: String, problem: String },
     #[error("the playbook declares no input `{0}`")]
     UnknownInput(String),
+    #[error(
+        "planning needs more than {limit} upstream reads ([actions] max_planning_reads); no partial plan is made — raise the budget or narrow the alert's targets"
+    )]
+    ReadBudgetExceeded { limit: u32 },
 }
 
 /// Everything planning needs from outside, passed in so planning stays testable.
@@ -152,6 +158,35 @@ impl Planner<'_> {
     /// radius): the service takes them from its store.
     #[allow(clippy::too_many_arguments)]
     pub async fn plan_with_counters(
+        &self,
+        playbook: &Playbook,
+        alert: &Alert,
+        given_inputs: &BTreeMap<String, String>,
+        mode: Mode,
+        run_id: &str,
+        now: DateTime<Utc>,
+        counters: &crate::policy::Counters,
+    ) -> Result<Plan, PlanError> {
+        let limit = self
+            .settings
+            .max_planning_reads
+            .unwrap_or(DEFAULT_MAX_PLANNING_READS);
+        let budget = budget::ReadBudget::new(self.lookup, limit);
+        let planner = Planner {
+            lookup: &budget,
+            ..*self
+        };
+        let plan = planner
+            .plan_within_budget(playbook, alert, given_inputs, mode, run_id, now, counters)
+            .await?;
+        if budget.exceeded() {
+            return Err(PlanError::ReadBudgetExceeded { limit });
+        }
+        Ok(plan)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn plan_within_budget(
         &self,
         playbook: &Playbook,
         alert: &Alert,
