@@ -774,50 +774,57 @@ pub fn error_from_response(
     header_request_id: Option<String>,
     retry_after: Option<Duration>,
 ) -> ApiError {
+    use super::summary;
     if let Some(entra) = EntraErrorBody::from_value(body) {
         return entra.into_api_error(header_request_id);
     }
     let err = body.get("error");
-    let code = err
-        .and_then(|e| e.get("code"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let code = summary::error_code(
+        err.and_then(|e| e.get("code"))
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    );
+    // The body is the upstream's text: only its error message is repeated, summarised. A body
+    // that is not JSON (an HTML error page, a proxy's text) is never shown at all.
     let mut message = err
         .and_then(|e| e.get("message"))
         // Lacework answers `{"message": "…"}` at the top level.
         .or_else(|| body.get("message"))
         .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| match body {
-            Value::String(s) => s.chars().take(300).collect(),
-            _ => String::new(),
-        });
+        .map(summary::error_message)
+        .unwrap_or_default();
     // Log Analytics puts the useful part (which column, which line) in `details`.
     if let Some(details) = err.and_then(|e| e.get("details")).and_then(Value::as_array) {
         let parts: Vec<String> = details
             .iter()
+            .take(3)
             .filter_map(|d| {
                 let m = d.get("message").and_then(Value::as_str)?;
+                let m = summary::error_message(m);
                 Some(match d.get("code").and_then(Value::as_str) {
-                    Some(c) => format!("{c}: {m}"),
-                    None => m.to_string(),
+                    Some(c) => format!("{}: {m}", summary::error_code(c)),
+                    None => m,
                 })
             })
             .collect();
         if !parts.is_empty() {
-            message = format!("{message} ({})", parts.join("; "));
+            message = summary::error_message(&format!("{message} ({})", parts.join("; ")));
         }
     }
     if message.is_empty() {
-        message = format!("HTTP {status}");
+        message = match body {
+            Value::Null | Value::Object(_) => format!("HTTP {status}"),
+            _ => format!("HTTP {status} (the answer was not a JSON error; not shown)"),
+        };
     }
     let inner_id = err
         .and_then(|e| e.get("innerError").or_else(|| e.get("innererror")))
         .and_then(|i| i.get("request-id"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let request_id = header_request_id.or(inner_id);
+    let request_id = header_request_id
+        .or(inner_id)
+        .and_then(|id| summary::request_id(&id));
     match status {
         401 => ApiError::Unauthorized {
             message,
@@ -902,7 +909,7 @@ impl EntraErrorBody {
         });
         let code = match number {
             Some(n) => format!("AADSTS{n}"),
-            None => self.error.clone(),
+            None => super::summary::error_code(&self.error),
         };
         let hint = match number {
             Some(n) => entra_hint(n),
@@ -913,14 +920,17 @@ impl EntraErrorBody {
             .error_description
             .as_deref()
             .and_then(|d| d.lines().next())
-            .map(|l| l.trim().to_string())
+            .map(super::summary::error_message)
             .filter(|l| !l.is_empty())
-            .unwrap_or_else(|| self.error.clone());
+            .unwrap_or_else(|| code.clone());
         ApiError::Auth {
             code,
             message,
             hint: hint.to_string(),
-            request_id: self.trace_id.or(header_request_id),
+            request_id: self
+                .trace_id
+                .or(header_request_id)
+                .and_then(|id| super::summary::request_id(&id)),
         }
     }
 }

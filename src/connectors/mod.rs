@@ -12,6 +12,7 @@ pub mod lacework;
 pub mod paging;
 mod request;
 pub mod settings;
+pub mod summary;
 
 use async_trait::async_trait;
 use serde_json::Value;

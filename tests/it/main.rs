@@ -17,4 +17,5 @@ mod service;
 mod store;
 mod target_facts;
 mod trust;
+mod upstream_errors;
 mod validate;
