@@ -91,6 +91,7 @@ async fn one_run(round: usize, rate_per_second: f64) -> f64 {
         mfa_group_id: Some("9f0c7e3a-1d2b-4c5e-8f6a-000000000101".into()),
         notify_webhook_url: Some(format!("{}/hooks/secret", webhook.uri())),
         log_analytics_workspace: Some("5c9e2a71-3f4b-4d8e-a6c1-000000000201".into()),
+        max_planning_reads: None,
     };
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let playbook =

@@ -60,6 +60,14 @@ principal_refs contains lower(user.id) if is_string(user.id)
 
 principal_refs contains lower(user.upn) if is_string(user.upn)
 
+# A service principal the planner read for a step's `principal`: break-glass entries may name
+# it by object id or by application (client) id.
+service_principal := object.get(input, ["target", "service_principal"], null)
+
+principal_refs contains lower(service_principal.id) if is_string(service_principal.id)
+
+principal_refs contains lower(service_principal.app_id) if is_string(service_principal.app_id)
+
 principal_refs contains lower(v) if {
 	some p in param_items
 	some key in {"user", "principal", "principal_id", "user_id"}
@@ -106,20 +114,39 @@ deny contains sprintf("%s is a break-glass account: riposte never acts on it", [
 	lower(bg) == ref
 }
 
-# The UPN when the matched reference is the looked-up user, else the reference itself.
+# The UPN when the matched reference is the looked-up user, the display name when it is the
+# looked-up service principal, else the reference itself.
 principal_name(ref) := user.upn if {
 	is_string(user.upn)
 	ref in {lower(user.upn), lower(object.get(user, "id", ""))}
+} else := sprintf("service principal %s", [service_principal.display_name]) if {
+	is_object(service_principal)
+	is_string(service_principal.display_name)
+	ref in {lower(object.get(service_principal, "id", "")), lower(object.get(service_principal, "app_id", ""))}
 } else := ref
 
 # ---------------------------------------------------------------------------------------------
 # Holders of privileged directory roles: a human decides.
 
+# Actions that take something away from a principal: every entra.* action, and removing a
+# principal's Azure role assignments.
+principal_action if user_action
+
+principal_action if input.action.name == "arm.remove_role_assignments"
+
 approval contains sprintf("%s holds %s: approval required", [user_name, role_name]) if {
-	user_action
+	principal_action
 	mutating
 	some role in object.get(input, ["target", "user", "roles"], [])
 	role_name := data.riposte.privileged_roles[role.role_template_id]
+}
+
+approval contains sprintf("service principal %s holds %s: approval required", [sp_name, role_name]) if {
+	principal_action
+	mutating
+	some role in object.get(input, ["target", "service_principal", "roles"], [])
+	role_name := data.riposte.privileged_roles[role.role_template_id]
+	sp_name := object.get(service_principal, "display_name", service_principal.id)
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -193,3 +193,52 @@ test_evidence_allowed if {
 test_read_allowed if {
 	decide(user_step("entra.get_user", "read", breakglass, 0, "live", "enforce")).decision == "allow"
 }
+
+# A service principal as the planner reads it for `arm.remove_role_assignments`.
+pipeline_sp := {
+	"id": "7a1b2c3d-0000-4e5f-8a9b-000000000a01", "app_id": "7a1b2c3d-0000-4e5f-8a9b-000000000a02",
+	"display_name": "deploy-pipeline", "service_principal_type": "Application", "roles": [],
+}
+
+remove_roles_of(sp) := {
+	"action": {"name": "arm.remove_role_assignments", "effect": "mutate"},
+	"params": {"resource": vm_id, "principal": sp.id},
+	"target": {"principal_type": "service_principal", "user": null, "service_principal": sp, "resource": plain_vm, "resources": [plain_vm]},
+	"alert": {"id": "51234"},
+	"playbook": {"name": "first-access-containment", "version": "1.0.0", "stage": "live"},
+	"mode": "enforce",
+	"counters": {"principals_contained_last_hour": 0, "actions_last_hour": {}},
+}
+
+test_ordinary_service_principal_loses_its_roles if {
+	decide(remove_roles_of(pipeline_sp)).decision == "allow"
+}
+
+test_break_glass_service_principal_named_by_app_id_denied if {
+	cfg := {"break_glass": ["7A1B2C3D-0000-4E5F-8A9B-000000000A02"], "max_principals_per_hour": 10}
+	d := guardrails.decision with input as remove_roles_of(pipeline_sp) with data.riposte.config as cfg
+	d == {"decision": "deny", "reasons": ["service principal deploy-pipeline is a break-glass account: riposte never acts on it"]}
+}
+
+test_privileged_service_principal_needs_approval if {
+	sp := object.union(pipeline_sp, {"roles": [{"display_name": "Global Administrator", "role_template_id": "62e90394-69f5-4237-9190-012177145e10"}]})
+	d := decide(remove_roles_of(sp))
+	d == {"decision": "require_approval", "reasons": ["service principal deploy-pipeline holds Global Administrator: approval required"]}
+}
+
+test_privileged_user_losing_role_assignments_needs_approval if {
+	decide(user_step("arm.remove_role_assignments", "mutate", grady, 0, "live", "enforce")).decision == "require_approval"
+}
+
+test_notification_allowed_by_default if {
+	doc := {
+		"action": {"name": "notify.webhook", "effect": "notify"},
+		"params": {"message": "contained"},
+		"target": {"principal_type": "user", "user": null, "resource": null, "resources": [], "destination": "https://contoso.webhook.office.com"},
+		"alert": {"id": "51234"},
+		"playbook": {"name": "first-access-containment", "version": "1.0.0", "stage": "live"},
+		"mode": "enforce",
+		"counters": {"principals_contained_last_hour": 0, "actions_last_hour": {}},
+	}
+	decide(doc) == {"decision": "allow", "reasons": ["no guardrail restricts this step"]}
+}

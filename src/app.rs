@@ -120,6 +120,9 @@ impl App {
         let store = crate::store::open_with(&self.config.store.url, self.config.audit.key())
             .await
             .with_context(|| format!("cannot open the store at {}", self.config.store.url))?;
+        // Throttle holds go through the store, so every replica honours a 429 any of them got.
+        self.connectors
+            .share_throttle(Arc::new(StoreThrottle(Arc::clone(&store))));
         Ok(Service::new(ServiceParts {
             store,
             connectors: self.connectors.clone(),
@@ -132,5 +135,28 @@ impl App {
             mode: self.config.mode,
             options,
         }))
+    }
+}
+
+/// The store as the connectors' shared throttle state. A store that cannot answer never blocks
+/// a request: riposte then backs off on its own 429s alone, as a single replica does.
+struct StoreThrottle(Arc<dyn crate::store::Store>);
+
+#[async_trait::async_trait]
+impl crate::connectors::SharedThrottle for StoreThrottle {
+    async fn held_until(&self, key: &str, api: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self.0.throttle_held_until(key, api).await {
+            Ok(until) => until,
+            Err(error) => {
+                tracing::warn!(message = "Cannot read the shared throttle state.", %error);
+                None
+            }
+        }
+    }
+
+    async fn hold(&self, key: &str, api: &str, until: chrono::DateTime<chrono::Utc>) {
+        if let Err(error) = self.0.hold_throttle(key, api, until).await {
+            tracing::warn!(message = "Cannot share a throttle hold.", %error);
+        }
     }
 }

@@ -92,6 +92,11 @@ pub struct ActionSettings {
     pub notify_webhook_url: Option<String>,
     /// The Log Analytics workspace (customer id GUID) evidence queries default to.
     pub log_analytics_workspace: Option<String>,
+    /// How many upstream reads one planning may make (every page, every fact, every
+    /// API-version lookup); past it planning fails instead of showing a partial plan.
+    /// Default: 1000.
+    #[serde(default)]
+    pub max_planning_reads: Option<u32>,
 }
 
 /// What a plan-time step may see and use. It holds a [`Lookup`] (GET only) and no sender:

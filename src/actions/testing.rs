@@ -217,6 +217,7 @@ impl TestEnv {
                 mfa_group_id: Some(MFA_GROUP.into()),
                 notify_webhook_url: None,
                 log_analytics_workspace: Some(WORKSPACE.into()),
+                max_planning_reads: None,
             },
             now: Utc
                 .with_ymd_and_hms(2026, 4, 21, 4, 5, 0)

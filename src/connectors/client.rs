@@ -23,6 +23,11 @@ pub struct Connectors {
 }
 
 impl Connectors {
+    /// Shares throttle holds with every replica (the store keeps them).
+    pub fn share_throttle(&self, shared: Arc<dyn super::SharedThrottle>) {
+        self.http.share_throttle(shared);
+    }
+
     /// Builds the connectors from configuration, reading the process environment for
     /// managed and workload identity (see [`Credential::from_settings`]).
     pub fn new(

@@ -174,6 +174,8 @@ impl TokenBucket {
 /// Per-tenant throttle state shared by every caller of that tenant.
 #[derive(Debug)]
 struct TenantBudget {
+    /// The tenant (or Lacework account) it is for: the key of the shared throttle state.
+    key: String,
     bucket: TokenBucket,
     /// Lowest ARM `x-ms-ratelimit-remaining-*` seen on the last ARM response; -1 = unknown.
     arm_remaining: AtomicI64,
@@ -183,6 +185,8 @@ struct Inner {
     client: reqwest::Client,
     opts: HttpOptions,
     budgets: Mutex<HashMap<String, Arc<TenantBudget>>>,
+    /// Holds learnt by any replica; set once the store is open.
+    shared: std::sync::OnceLock<Arc<dyn super::SharedThrottle>>,
 }
 
 /// The HTTP layer. Cheap to clone; clones share the connection pool and the budgets.
@@ -216,8 +220,15 @@ impl HttpClient {
                 client,
                 opts,
                 budgets: Mutex::new(HashMap::new()),
+                shared: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Shares throttle holds with every replica through `shared` (for every clone of this
+    /// client); a second call changes nothing.
+    pub fn share_throttle(&self, shared: Arc<dyn super::SharedThrottle>) {
+        let _ = self.inner.shared.set(shared);
     }
 
     pub fn options(&self) -> &HttpOptions {
@@ -231,6 +242,7 @@ impl HttpClient {
             .or_insert_with(|| {
                 let rate = self.inner.opts.rate_per_second;
                 Arc::new(TenantBudget {
+                    key: key.to_string(),
                     bucket: TokenBucket::new(rate, (rate * 2.0).max(1.0)),
                     arm_remaining: AtomicI64::new(-1),
                 })
@@ -300,6 +312,23 @@ impl HttpClient {
     ) -> Result<ApiResponse, Failed<ApiError>> {
         let opts = &self.inner.opts;
         budget.bucket.acquire().await;
+        let api = super::throttle::api_name(req.api);
+        if let Some(shared) = self.inner.shared.get()
+            && let Some(until) = shared.held_until(&budget.key, api).await
+        {
+            let wait = (until - chrono::Utc::now())
+                .to_std()
+                .unwrap_or_default()
+                .min(opts.max_retry_after);
+            if !wait.is_zero() {
+                warn!(
+                    message = "Throttled (a replica was told to back off); waiting.",
+                    api,
+                    wait_ms = wait.as_millis() as u64
+                );
+                tokio::time::sleep(wait).await;
+            }
+        }
         if req.api == Api::Arm {
             let delay = arm_slowdown(opts, budget.arm_remaining.load(Ordering::Relaxed));
             if !delay.is_zero() {
@@ -384,6 +413,14 @@ impl HttpClient {
             .get("retry-after")
             .and_then(|v| parse_retry_after(v))
             .map(|d| d.min(opts.max_retry_after));
+        if status == 429
+            && let (Some(shared), Some(wait)) = (self.inner.shared.get(), retry_after)
+            && let Ok(wait) = chrono::Duration::from_std(wait)
+        {
+            shared
+                .hold(&budget.key, api, chrono::Utc::now() + wait)
+                .await;
+        }
         // A webhook is not an API we know: what it answered is summarised, not reflected
         // into plans, logs and the run page (it may echo the secret URL, or be written by
         // whoever controls the endpoint).
@@ -774,50 +811,57 @@ pub fn error_from_response(
     header_request_id: Option<String>,
     retry_after: Option<Duration>,
 ) -> ApiError {
+    use super::summary;
     if let Some(entra) = EntraErrorBody::from_value(body) {
         return entra.into_api_error(header_request_id);
     }
     let err = body.get("error");
-    let code = err
-        .and_then(|e| e.get("code"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let code = summary::error_code(
+        err.and_then(|e| e.get("code"))
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    );
+    // The body is the upstream's text: only its error message is repeated, summarised. A body
+    // that is not JSON (an HTML error page, a proxy's text) is never shown at all.
     let mut message = err
         .and_then(|e| e.get("message"))
         // Lacework answers `{"message": "…"}` at the top level.
         .or_else(|| body.get("message"))
         .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| match body {
-            Value::String(s) => s.chars().take(300).collect(),
-            _ => String::new(),
-        });
+        .map(summary::error_message)
+        .unwrap_or_default();
     // Log Analytics puts the useful part (which column, which line) in `details`.
     if let Some(details) = err.and_then(|e| e.get("details")).and_then(Value::as_array) {
         let parts: Vec<String> = details
             .iter()
+            .take(3)
             .filter_map(|d| {
                 let m = d.get("message").and_then(Value::as_str)?;
+                let m = summary::error_message(m);
                 Some(match d.get("code").and_then(Value::as_str) {
-                    Some(c) => format!("{c}: {m}"),
-                    None => m.to_string(),
+                    Some(c) => format!("{}: {m}", summary::error_code(c)),
+                    None => m,
                 })
             })
             .collect();
         if !parts.is_empty() {
-            message = format!("{message} ({})", parts.join("; "));
+            message = summary::error_message(&format!("{message} ({})", parts.join("; ")));
         }
     }
     if message.is_empty() {
-        message = format!("HTTP {status}");
+        message = match body {
+            Value::Null | Value::Object(_) => format!("HTTP {status}"),
+            _ => format!("HTTP {status} (the answer was not a JSON error; not shown)"),
+        };
     }
     let inner_id = err
         .and_then(|e| e.get("innerError").or_else(|| e.get("innererror")))
         .and_then(|i| i.get("request-id"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let request_id = header_request_id.or(inner_id);
+    let request_id = header_request_id
+        .or(inner_id)
+        .and_then(|id| summary::request_id(&id));
     match status {
         401 => ApiError::Unauthorized {
             message,
@@ -902,7 +946,7 @@ impl EntraErrorBody {
         });
         let code = match number {
             Some(n) => format!("AADSTS{n}"),
-            None => self.error.clone(),
+            None => super::summary::error_code(&self.error),
         };
         let hint = match number {
             Some(n) => entra_hint(n),
@@ -913,14 +957,17 @@ impl EntraErrorBody {
             .error_description
             .as_deref()
             .and_then(|d| d.lines().next())
-            .map(|l| l.trim().to_string())
+            .map(super::summary::error_message)
             .filter(|l| !l.is_empty())
-            .unwrap_or_else(|| self.error.clone());
+            .unwrap_or_else(|| code.clone());
         ApiError::Auth {
             code,
             message,
             hint: hint.to_string(),
-            request_id: self.trace_id.or(header_request_id),
+            request_id: self
+                .trace_id
+                .or(header_request_id)
+                .and_then(|id| super::summary::request_id(&id)),
         }
     }
 }

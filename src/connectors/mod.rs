@@ -12,6 +12,8 @@ pub mod lacework;
 pub mod paging;
 mod request;
 pub mod settings;
+pub mod summary;
+pub mod throttle;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -23,6 +25,7 @@ pub use http::{ApiResponse, HttpClient, HttpOptions, install_crypto_provider};
 pub use lacework::LaceworkClient;
 pub use request::{Api, ApiRequest, HeaderError, KeepItems, Method, check_header};
 pub use settings::{AzureSettings, CertificateAlg, LaceworkSettings};
+pub use throttle::SharedThrottle;
 
 /// What a read at plan time found.
 #[derive(Debug, Clone, PartialEq)]

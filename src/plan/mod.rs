@@ -4,6 +4,7 @@
 //! The planner holds a [`Lookup`] (GET only) and nothing that could send another method: it
 //! cannot mutate, by construction.
 
+mod budget;
 mod done;
 mod facts;
 mod render;
@@ -23,6 +24,7 @@ use crate::playbook::expr::{Unknown, from_data};
 use crate::playbook::model::{Param, Playbook, Stage, Step};
 use crate::policy::{Decision, Guard, PolicyInput, Verdict};
 
+pub use budget::DEFAULT_MAX_PLANNING_READS;
 pub use done::{DoneStep, leave_out_done, leave_out_revocation};
 pub use render::render_table;
 
@@ -108,6 +110,10 @@ pub enum PlanError {
     BadInput { name: String, problem: String },
     #[error("the playbook declares no input `{0}`")]
     UnknownInput(String),
+    #[error(
+        "planning needs more than {limit} upstream reads ([actions] max_planning_reads); no partial plan is made — raise the budget or narrow the alert's targets"
+    )]
+    ReadBudgetExceeded { limit: u32 },
 }
 
 /// Everything planning needs from outside, passed in so planning stays testable.
@@ -159,6 +165,35 @@ impl Planner<'_> {
     /// radius): the service takes them from its store.
     #[allow(clippy::too_many_arguments)]
     pub async fn plan_with_counters(
+        &self,
+        playbook: &Playbook,
+        alert: &Alert,
+        given_inputs: &BTreeMap<String, String>,
+        mode: Mode,
+        run_id: &str,
+        now: DateTime<Utc>,
+        counters: &crate::policy::Counters,
+    ) -> Result<Plan, PlanError> {
+        let limit = self
+            .settings
+            .max_planning_reads
+            .unwrap_or(DEFAULT_MAX_PLANNING_READS);
+        let budget = budget::ReadBudget::new(self.lookup, limit);
+        let planner = Planner {
+            lookup: &budget,
+            ..*self
+        };
+        let plan = planner
+            .plan_within_budget(playbook, alert, given_inputs, mode, run_id, now, counters)
+            .await?;
+        if budget.exceeded() {
+            return Err(PlanError::ReadBudgetExceeded { limit });
+        }
+        Ok(plan)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn plan_within_budget(
         &self,
         playbook: &Playbook,
         alert: &Alert,
@@ -272,7 +307,8 @@ impl Planner<'_> {
             }
             // Already-satisfied steps are asked too: they send nothing either way, but a
             // reviewer should see that riposte would never act on, say, a break-glass account.
-            if info.effect == Effect::Mutate
+            // Notifications are asked as well: where riposte posts is a policy's business.
+            if matches!(info.effect, Effect::Mutate | Effect::Notify)
                 && matches!(
                     ps.status,
                     StepStatus::Planned | StepStatus::AlreadySatisfied
@@ -302,25 +338,52 @@ impl Planner<'_> {
                     &ps.pre_state,
                     &alert_json,
                 );
-                // No step before this one read the user it acts on: read them now, so the
-                // guardrails decide on the real target (a single action has no lookup step).
+                // Whatever no earlier step read about the targets is read now, so the
+                // guardrails decide on the real targets (a single action has no lookup step).
                 let mut unreadable = None;
-                if target.user.is_none() {
+                if info.effect == Effect::Mutate {
+                    let known = facts::Known {
+                        user: target.user.is_some(),
+                        resource_reads: planned
+                            .values()
+                            .filter(|p| p.action == "arm.get_resource")
+                            .map(|p| &p.outputs)
+                            .collect(),
+                        created: ancestors
+                            .iter()
+                            .filter_map(|d| planned.get(*d))
+                            .filter(|p| p.effect == Effect::Mutate)
+                            .map(|p| &p.outputs)
+                            .collect(),
+                    };
                     match self
-                        .user_facts(&ps.with, alert, run_id, &step.id, now)
+                        .target_facts(&ps.with, &known, alert, run_id, &step.id, now)
                         .await
                     {
-                        facts::UserFacts::Read(users) if !users.is_empty() => {
-                            target = crate::policy::Target::from_step(
-                                needed.iter().copied().chain(users.iter()),
-                                &ps.with,
-                                &ps.pre_state,
-                                &alert_json,
-                            );
+                        facts::TargetFacts::Read(read) => {
+                            if !read.outputs.is_empty() {
+                                target = crate::policy::Target::from_step(
+                                    needed.iter().copied().chain(read.outputs.iter()),
+                                    &ps.with,
+                                    &ps.pre_state,
+                                    &alert_json,
+                                );
+                            }
+                            if let Some((kind, sp)) = read.principal {
+                                target.principal_type = Some(kind);
+                                target.service_principal = sp;
+                            }
                         }
-                        facts::UserFacts::Unreadable(why) => unreadable = Some(why),
-                        facts::UserFacts::Read(_) | facts::UserFacts::Offline => {}
+                        facts::TargetFacts::Unreadable(why) => unreadable = Some(why),
+                        facts::TargetFacts::Offline => {}
                     }
+                }
+                let notify_params;
+                let mut params = &ps.with;
+                if info.effect == Effect::Notify {
+                    target.destination = ps.requests.first().map(|r| origin_of(&r.url));
+                    notify_params = without_url(&ps.with);
+                    params = &notify_params;
                 }
                 let decision = match unreadable {
                     Some(why) => Decision::deny(why),
@@ -329,7 +392,7 @@ impl Planner<'_> {
                             name: &step.uses,
                             effect: info.effect,
                         },
-                        params: &ps.with,
+                        params,
                         target,
                         alert: &alert_json,
                         playbook: &playbook_json,
@@ -523,6 +586,34 @@ fn merge_item_plans(ps: &mut PlannedStep, plans: Vec<ActionPlan>, withs: Vec<Val
         }
         Value::Object(merged)
     };
+}
+
+/// `scheme://host[:port]` of a planned URL (a webhook's is already redacted to that).
+fn origin_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}{}",
+            u.scheme(),
+            u.host_str().unwrap_or_default(),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        Err(_) => String::new(),
+    }
+}
+
+/// A notification's parameters without its `url`, whose path is a secret: policies see the
+/// destination's origin instead.
+fn without_url(with: &Value) -> Value {
+    match with {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| k.as_str() != "url")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_url).collect()),
+        other => other.clone(),
+    }
 }
 
 fn render_params(with: &[(String, Param)], ctx: &JValue) -> Result<Value, String> {

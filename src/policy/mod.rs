@@ -20,7 +20,9 @@
 //!              "groups": []},
 //!     "resource":  {"id": "/subscriptions/…/virtualMachines/vm-web-01",
 //!                   "type": "Microsoft.Compute/virtualMachines", "tags": {"riposte:protected": "true"}},
-//!     "resources": [ …every resource the step targets, `resource` included… ]
+//!     "resources": [ …every resource the step targets, `resource` included… ],
+//!     "service_principal": null,
+//!     "destination": null
 //!   },
 //!   "alert":    { …the normalised alert… },
 //!   "playbook": {"name": "first-access-containment", "version": "1.0.0", "stage": "live"},
@@ -32,7 +34,10 @@
 //!
 //! `target.user` is `null` when no `entra.get_user` output is known (no credentials while
 //! planning); policies then also look at `params`, so an unknown target is never a way round a
-//! rule. `policies/README.md` documents the same shape for policy authors.
+//! rule. `target.service_principal` is set when a step's `principal` is a service principal
+//! (`{id, app_id, display_name, service_principal_type, roles}`); `target.destination` is a
+//! notification's `scheme://host[:port]`. The planner reads every target's facts itself
+//! (`plan::facts`); a target it cannot read is denied before a policy is asked. `policies/README.md` documents the same shape for policy authors.
 
 mod guardrails;
 mod rego;
@@ -92,6 +97,8 @@ pub enum PrincipalType {
     User,
     ServicePrincipal,
     ManagedIdentity,
+    /// A group whose Azure role assignments are removed (`arm.remove_role_assignments`).
+    Group,
 }
 
 /// A directory role the target user holds. Policies match on `role_template_id`, which is the
@@ -118,6 +125,23 @@ pub struct UserFacts {
     pub groups: Vec<Value>,
 }
 
+/// Facts about a target service principal (or managed identity), read from Graph by the
+/// planner when a step's `principal` is one: policies match break-glass entries on its
+/// object id or its application (client) id, and privileged rules on its directory roles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ServicePrincipalFacts {
+    /// The service principal's object id (lower case).
+    pub id: String,
+    /// The application (client) id: how operators usually name an app.
+    pub app_id: Option<String>,
+    pub display_name: Option<String>,
+    /// `Application`, `ManagedIdentity`, `Legacy` or `SocialIdp`.
+    pub service_principal_type: Option<String>,
+    /// Its active directory roles, transitive ones included.
+    pub roles: Vec<RoleFacts>,
+}
+
 /// Facts about a target Azure resource. `tags` is empty when the plan did not read them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -137,6 +161,11 @@ pub struct Target {
     pub resource: Option<ResourceFacts>,
     /// Every resource the step targets (a `for_each` step has several); policies check all.
     pub resources: Vec<ResourceFacts>,
+    /// The service principal a step's `principal` is, when it is one.
+    pub service_principal: Option<ServicePrincipalFacts>,
+    /// Where a notification goes: scheme, host and port only (a webhook's path is its
+    /// secret and never reaches a policy).
+    pub destination: Option<String>,
 }
 
 /// Recent activity from the store, so policies can cap the blast radius. The planner and the

@@ -740,6 +740,23 @@ pub trait Store: Send + Sync + 'static {
     /// Distinct principals affected in `tenant` at or after `since` (blast radius).
     async fn count_principals(&self, tenant: &str, since: DateTime<Utc>)
     -> Result<u64, StoreError>;
+    // --- throttle holds, shared by replicas (DESIGN.md §4) ---
+
+    /// Until when requests to `api` for `budget_key` must wait; `None` when they need not.
+    async fn throttle_held_until(
+        &self,
+        budget_key: &str,
+        api: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// Holds requests to `api` for `budget_key` until `until`; an earlier hold never shortens
+    /// a later one.
+    async fn hold_throttle(
+        &self,
+        budget_key: &str,
+        api: &str,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
     /// When riposte last recorded each action's effect on `principal_key` in `tenant`.
     async fn latest_effects(
         &self,

@@ -756,6 +756,23 @@ macro_rules! store_impl {
                 Ok(n.max(0) as u64)
             }
 
+            async fn throttle_held_until(
+                &self,
+                budget_key: &str,
+                api: &str,
+            ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+                super::runs::throttle_held_until(self, budget_key, api).await
+            }
+
+            async fn hold_throttle(
+                &self,
+                budget_key: &str,
+                api: &str,
+                until: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), StoreError> {
+                super::runs::hold_throttle(self, budget_key, api, until).await
+            }
+
             async fn latest_effects(
                 &self,
                 tenant: &str,

@@ -1,6 +1,6 @@
 //! Runs within incidents, shared by both backends like `sql.rs`: creating or joining an
 //! incident's run in one step, follow-up runs, claims and the fenced writes made under them,
-//! and blast-radius reservations — the writes replicas must agree on.
+//! blast-radius reservations and throttle holds — the writes replicas must agree on.
 
 /// Expands to the module `runs` of free functions over `$store`, which `store_impl!`
 /// delegates to.
@@ -469,6 +469,42 @@ macro_rules! run_fns {
                 return Ok(false);
             }
             Ok(true)
+        }
+
+        pub(super) async fn throttle_held_until(
+            store: &$store,
+            budget_key: &str,
+            api: &str,
+        ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+            Ok(sqlx::query_scalar(
+                "SELECT held_until FROM throttle WHERE budget_key = $1 AND api = $2 \
+                 AND held_until > $3",
+            )
+            .bind(budget_key)
+            .bind(api)
+            .bind(ts(now()))
+            .fetch_optional(&store.read)
+            .await?)
+        }
+
+        pub(super) async fn hold_throttle(
+            store: &$store,
+            budget_key: &str,
+            api: &str,
+            until: chrono::DateTime<chrono::Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO throttle (budget_key, api, held_until) VALUES ($1, $2, $3) \
+                 ON CONFLICT (budget_key, api) DO UPDATE SET held_until = CASE \
+                 WHEN excluded.held_until > throttle.held_until THEN excluded.held_until \
+                 ELSE throttle.held_until END",
+            )
+            .bind(budget_key)
+            .bind(api)
+            .bind(ts(truncate(until)))
+            .execute(&store.write)
+            .await?;
+            Ok(())
         }
         }
     };

@@ -127,6 +127,13 @@ fn migrator() -> Migrator {
             include_str!("migrations/sqlite/0004_incidents.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            5,
+            "shared throttle".into(),
+            MigrationType::Simple,
+            include_str!("migrations/sqlite/0005_throttle.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 

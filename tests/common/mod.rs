@@ -34,6 +34,7 @@ pub fn action_settings(webhook: &str) -> ActionSettings {
         mfa_group_id: Some("9f0c7e3a-1d2b-4c5e-8f6a-000000000101".into()),
         notify_webhook_url: Some(webhook.into()),
         log_analytics_workspace: Some("5c9e2a71-3f4b-4d8e-a6c1-000000000201".into()),
+        max_planning_reads: None,
     }
 }
 
@@ -132,12 +133,29 @@ pub async fn service_on_emulator(
     std::sync::Arc<riposte::engine::Service>,
     tempfile::TempDir,
 ) {
+    service_on_emulator_with(tenant, mode, |toml| toml).await
+}
+
+/// As [`service_on_emulator`], with the riposte.toml text passed through `edit` first (extra
+/// `[guardrails]`, another playbooks directory).
+pub async fn service_on_emulator_with(
+    tenant: riposte_emulator::Tenant,
+    mode: &str,
+    edit: impl FnOnce(String) -> String,
+) -> (
+    riposte_emulator::EmulatorHandle,
+    std::sync::Arc<riposte::engine::Service>,
+    tempfile::TempDir,
+) {
     riposte::connectors::install_crypto_provider();
     let emulator = riposte_emulator::Emulator::start("127.0.0.1:0".parse().unwrap(), tenant)
         .expect("the emulator starts");
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("riposte.db").display());
-    let config = config_from_toml(dir.path(), &emulator_toml(&emulator.base_url(), &url, mode));
+    let config = config_from_toml(
+        dir.path(),
+        &edit(emulator_toml(&emulator.base_url(), &url, mode)),
+    );
     let service = riposte::app::App::new(config)
         .unwrap()
         .service_with(riposte::engine::ServiceOptions::default())

@@ -98,6 +98,7 @@ fn plan(name: &str, with: &Value) -> Result<ActionPlan, ActionError> {
         mfa_group_id: Some(GROUP.into()),
         notify_webhook_url: Some("https://hooks.example.com/services/T0/B0/x".into()),
         log_analytics_workspace: Some("5c9e2a71-3f4b-4d8e-a6c1-000000000201".into()),
+        max_planning_reads: None,
     };
     let ctx = PlanContext {
         endpoints: &endpoints,

@@ -9,6 +9,7 @@ use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use riposte::connectors::Lookup as _;
 use riposte::engine::service::{Caller, ServiceApi, ServiceError};
 use riposte::engine::{Service, ServiceOptions};
 use riposte::plan::StepStatus;
@@ -390,6 +391,90 @@ async fn a_repeat_after_the_window_finds_the_revocation_still_holding(postgres: 
     f.emulator.shutdown().await;
 }
 
+async fn a_throttle_hold_is_honoured_by_every_replica(postgres: bool) {
+    let Some(f) = fixture("", postgres).await else {
+        return;
+    };
+    // Two replicas: two processes' worth of connectors over the one store.
+    let path = f._dir.path().join("riposte.toml");
+    let replica = || async {
+        let app =
+            riposte::app::App::new(riposte::config::Config::load(Some(&path)).unwrap()).unwrap();
+        app.service_with(ServiceOptions::default()).await.unwrap();
+        app
+    };
+    let (a, b) = (replica().await, replica().await);
+    let tenant = a.config.azure.tenant_id.clone().unwrap();
+    let base = f.emulator.base_url();
+    let user = format!("{base}/v1.0/users/{}", user_id(7));
+    let store = f.service.store().clone();
+
+    // Microsoft tells replica A to back off: the hold lands in the shared store.
+    f.emulator
+        .state()
+        .add_fault(
+            serde_json::from_value(json!({
+                "route": "GET /v1.0/users/*", "kind": "throttle", "retry_after": 1, "count": 1
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+    let lookup = a.connectors.read_only();
+    let first = tokio::spawn({
+        let user = user.clone();
+        async move { lookup.get(riposte::connectors::Api::Graph, &user).await }
+    });
+    let mut held = None;
+    for _ in 0..200 {
+        held = store.throttle_held_until(&tenant, "graph").await.unwrap();
+        if held.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(held.is_some(), "the 429 was shared through the store");
+    first.await.unwrap().unwrap();
+
+    // Another replica learnt of a hold: B sends nothing to Graph until it ends.
+    let until = chrono::Utc::now() + chrono::Duration::seconds(3);
+    store.hold_throttle(&tenant, "graph", until).await.unwrap();
+    f.emulator.state().clear_requests();
+    let lookup = b.connectors.read_only();
+    let second =
+        tokio::spawn(async move { lookup.get(riposte::connectors::Api::Graph, &user).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent: Vec<_> = f
+        .emulator
+        .state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.api == "graph")
+        .collect();
+    assert!(sent.is_empty(), "B waited for the hold: {sent:#?}");
+    second.await.unwrap().unwrap();
+    assert!(
+        f.emulator
+            .state()
+            .requests()
+            .iter()
+            .any(|r| r.api == "graph"),
+        "and sent once it ended"
+    );
+    // An earlier hold never shortens a later one.
+    store
+        .hold_throttle(&tenant, "arm", until + chrono::Duration::seconds(60))
+        .await
+        .unwrap();
+    store.hold_throttle(&tenant, "arm", until).await.unwrap();
+    let kept = store
+        .throttle_held_until(&tenant, "arm")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(kept > until);
+    f.emulator.shutdown().await;
+}
+
 fn spec() -> RunSpec {
     RunSpec {
         target: RunTarget::Action {
@@ -565,4 +650,5 @@ on_both_stores!(
     a_worker_that_lost_its_claim_can_no_longer_write,
     creating_or_joining_an_incident_is_atomic,
     a_repeat_after_the_window_finds_the_revocation_still_holding,
+    a_throttle_hold_is_honoured_by_every_replica,
 );

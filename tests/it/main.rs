@@ -21,4 +21,6 @@ mod security;
 mod server;
 mod service;
 mod store;
+mod target_facts;
+mod upstream_errors;
 mod validate;

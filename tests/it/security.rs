@@ -215,3 +215,46 @@ async fn the_principal_cannot_be_steered_by_another_entity_type() {
     );
     world.emulator.shutdown().await;
 }
+
+/// One budget of upstream reads per planning (`[actions] max_planning_reads`): a plan that
+/// needs more fails with an error naming the budget, and no partial plan is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planning_past_its_read_budget_fails_and_stores_no_plan() {
+    let (emulator, service, _dir) =
+        common::service_on_emulator_with(Tenant::default_fixture(), "enforce", |toml| {
+            assert!(
+                toml.contains("[actions]\n"),
+                "the emulator's configuration changed"
+            );
+            toml.replacen("[actions]\n", "[actions]\nmax_planning_reads = 3\n", 1)
+        })
+        .await;
+    let caller = Caller {
+        name: "token:lacework".into(),
+    };
+    service
+        .ingest(
+            "lacework",
+            &common::fixture("lacework-details.json"),
+            &caller,
+        )
+        .await
+        .unwrap();
+    service.process_alerts().await.unwrap();
+    let runs = service.runs(10, None).await.unwrap();
+    emulator.state().clear_requests();
+    let err = service.drive(&runs[0].id, None).await.unwrap_err();
+    assert!(
+        err.to_string().contains("[actions] max_planning_reads"),
+        "{err}"
+    );
+    assert!(service.run(&runs[0].id).await.unwrap().run.plan.is_none());
+    let upstream: Vec<_> = emulator
+        .state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.api != "entra")
+        .collect();
+    assert_eq!(upstream.len(), 3, "{upstream:#?}");
+    emulator.shutdown().await;
+}

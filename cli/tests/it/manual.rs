@@ -30,9 +30,12 @@ struct World {
 
 impl World {
     fn start() -> World {
+        World::start_with(Tenant::default_fixture())
+    }
+
+    fn start_with(tenant: Tenant) -> World {
         riposte::connectors::install_crypto_provider();
-        let emulator =
-            Emulator::start("127.0.0.1:0".parse().unwrap(), Tenant::default_fixture()).unwrap();
+        let emulator = Emulator::start("127.0.0.1:0".parse().unwrap(), tenant).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let store = format!("sqlite://{}", dir.path().join("riposte.db").display());
         let toml = common::emulator_toml(&emulator.base_url(), &store, "dry-run");
@@ -391,6 +394,47 @@ async fn a_single_action_is_guarded_on_the_facts_of_its_real_target() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     assert_eq!(v["run"]["plan"]["steps"][0]["status"], "skipped", "{v:#}");
     assert_eq!(mutations(&world), 0, "something was sent");
+}
+
+/// `act` on a resource reads the resource's tags before the guardrails decide: a VM tagged
+/// `riposte:protected` is not locked, even with `--enforce`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn act_on_a_protected_resource_is_denied() {
+    let text = std::fs::read_to_string(common::root().join("tests/fixtures/tenant.yaml")).unwrap();
+    let marker = "      name: vm-web-01\n";
+    assert!(text.contains(marker), "fixture layout changed");
+    let text = text.replacen(
+        marker,
+        &format!("{marker}      tags: {{ \"riposte:protected\": \"true\" }}\n"),
+        1,
+    );
+    let world = World::start_with(Tenant::from_yaml_str(&text).unwrap());
+    let vm = "/subscriptions/b1c2d3e4-0000-4a5b-8c6d-000000000001/resourceGroups/rg-prod/providers/Microsoft.Compute/virtualMachines/vm-web-01";
+    let out = world
+        .riposte(&[
+            "act",
+            "arm.lock_resource",
+            "--resource",
+            vm,
+            "--enforce",
+            "--format",
+            "json",
+        ])
+        .await;
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(
+        v["run"]["status"],
+        "denied",
+        "{v:#} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        v["run"]["plan"]["steps"][0]["policy"]
+            .to_string()
+            .contains("riposte:protected"),
+        "{v:#}"
+    );
+    assert_eq!(world.emulator.state().counter("locks_created"), 0);
 }
 
 /// Nobody rolls back a run their own identity requested: the responder who acted cannot

@@ -560,8 +560,17 @@ async fn throttling_and_server_errors_are_survived_with_one_effect() {
 #[tokio::test]
 async fn a_failing_step_with_on_error_compensate_undoes_its_predecessors() {
     let world = World::start().await;
+    // The lock is planned on a real VM (a target riposte cannot read is denied at planning, so
+    // it would never fail at run time); ARM refuses the lock's PUT.
+    let r = reqwest::Client::new()
+        .post(format!("{}/_emulator/faults", world.emulator.base_url()))
+        .json(&json!({"route": "PUT */providers/Microsoft.Authorization/locks/*", "kind": "error", "status": 400}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
     let yaml = format!(
-        "name: compensate\nsteps:\n  - id: suspend\n    uses: entra.disable_user\n    with: {{ user: alex.wilber@contoso.com }}\n  - id: lock\n    uses: arm.lock_resource\n    needs: [suspend]\n    on_error: compensate\n    with: {{ resource: /subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.Compute/disks/no-such-disk }}\n"
+        "name: compensate\nsteps:\n  - id: suspend\n    uses: entra.disable_user\n    with: {{ user: alex.wilber@contoso.com }}\n  - id: lock\n    uses: arm.lock_resource\n    needs: [suspend]\n    on_error: compensate\n    with: {{ resource: /subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.Compute/virtualMachines/vm-web-01 }}\n"
     );
     let playbook = playbook(&yaml);
     let (_, report) = world.run(&playbook, &lacework_alert()).await;
@@ -571,7 +580,7 @@ async fn a_failing_step_with_on_error_compensate_undoes_its_predecessors() {
         step(&report, "lock")
             .reason
             .as_deref()
-            .is_some_and(|r| r.contains("no-such-disk") || r.contains("not found")),
+            .is_some_and(|r| r.contains("400")),
         "{:?}",
         step(&report, "lock").reason
     );

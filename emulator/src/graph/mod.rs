@@ -2,6 +2,7 @@
 //! Graph's error shape and headers.
 
 mod batch;
+mod directory_objects;
 mod groups;
 mod security;
 mod service_principals;
@@ -208,6 +209,9 @@ fn handle_one(shared: &Shared, req: &Req, route: &[&str]) -> Response<Body> {
             "transitivememberof",
             "microsoft.graph.directoryrole",
         ] if m == Method::GET => service_principals::directory_roles(shared, req, route[1]),
+        ["directoryobjects", _] if m == Method::GET => {
+            directory_objects::get(shared, req, route[1])
+        }
         ["users"] if m == Method::GET => users::list(shared, req),
         ["users", _] if m == Method::GET => users::get(shared, req, route[1]),
         ["users", _] if m == Method::PATCH => users::patch(shared, req, route[1]),
@@ -293,7 +297,8 @@ fn require_advanced_query(
 fn known_shape(route: &[&str], beta: bool) -> bool {
     matches!(
         route,
-        ["users"]
+        ["directoryobjects", _]
+            | ["users"]
             | ["users", _]
             | ["users", _, "revokesigninsessions"]
             | ["users", _, "memberof"]

@@ -85,16 +85,17 @@ fn failed(resp: &ApiResponse, status: &str) -> PollState {
         .or_else(|| resp.body.pointer("/properties/error"));
     PollState::Failed {
         status: status.to_string(),
-        code: err
-            .and_then(|e| e.get("code"))
-            .and_then(Value::as_str)
-            .unwrap_or(status)
-            .to_string(),
-        message: err
-            .and_then(|e| e.get("message"))
-            .and_then(Value::as_str)
-            .unwrap_or("the operation ended without an error message")
-            .to_string(),
+        // The operation's own error is upstream text: summarised, never repeated raw.
+        code: crate::connectors::summary::error_code(
+            err.and_then(|e| e.get("code"))
+                .and_then(Value::as_str)
+                .unwrap_or(status),
+        ),
+        message: crate::connectors::summary::error_message(
+            err.and_then(|e| e.get("message"))
+                .and_then(Value::as_str)
+                .unwrap_or("the operation ended without an error message"),
+        ),
     }
 }
 
