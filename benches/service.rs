@@ -84,6 +84,75 @@ async fn ingestion_rate(label: &str, svc: Arc<Service>, n: usize) {
     );
 }
 
+/// Effects ÷ distinct targets for a storm: 500 alerts about 5 users posted at once to a service
+/// in enforce mode while its worker runs (goal: exactly 1.0 for every kind of effect).
+async fn storm() {
+    let mut tenant = Tenant::default_fixture();
+    let model = tenant.users[0].clone();
+    for n in 0..5 {
+        let mut u = model.clone();
+        u.id = format!("b0000000-0000-4000-8000-{n:012}");
+        u.user_principal_name = format!("storm{n}@contoso.com");
+        tenant.users.push(u);
+    }
+    let emulator = Emulator::start("127.0.0.1:0".parse().unwrap(), tenant).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("storm.db").display());
+    let root = env!("CARGO_MANIFEST_DIR");
+    let toml = format!(
+        "mode = \"enforce\"\nplaybooks = \"{root}/playbooks\"\npolicies = \"{root}/policies\"\n\n[store]\nurl = \"{url}\"\n\n{}\n[alerts.generic]\nid = \"/uid\"\ntitle = \"/rule\"\nseverity = \"/risk\"\nobserved_at = \"/at\"\nprincipal_upn = \"/upn\"\nprincipal_object_id = \"/oid\"\nresources = \"/targets\"\n",
+        riposte_emulator::client_config_toml(&emulator.base_url())
+    );
+    let path = dir.path().join("riposte.toml");
+    std::fs::write(&path, toml).unwrap();
+    let svc = riposte::app::App::new(riposte::config::Config::load(Some(&path)).unwrap())
+        .unwrap()
+        .service_with(ServiceOptions::default())
+        .await
+        .unwrap();
+    let worker = svc.spawn_worker();
+    let start = Instant::now();
+    let posts = (0..500).map(|i| {
+        let svc = Arc::clone(&svc);
+        tokio::spawn(async move {
+            let body = serde_json::to_vec(&serde_json::json!({
+                "uid": format!("STORM-{i}"),
+                "rule": "New Azure API Call Invoked by User Accessed Resource for the First Time",
+                "risk": "high", "at": "2026-04-21T04:03:00Z",
+                "upn": format!("storm{}@contoso.com", i % 5),
+                "oid": format!("b0000000-0000-4000-8000-{:012}", i % 5),
+                "targets": ["/subscriptions/b1c2d3e4-0000-4a5b-8c6d-000000000001/resourceGroups/rg-prod/providers/Microsoft.Compute/virtualMachines/vm-web-01"]
+            }))
+            .unwrap();
+            svc.ingest("generic", &body, &Caller { name: "bench".into() }).await.unwrap();
+        })
+    });
+    for p in futures::future::join_all(posts).await {
+        p.unwrap();
+    }
+    loop {
+        let runs = svc.runs(1000, None).await.unwrap();
+        let pending = svc.store().pending_alerts(1).await.unwrap();
+        if pending.is_empty() && !runs.is_empty() && runs.iter().all(|r| r.status.is_terminal()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let elapsed = start.elapsed();
+    worker.stop().await;
+    let c = |k: &str| emulator.state().counter(k) as f64;
+    let runs = svc.runs(1000, None).await.unwrap().len();
+    println!(
+        "storm (500 alerts, 5 users, enforce, SQLite): {runs} runs in {elapsed:?}; effects ÷ distinct targets: disable {:.2}, revoke {:.2}, MFA group {:.2}, snapshots {:.2}, snapshot locks {:.2} (goal 1.00 each)",
+        c("user_disabled") / 5.0,
+        c("sessions_revoked") / 5.0,
+        c("group_member_added") / 5.0,
+        c("snapshots_created") / 10.0,
+        c("locks_created") / 10.0,
+    );
+    emulator.shutdown().await;
+}
+
 fn main() {
     riposte::connectors::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -91,6 +160,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    rt.block_on(storm());
     rt.block_on(async {
         let emulator = Emulator::start("127.0.0.1:0".parse().unwrap(), Tenant::default_fixture()).unwrap();
         let base = emulator.base_url();

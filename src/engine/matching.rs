@@ -34,6 +34,7 @@ impl Service {
                     continue;
                 }
             };
+            let needed_enrichment = alert.needs_enrichment;
             let alert = match alert::enrich(alert, self.connectors.lacework(), &self.alerts).await {
                 Ok(a) => a,
                 Err(e) => {
@@ -42,6 +43,16 @@ impl Service {
                     continue;
                 }
             };
+            // Kept before any run can plan from it: the source is asked once per alert, not
+            // again by every planning pass (or every replica).
+            if needed_enrichment {
+                let body = serde_json::to_value(&alert)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                self.store
+                    .save_enriched_alert(&record.id, &body)
+                    .await
+                    .map_err(internal)?;
+            }
             matched_any = true;
             self.emit(
                 Audit::AlertReceived {

@@ -164,42 +164,21 @@ mod tests {
 
     #[test]
     fn only_the_same_change_with_the_same_parameters_is_left_out() {
-        let alert: crate::alert::Alert = serde_json::from_value(json!({
-            "id": "a", "source": "generic", "kind": "first_access", "title": "t",
-            "severity": "high", "observed_at": "2026-01-01T00:00:00Z", "resources": [], "raw": {}
-        }))
-        .unwrap();
-        let mut plan = Plan {
-            run_id: "r2".into(),
-            mode: crate::mode::Mode::Enforce,
-            plan_hash: String::new(),
-            playbook: crate::plan::PlaybookRef {
-                name: "p".into(),
-                version: "1".into(),
-                sha256: "s".into(),
-            },
-            alert,
-            inputs: json!({}),
-            created_at: chrono::Utc::now(),
-            steps: vec![
-                step("user", "entra.get_user", Effect::Read, json!({"user": "u"})),
-                step(
-                    "suspend",
-                    "entra.disable_user",
-                    Effect::Mutate,
-                    json!({"user": "u"}),
-                ),
-                step(
-                    "snap",
-                    "arm.snapshot",
-                    Effect::Mutate,
-                    json!([{"resource": "/new"}]),
-                ),
-            ],
-            outputs: json!({}),
-            notes: vec![],
-        };
-        plan.plan_hash = plan_hash(&plan.steps);
+        let mut plan = plan_of(vec![
+            step("user", "entra.get_user", Effect::Read, json!({"user": "u"})),
+            step(
+                "suspend",
+                "entra.disable_user",
+                Effect::Mutate,
+                json!({"user": "u"}),
+            ),
+            step(
+                "snap",
+                "arm.snapshot",
+                Effect::Mutate,
+                json!([{"resource": "/new"}]),
+            ),
+        ]);
         let before = plan.plan_hash.clone();
         let done = [
             DoneStep {

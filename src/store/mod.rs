@@ -574,6 +574,9 @@ pub trait Store: Send + Sync + 'static {
     /// Matching finished: the alert becomes `matched` when a run links it, else `unmatched`.
     /// Only a pending alert changes.
     async fn mark_alert_processed(&self, id: &str) -> Result<(), StoreError>;
+    /// Replaces a pending alert's body with its enriched form (what the source's API added),
+    /// so planning reads it from here instead of asking the source again.
+    async fn save_enriched_alert(&self, id: &str, body: &Value) -> Result<(), StoreError>;
     /// Counts a failed attempt at a pending alert and keeps its reason: pending again from
     /// `retry_at`, or `failed` when there is none.
     async fn record_alert_failure(

@@ -398,6 +398,22 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            async fn save_enriched_alert(
+                &self,
+                id: &str,
+                body: &serde_json::Value,
+            ) -> Result<(), StoreError> {
+                let done = sqlx::query("UPDATE alerts SET body = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(Json(body))
+                    .execute(&self.write)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    self.alert_exists(id).await?;
+                }
+                Ok(())
+            }
+
             async fn create_run(&self, run: &NewRun) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await?;
                 super::runs::insert_run_in(&mut tx, run).await?;

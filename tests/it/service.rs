@@ -104,6 +104,15 @@ async fn a_lacework_webhook_alert_is_enriched_and_contains_the_user(postgres: bo
     assert_eq!(runs.len(), 1, "{runs:#?}");
     let view = f.service.run(&runs[0].id).await.unwrap();
     assert_eq!(view.run.status, RunStatus::Succeeded, "{:#?}", view.report);
+    // Lacework is asked for the Details once: planning reads the enriched alert from the store.
+    let details: Vec<_> = f
+        .emulator
+        .state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.api == "lacework" && r.path.starts_with("/api/v2/Alerts"))
+        .collect();
+    assert_eq!(details.len(), 1, "{details:#?}");
     assert_eq!(counter(&f, "user_disabled").await, 1);
     assert_eq!(counter(&f, "sessions_revoked").await, 1);
     assert!(counter(&f, "snapshots_created").await >= 2);
