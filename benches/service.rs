@@ -40,6 +40,16 @@ fn alert(i: usize) -> Vec<u8> {
 }
 
 async fn service(store_url: &str, base: &str, dir: &std::path::Path, mode: &str) -> Arc<Service> {
+    service_with(store_url, base, dir, mode, ServiceOptions::default()).await
+}
+
+async fn service_with(
+    store_url: &str,
+    base: &str,
+    dir: &std::path::Path,
+    mode: &str,
+    options: ServiceOptions,
+) -> Arc<Service> {
     let root = env!("CARGO_MANIFEST_DIR");
     let toml = format!(
         "mode = \"{mode}\"\nplaybooks = \"{root}/playbooks\"\npolicies = \"{root}/policies\"\n\n[store]\nurl = \"{store_url}\"\n\n{}",
@@ -50,7 +60,7 @@ async fn service(store_url: &str, base: &str, dir: &std::path::Path, mode: &str)
     let config = riposte::config::Config::load(Some(&path)).unwrap();
     riposte::app::App::new(config)
         .unwrap()
-        .service_with(ServiceOptions::default())
+        .service_with(options)
         .await
         .unwrap()
 }
@@ -132,7 +142,11 @@ async fn storm() {
     }
     loop {
         let runs = svc.runs(1000, None).await.unwrap();
-        let pending = svc.store().pending_alerts(1).await.unwrap();
+        let pending = svc
+            .store()
+            .list_alerts(1, Some(riposte::store::AlertStatus::Pending))
+            .await
+            .unwrap();
         if pending.is_empty() && !runs.is_empty() && runs.iter().all(|r| r.status.is_terminal()) {
             break;
         }
@@ -178,7 +192,13 @@ fn main() {
         // Alert received → first containment request, enforce mode, emulator at loopback speed.
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("latency.db").display());
-        let svc = service(&url, &base, dir.path(), "enforce").await;
+        // Every alert its own incident (a window of 0 s): otherwise the same two users' alerts
+        // would join their first, finished runs and nothing would start.
+        let options = ServiceOptions {
+            coalesce_window: std::time::Duration::ZERO,
+            ..ServiceOptions::default()
+        };
+        let svc = service_with(&url, &base, dir.path(), "enforce", options).await;
         let mut to_first = Vec::new();
         let mut reads = Vec::new();
         let users = [

@@ -18,7 +18,11 @@ impl Service {
     /// same principal and playbook. An alert that cannot be enriched now waits for its next
     /// attempt (or fails) without holding up the others. Returns how many alerts it looked at.
     pub async fn process_alerts(&self) -> Result<usize, ServiceError> {
-        let pending = self.store.pending_alerts(256).await.map_err(internal)?;
+        let pending = self
+            .store
+            .claim_alerts(256, self.options.lease)
+            .await
+            .map_err(internal)?;
         // Resources each incident handles, as learnt in this pass: a storm of alerts about
         // one incident reads its runs once, not once per alert.
         let mut handled = HandledResources::new();

@@ -577,6 +577,14 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces a pending alert's body with its enriched form (what the source's API added),
     /// so planning reads it from here instead of asking the source again.
     async fn save_enriched_alert(&self, id: &str, body: &Value) -> Result<(), StoreError>;
+    /// Claims up to `limit` due pending alerts for one matcher, oldest first: none is handed
+    /// to another matcher (on any replica) for `hold`, so each alert is enriched once; a
+    /// matcher that dies leaves them due again when the hold passes.
+    async fn claim_alerts(
+        &self,
+        limit: u32,
+        hold: Duration,
+    ) -> Result<Vec<AlertRecord>, StoreError>;
     /// Counts a failed attempt at a pending alert and keeps its reason: pending again from
     /// `retry_at`, or `failed` when there is none.
     async fn record_alert_failure(

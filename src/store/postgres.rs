@@ -111,6 +111,9 @@ const CLAIM_SQL: &str = "UPDATE runs SET lease_owner = $1, lease_until = $2, fen
      AND (lease_until IS NULL OR lease_until <= $3) \
      RETURNING id, fence";
 
+/// How an alert claim passes over the rows another matcher is claiming.
+const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
+
 /// How a fenced journal write holds the run while it checks the fence.
 const FENCE_LOCK: &str = " FOR SHARE";
 

@@ -35,7 +35,7 @@ macro_rules! store_impl {
         type Row = <$db as sqlx::Database>::Row;
         type Tx = sqlx::Transaction<'static, $db>;
 
-        const ALERT_COLUMNS: &str =
+        pub(super) const ALERT_COLUMNS: &str =
             "id, source, source_id, principal_key, body, received_at, processed_at, ingested_by, \
              status, attempts, next_attempt_at, last_error";
         const RUN_COLUMNS: &str = "id, status, playbook, principal_key, tenant, mode, \
@@ -50,7 +50,7 @@ macro_rules! store_impl {
         /// Verification reads the chain in pages of this many records.
         const AUDIT_PAGE: i64 = 1000;
 
-        fn alert_from_row(row: &Row) -> Result<AlertRecord, StoreError> {
+        pub(super) fn alert_from_row(row: &Row) -> Result<AlertRecord, StoreError> {
             Ok(AlertRecord {
                 id: row.try_get("id")?,
                 source: row.try_get("source")?,
@@ -300,6 +300,14 @@ macro_rules! store_impl {
                     .fetch_all(&self.read)
                     .await?;
                 rows.iter().map(alert_from_row).collect()
+            }
+
+            async fn claim_alerts(
+                &self,
+                limit: u32,
+                hold: std::time::Duration,
+            ) -> Result<Vec<AlertRecord>, StoreError> {
+                super::runs::claim_alerts(self, limit, hold).await
             }
 
             async fn record_alert_failure(

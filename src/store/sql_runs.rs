@@ -7,12 +7,12 @@
 macro_rules! run_fns {
     ($store:ident, $db:ty) => {
         mod runs {
-        use super::{$store, CLAIM_SQL, FENCE_LOCK, ts};
+        use super::{$store, CLAIM_LOCK, CLAIM_SQL, FENCE_LOCK, ts};
         use sqlx::Row as _;
         use sqlx::types::Json;
 
         use $crate::store::{
-            Claim, FailedAttempt, Fence, JournalEntry, Joined, NewRun, Reservation, RunStatus, StepState, Store,
+            AlertRecord, Claim, FailedAttempt, Fence, JournalEntry, Joined, NewRun, Reservation, RunStatus, StepState, Store,
             StoreError, lease_until, now, parse_status, truncate,
         };
 
@@ -505,6 +505,31 @@ macro_rules! run_fns {
             .execute(&store.write)
             .await?;
             Ok(())
+        }
+
+        pub(super) async fn claim_alerts(
+            store: &$store,
+            limit: u32,
+            hold: std::time::Duration,
+        ) -> Result<Vec<AlertRecord>, StoreError> {
+            use super::imp::{ALERT_COLUMNS, alert_from_row};
+            // Claimed by moving the next attempt past the hold: another matcher skips it,
+            // and if this one dies the alert is due again once the hold passes.
+            let sql = format!(
+                "UPDATE alerts SET next_attempt_at = $3 WHERE id IN (SELECT id FROM alerts \
+                 WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= $2) \
+                 ORDER BY received_at, id LIMIT $1{CLAIM_LOCK}) \
+                 AND (next_attempt_at IS NULL OR next_attempt_at <= $2) RETURNING {ALERT_COLUMNS}"
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(i64::from(limit))
+                .bind(ts(now()))
+                .bind(ts(lease_until(hold)))
+                .fetch_all(&store.write)
+                .await?;
+            let mut alerts = rows.iter().map(alert_from_row).collect::<Result<Vec<_>, _>>()?;
+            alerts.sort_by(|a, b| (a.received_at, &a.id).cmp(&(b.received_at, &b.id)));
+            Ok(alerts)
         }
         }
     };

@@ -158,6 +158,9 @@ const CLAIM_SQL: &str = "UPDATE runs SET lease_owner = $1, lease_until = $2, fen
      AND (lease_until IS NULL OR lease_until <= $3) \
      RETURNING id, fence";
 
+/// How an alert claim passes over the rows another matcher is claiming (nothing: one writer).
+const CLAIM_LOCK: &str = "";
+
 /// How a fenced journal write holds the run while it checks the fence (nothing: the one writer connection already serialises writes).
 const FENCE_LOCK: &str = "";
 

@@ -153,7 +153,10 @@ async fn settle(f: &Fixture) {
     let store = f.service.store().clone();
     // A bound on polling, not an assertion on time: a broken build fails here, not hangs.
     for _ in 0..1200 {
-        let pending = store.pending_alerts(1).await.unwrap();
+        let pending = store
+            .list_alerts(1, Some(riposte::store::AlertStatus::Pending))
+            .await
+            .unwrap();
         let runs = store.list_runs(10_000, None).await.unwrap();
         let moving = runs.iter().any(|r| {
             matches!(
@@ -475,6 +478,60 @@ async fn a_throttle_hold_is_honoured_by_every_replica(postgres: bool) {
     f.emulator.shutdown().await;
 }
 
+async fn matchers_claim_each_alert_once(postgres: bool) {
+    let Some(f) = fixture("", postgres).await else {
+        return;
+    };
+    let store = f.service.store().clone();
+    for i in 0..40 {
+        store
+            .insert_alert(&riposte::store::NewAlert {
+                source: "generic".into(),
+                source_id: format!("CLAIM-{i}"),
+                principal_key: None,
+                body: json!({}),
+                received_at: chrono::Utc::now(),
+                ingested_by: None,
+            })
+            .await
+            .unwrap();
+    }
+    // Four matchers (as on four replicas) claim at once: each alert goes to one of them.
+    let hour = Duration::from_secs(3600);
+    let claims = (0..4).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.claim_alerts(15, hour).await.unwrap() })
+    });
+    let mut ids: Vec<String> = Vec::new();
+    for c in futures::future::join_all(claims).await {
+        ids.extend(c.unwrap().into_iter().map(|a| a.id));
+    }
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "an alert was claimed twice");
+    assert_eq!(ids.len(), 40);
+    assert!(store.claim_alerts(100, hour).await.unwrap().is_empty());
+    // A matcher that died: once its hold passes, the alerts are due again.
+    for i in 40..45 {
+        store
+            .insert_alert(&riposte::store::NewAlert {
+                source: "generic".into(),
+                source_id: format!("CLAIM-{i}"),
+                principal_key: None,
+                body: json!({}),
+                received_at: chrono::Utc::now(),
+                ingested_by: None,
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.claim_alerts(100, Duration::ZERO).await.unwrap().len(),
+        5
+    );
+    assert_eq!(store.claim_alerts(100, hour).await.unwrap().len(), 5);
+    f.emulator.shutdown().await;
+}
+
 fn spec() -> RunSpec {
     RunSpec {
         target: RunTarget::Action {
@@ -651,4 +708,5 @@ on_both_stores!(
     creating_or_joining_an_incident_is_atomic,
     a_repeat_after_the_window_finds_the_revocation_still_holding,
     a_throttle_hold_is_honoured_by_every_replica,
+    matchers_claim_each_alert_once,
 );

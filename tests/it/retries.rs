@@ -374,13 +374,27 @@ async fn a_run_whose_planning_keeps_failing_ends_failed(postgres: bool) {
     let Some(f) = fixture("dry-run", postgres, quick(3)).await else {
         return;
     };
-    f.service
+    let ingested = f
+        .service
         .ingest("lacework", &webhook(SEEDED_ID), &caller("lacework"))
         .await
         .unwrap();
+    let store = f.service.store();
+    let as_received = store
+        .get_alert(&ingested.alert_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .body;
     f.service.process_alerts().await.unwrap();
     let run = f.service.runs(10, None).await.unwrap().remove(0);
     assert_eq!(run.status, RunStatus::Pending);
+    // Matching stores the enriched alert, so planning never asks Lacework; an alert stored
+    // without it (by an older version) makes planning ask, and here fail.
+    store
+        .save_enriched_alert(&ingested.alert_id, &as_received)
+        .await
+        .unwrap();
     details_down(&f, SEEDED_ID);
     let worker = f.service.spawn_worker();
     eventually("the run failing", || async {
