@@ -79,6 +79,10 @@ pub(crate) struct Shared {
     faults: Mutex<Faults>,
     /// Every request answered, in order.
     log: Mutex<Vec<LoggedRequest>>,
+    /// Requests received but not answered yet (held by a latency fault, or being handled), by
+    /// `seq`: the log only learns of a request once it is answered, and a test that must act
+    /// while a request is on the wire (pause or kill its sender) needs to see it arrive.
+    in_flight: Mutex<BTreeMap<u64, LoggedRequest>>,
     /// Last request sequence number handed out.
     seq: AtomicU64,
 }
@@ -94,6 +98,35 @@ impl Shared {
 
     fn record(&self, entry: LoggedRequest) {
         self.log.lock().expect("log lock").push(entry);
+    }
+}
+
+/// Lists a request as in flight for as long as it lives. A guard rather than a call at the
+/// end of `handle`, so a request whose client went away (its future dropped) leaves the list too.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    seq: u64,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared, entry: &LoggedRequest) -> InFlight<'a> {
+        shared
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .insert(entry.seq, entry.clone());
+        InFlight {
+            shared,
+            seq: entry.seq,
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut in_flight) = self.shared.in_flight.lock() {
+            in_flight.remove(&self.seq);
+        }
     }
 }
 
@@ -113,6 +146,7 @@ impl Emulator {
             issuer: auth::Issuer::new(),
             faults: Mutex::new(Faults::default()),
             log: Mutex::new(Vec::new()),
+            in_flight: Mutex::new(BTreeMap::new()),
             seq: AtomicU64::new(0),
         });
         let (stop, stopped) = oneshot::channel();
@@ -185,6 +219,18 @@ impl EmulatorState {
     /// The request log.
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.0.log.lock().expect("log lock").clone()
+    }
+
+    /// The requests received and not answered yet, oldest first (their `status` is null).
+    /// An answered request is in the log before it leaves this list.
+    pub fn in_flight(&self) -> Vec<LoggedRequest> {
+        self.0
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Empties the request log.
@@ -298,6 +344,8 @@ async fn handle(shared: &Arc<Shared>, request: Request<hyper::body::Incoming>) -
     }
     let seq = shared.next_seq();
     let mut entry = LoggedRequest::new(seq, api, &req);
+    // Dropped last, after `record`: a request is always in the log or in flight.
+    let _in_flight = InFlight::enter(shared, &entry);
     let decision = shared
         .faults
         .lock()
