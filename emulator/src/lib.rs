@@ -280,12 +280,20 @@ async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
         let shared = shared.clone();
         let signal = signal.clone();
         async move {
-            match handle(&shared, request).await {
-                Outcome::Respond(response) => Ok::<_, Infallible>(response),
-                Outcome::Drop => {
+            // Handled in a task of its own: like Azure, the tenant carries out a request that
+            // reached it even when the client goes away before the answer (a client killed
+            // mid-request leaves an effect its successor must find by reading state back).
+            let handled = tokio::spawn(async move { handle(&shared, request).await }).await;
+            match handled {
+                Ok(Outcome::Respond(response)) => Ok::<_, Infallible>(response),
+                Ok(Outcome::Drop) => {
                     signal.notify_one();
                     std::future::pending().await
                 }
+                Err(_) => Ok(http::json(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &json!({"error": {"code": "InternalServerError", "message": "The emulator failed to handle the request."}}),
+                )),
             }
         }
     });

@@ -1554,6 +1554,41 @@ async fn a_delayed_request_is_listed_in_flight_until_it_is_answered() {
 }
 
 #[tokio::test]
+async fn a_request_whose_client_went_away_is_still_carried_out() {
+    let env = Env::start().await;
+    add_fault(
+        &env,
+        json!({"route": "PATCH /v1.0/users/*", "kind": "latency", "latency_ms": 800, "count": 1}),
+    )
+    .await;
+    let token = env.token(GRAPH).await;
+    // The client gives up (as a killed process does) while the request is held.
+    let impatient = Client::builder()
+        .timeout(std::time::Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let gave_up = impatient
+        .patch(env.url(&format!("/v1.0/users/{ALEX}")))
+        .bearer_auth(token)
+        .json(&json!({"accountEnabled": false}))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "{gave_up:?}");
+    // Bounded polling for the effect, not a timing assertion.
+    for _ in 0..500 {
+        if env.emulator.state().counter("user_disabled") == 1 {
+            let logged = env.emulator.state().requests();
+            let patch = logged.iter().find(|r| r.method == "PATCH").unwrap();
+            assert_eq!(patch.status, Some(204));
+            env.stop().await;
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the request was dropped with its client");
+}
+
+#[tokio::test]
 async fn error_and_latency_faults_are_applied_and_logged() {
     let env = Env::start().await;
     add_fault(
