@@ -10,4 +10,5 @@ mod docs;
 mod manual;
 mod policy;
 mod preflight;
+mod replicas;
 mod run;
