@@ -79,6 +79,10 @@ pub(crate) struct Shared {
     faults: Mutex<Faults>,
     /// Every request answered, in order.
     log: Mutex<Vec<LoggedRequest>>,
+    /// Requests received but not answered yet (held by a latency fault, or being handled), by
+    /// `seq`: the log only learns of a request once it is answered, and a test that must act
+    /// while a request is on the wire (pause or kill its sender) needs to see it arrive.
+    in_flight: Mutex<BTreeMap<u64, LoggedRequest>>,
     /// Last request sequence number handed out.
     seq: AtomicU64,
 }
@@ -94,6 +98,35 @@ impl Shared {
 
     fn record(&self, entry: LoggedRequest) {
         self.log.lock().expect("log lock").push(entry);
+    }
+}
+
+/// Lists a request as in flight for as long as it lives. A guard rather than a call at the
+/// end of `handle`, so a request whose client went away (its future dropped) leaves the list too.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    seq: u64,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared, entry: &LoggedRequest) -> InFlight<'a> {
+        shared
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .insert(entry.seq, entry.clone());
+        InFlight {
+            shared,
+            seq: entry.seq,
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut in_flight) = self.shared.in_flight.lock() {
+            in_flight.remove(&self.seq);
+        }
     }
 }
 
@@ -113,6 +146,7 @@ impl Emulator {
             issuer: auth::Issuer::new(),
             faults: Mutex::new(Faults::default()),
             log: Mutex::new(Vec::new()),
+            in_flight: Mutex::new(BTreeMap::new()),
             seq: AtomicU64::new(0),
         });
         let (stop, stopped) = oneshot::channel();
@@ -187,6 +221,18 @@ impl EmulatorState {
         self.0.log.lock().expect("log lock").clone()
     }
 
+    /// The requests received and not answered yet, oldest first (their `status` is null).
+    /// An answered request is in the log before it leaves this list.
+    pub fn in_flight(&self) -> Vec<LoggedRequest> {
+        self.0
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// Empties the request log.
     pub fn clear_requests(&self) {
         self.0.log.lock().expect("log lock").clear();
@@ -234,12 +280,20 @@ async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
         let shared = shared.clone();
         let signal = signal.clone();
         async move {
-            match handle(&shared, request).await {
-                Outcome::Respond(response) => Ok::<_, Infallible>(response),
-                Outcome::Drop => {
+            // Handled in a task of its own: like Azure, the tenant carries out a request that
+            // reached it even when the client goes away before the answer (a client killed
+            // mid-request leaves an effect its successor must find by reading state back).
+            let handled = tokio::spawn(async move { handle(&shared, request).await }).await;
+            match handled {
+                Ok(Outcome::Respond(response)) => Ok::<_, Infallible>(response),
+                Ok(Outcome::Drop) => {
                     signal.notify_one();
                     std::future::pending().await
                 }
+                Err(_) => Ok(http::json(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &json!({"error": {"code": "InternalServerError", "message": "The emulator failed to handle the request."}}),
+                )),
             }
         }
     });
@@ -298,6 +352,8 @@ async fn handle(shared: &Arc<Shared>, request: Request<hyper::body::Incoming>) -
     }
     let seq = shared.next_seq();
     let mut entry = LoggedRequest::new(seq, api, &req);
+    // Dropped last, after `record`: a request is always in the log or in flight.
+    let _in_flight = InFlight::enter(shared, &entry);
     let decision = shared
         .faults
         .lock()

@@ -1516,6 +1516,79 @@ async fn throttle_faults_answer_429_in_each_apis_shape_for_count_requests() {
 }
 
 #[tokio::test]
+async fn a_delayed_request_is_listed_in_flight_until_it_is_answered() {
+    let env = Env::start().await;
+    add_fault(
+        &env,
+        json!({"route": "PATCH /v1.0/users/*", "kind": "latency", "latency_ms": 1500, "count": 1}),
+    )
+    .await;
+    let path = format!("/users/{ALEX}");
+    let patch = env.graph(Method::PATCH, &path, Some(json!({"accountEnabled": false})));
+    let watch = async {
+        // Bounded polling, not a timing assertion: the request shows up while it is held.
+        for _ in 0..1000 {
+            let in_flight = env.emulator.state().in_flight();
+            if let Some(seen) = in_flight.iter().find(|r| r.method == "PATCH") {
+                let logged = env.emulator.state().requests();
+                assert!(
+                    logged.iter().all(|r| r.seq != seen.seq),
+                    "not in the log before it is answered"
+                );
+                return seen.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        panic!("the delayed PATCH was never listed in flight");
+    };
+    let (answered, seen) = tokio::join!(patch, watch);
+    assert_eq!(answered.status(), 204);
+    assert_eq!(seen.path, format!("/v1.0/users/{ALEX}"));
+    assert_eq!(seen.body, Some(json!({"accountEnabled": false})));
+    assert_eq!(seen.status, None);
+    assert!(env.emulator.state().in_flight().is_empty());
+    let logged = env.emulator.state().requests();
+    let entry = logged.iter().find(|r| r.seq == seen.seq).unwrap();
+    assert_eq!(entry.status, Some(204));
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_whose_client_went_away_is_still_carried_out() {
+    let env = Env::start().await;
+    add_fault(
+        &env,
+        json!({"route": "PATCH /v1.0/users/*", "kind": "latency", "latency_ms": 800, "count": 1}),
+    )
+    .await;
+    let token = env.token(GRAPH).await;
+    // The client gives up (as a killed process does) while the request is held.
+    let impatient = Client::builder()
+        .timeout(std::time::Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let gave_up = impatient
+        .patch(env.url(&format!("/v1.0/users/{ALEX}")))
+        .bearer_auth(token)
+        .json(&json!({"accountEnabled": false}))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "{gave_up:?}");
+    // Bounded polling for the effect, not a timing assertion.
+    for _ in 0..500 {
+        if env.emulator.state().counter("user_disabled") == 1 {
+            let logged = env.emulator.state().requests();
+            let patch = logged.iter().find(|r| r.method == "PATCH").unwrap();
+            assert_eq!(patch.status, Some(204));
+            env.stop().await;
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the request was dropped with its client");
+}
+
+#[tokio::test]
 async fn error_and_latency_faults_are_applied_and_logged() {
     let env = Env::start().await;
     add_fault(

@@ -11,4 +11,5 @@ mod manual;
 mod operators;
 mod policy;
 mod preflight;
+mod replicas;
 mod run;
