@@ -537,6 +537,10 @@ impl Executor<'_> {
             record.error = Some(format!("{e}; the request was not sent"));
             return (record, Value::Null);
         }
+        if let Err(e) = self.journal.may_send(&plan.run_id) {
+            record.error = Some(format!("{e}; the request was not sent"));
+            return (record, Value::Null);
+        }
         let result = self.transport.send(&request).await;
         let body = match result {
             Ok(resp) => {

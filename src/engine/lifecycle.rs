@@ -334,9 +334,11 @@ impl Service {
         let (playbook, _) = self.run_spec(run)?;
         let approved = self.valid_approval(run, &plan.plan_hash).await?;
         let silent = |_: &Event<'_>| {};
+        let lease = self.lease_clock(&run.id);
         let journal = FencedJournal {
             store: &self.store,
             fence,
+            lease: lease.as_deref(),
         };
         let executor = Executor {
             transport: &self.connectors,

@@ -69,6 +69,13 @@ pub trait Journal: Send + Sync {
         state: StepState,
         detail: Value,
     ) -> Result<(), JournalError>;
+
+    /// Asked right before each request is sent, after its journal entry: whether this worker
+    /// still holds the run. A worker paused past its lease (or cut off from the store) finds
+    /// out here and sends nothing.
+    fn may_send(&self, _run_id: &str) -> Result<(), JournalError> {
+        Ok(())
+    }
 }
 
 /// The store's journal under one claim of a run: every write carries the claim's fencing
@@ -77,6 +84,39 @@ pub trait Journal: Send + Sync {
 pub struct FencedJournal<'a> {
     pub store: &'a std::sync::Arc<dyn crate::store::Store>,
     pub fence: crate::store::Fence,
+    /// Until when this worker's lease runs as it last renewed it; `None`: not checked.
+    pub lease: Option<&'a LeaseClock>,
+}
+
+/// When a worker's lease on a run ends, as its last renewal set it. The fence check in the
+/// store catches a stale write; this catches a stale send, which the store never sees.
+#[derive(Debug, Default)]
+pub struct LeaseClock(std::sync::atomic::AtomicI64);
+
+impl LeaseClock {
+    /// Renewed (or claimed) now, for `lease`; a margin of a tenth of the lease stays unused,
+    /// so a request never leaves in the last moment of a lease.
+    pub fn renewed(&self, lease: std::time::Duration) {
+        self.set(LeaseClock::deadline(lease));
+    }
+
+    /// When a lease of `lease` renewed now ends, less the margin (milliseconds since the epoch).
+    pub fn deadline(lease: std::time::Duration) -> i64 {
+        let usable = lease.saturating_sub(lease / 10);
+        (chrono::Utc::now()
+            + chrono::Duration::from_std(usable).unwrap_or(chrono::Duration::zero()))
+        .timestamp_millis()
+    }
+
+    /// Sets the end of the lease (from [`LeaseClock::deadline`]).
+    pub fn set(&self, until_ms: i64) {
+        self.0.store(until_ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the lease is still running.
+    pub fn holds(&self) -> bool {
+        chrono::Utc::now().timestamp_millis() < self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 #[async_trait]
@@ -98,6 +138,15 @@ impl Journal for FencedJournal<'_> {
             })
             .map(drop)
     }
+
+    fn may_send(&self, run_id: &str) -> Result<(), JournalError> {
+        match self.lease {
+            Some(lease) if !lease.holds() => Err(JournalError(format!(
+                "this worker's lease on run {run_id} has run out (paused or cut off from the store); another worker may hold the run"
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A journal that keeps nothing, for one-shot runs without a store.
@@ -114,5 +163,20 @@ impl Journal for NoJournal {
         _: Value,
     ) -> Result<(), JournalError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod lease_tests {
+    use super::*;
+
+    #[test]
+    fn a_lapsed_lease_refuses_the_send_and_a_live_one_allows_it() {
+        let clock = LeaseClock::default();
+        assert!(!clock.holds(), "never renewed");
+        clock.renewed(std::time::Duration::from_secs(60));
+        assert!(clock.holds());
+        clock.set(LeaseClock::deadline(std::time::Duration::ZERO) - 1);
+        assert!(!clock.holds());
     }
 }

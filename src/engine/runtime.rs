@@ -99,6 +99,8 @@ pub struct Service {
     /// Playbooks parsed from stored run specs, by the sha256 of their text (content-keyed,
     /// so it can never disagree with the store).
     pub(super) parsed: Mutex<HashMap<String, Playbook>>,
+    /// The lease this worker holds on each run it is driving, as last renewed.
+    pub(super) leases: Mutex<HashMap<String, Arc<super::LeaseClock>>>,
     pub(super) worker_id: String,
     pub(super) wake: Notify,
     runs_sem: Semaphore,
@@ -138,6 +140,7 @@ impl Service {
             options: parts.options,
             fresh: Mutex::new(HashSet::new()),
             parsed: Mutex::new(HashMap::new()),
+            leases: Mutex::new(HashMap::new()),
             worker_id: format!("{}-{}", hostname(), uuid::Uuid::now_v7()),
             wake: Notify::new(),
             received: AtomicU64::new(0),
@@ -221,6 +224,11 @@ impl Service {
         driven
     }
 
+    /// The lease this worker holds on `run_id` while it drives it.
+    pub(super) fn lease_clock(&self, run_id: &str) -> Option<Arc<super::LeaseClock>> {
+        self.leases.lock().ok()?.get(run_id).cloned()
+    }
+
     /// Claims one run for this worker, or says who holds it.
     pub(super) async fn claim(&self, run_id: &str) -> Result<Fence, ServiceError> {
         match self
@@ -246,9 +254,16 @@ impl Service {
         run_id: &str,
         work: impl std::future::Future<Output = T>,
     ) -> T {
+        let clock = Arc::new(super::LeaseClock::default());
+        clock.renewed(self.options.lease);
+        if let Ok(mut leases) = self.leases.lock() {
+            leases.insert(run_id.to_string(), Arc::clone(&clock));
+        }
         let renew = async {
             loop {
                 tokio::time::sleep(self.options.lease / 3).await;
+                // A renewal counts from when it was asked for: the store may answer late.
+                let until = super::LeaseClock::deadline(self.options.lease);
                 if self
                     .store
                     .heartbeat(&self.worker_id, run_id, self.options.lease)
@@ -257,13 +272,18 @@ impl Service {
                 {
                     break;
                 }
+                clock.set(until);
             }
             std::future::pending::<()>().await
         };
-        tokio::select! {
+        let out = tokio::select! {
             out = work => out,
             () = renew => unreachable!("renewing a lease never finishes"),
+        };
+        if let Ok(mut leases) = self.leases.lock() {
+            leases.remove(run_id);
         }
+        out
     }
 
     /// Starts [`Service::work`] in the background; [`Worker::stop`] ends it.

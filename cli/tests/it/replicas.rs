@@ -254,7 +254,12 @@ impl Cluster {
     /// Waits (bounded) until every alert is matched and `expected` runs have all finished.
     async fn wait_finished(&self, expected: usize) -> Vec<RunRecord> {
         for _ in 0..600 {
-            let pending = self.store.pending_alerts(1).await.unwrap();
+            // Pending whether due or claimed by a matcher right now.
+            let pending = self
+                .store
+                .list_alerts(1, Some(riposte::store::AlertStatus::Pending))
+                .await
+                .unwrap();
             let runs = self.runs().await;
             if pending.is_empty()
                 && runs.len() == expected
@@ -732,9 +737,9 @@ async fn a_replica_paused_past_its_lease_sends_and_writes_nothing_after_it_resum
 
 /// The same, with the replica stopped after journaling a request and before sending it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine gap: a request journaled `request_sent` before the lease was lost is still sent \
-            when the replica resumes (the fence is checked by the journal write, not at the send: \
-            src/engine/executor.rs send_one); see the replicas report"]
+#[ignore = "narrowed, not closed: the executor now refuses to send once the worker's own lease \
+            clock has run out (Journal::may_send), but a stop between that check and the bytes \
+            leaving, or inside the transport's retries, still sends; Graph and ARM take no fence"]
 async fn a_replica_paused_between_journaling_and_sending_sends_nothing_after_it_resumes() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     paused_past_its_lease("replicas_window", true).await;

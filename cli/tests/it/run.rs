@@ -513,6 +513,62 @@ async fn a_journal_write_failure_means_the_request_is_not_sent() {
     world.stop().await;
 }
 
+/// A journal that writes, but whose worker's lease ran out between writing `request_sent` and
+/// sending (a process paused past its lease).
+struct PausedPastLease;
+
+#[async_trait::async_trait]
+impl riposte::engine::Journal for PausedPastLease {
+    async fn record(
+        &self,
+        _: &str,
+        _: &str,
+        _: u32,
+        _: riposte::engine::StepState,
+        _: Value,
+    ) -> Result<(), riposte::engine::JournalError> {
+        Ok(())
+    }
+
+    fn may_send(&self, run_id: &str) -> Result<(), riposte::engine::JournalError> {
+        Err(riposte::engine::JournalError(format!(
+            "the lease on {run_id} has run out"
+        )))
+    }
+}
+
+/// The last look before a request leaves: a worker whose lease ran out sends nothing.
+#[tokio::test]
+async fn a_worker_whose_lease_ran_out_sends_nothing() {
+    let world = World::start().await;
+    let playbook = playbook(DISABLE_ALEX);
+    let plan = world
+        .plan(&playbook, &lacework_alert(), Mode::Enforce)
+        .await;
+    let lookup = world.connectors.read_only();
+    let executor = Executor {
+        transport: &world.connectors,
+        lookup: &lookup,
+        journal: &PausedPastLease,
+        settings: &world.settings,
+        endpoints: &world.endpoints,
+        concurrency: 8,
+        approved: false,
+        completed: &Default::default(),
+        on_event: &|_| {},
+    };
+    let report = executor.execute(&plan, &playbook).await;
+    let suspend = step(&report, "suspend");
+    assert_eq!(suspend.outcome, StepOutcome::Failed, "{report:#?}");
+    assert!(
+        format!("{suspend:?}").contains("has run out"),
+        "{suspend:#?}"
+    );
+    assert!(world.mutating_requests_received().is_empty());
+    assert_eq!(world.user(ALEX)["accountEnabled"], true);
+    world.stop().await;
+}
+
 const DISABLE_ALEX: &str = "name: disable\nsteps:\n  - id: suspend\n    uses: entra.disable_user\n    with: { user: alex.wilber@contoso.com }\n";
 
 #[tokio::test]
