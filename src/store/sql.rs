@@ -200,6 +200,25 @@ macro_rules! store_impl {
             Ok(())
         }
 
+        /// How many rows of each status one `SELECT status, COUNT(*) AS n … GROUP BY status`
+        /// finds (alerts and runs, for `/metrics`).
+        async fn status_counts<S: Ord>(
+            read: &sqlx::Pool<$db>,
+            sql: &'static str,
+            parse: fn(&str) -> Result<S, StoreError>,
+        ) -> Result<std::collections::BTreeMap<S, u64>, StoreError> {
+            let rows = sqlx::query(sql).fetch_all(read).await?;
+            let mut counts = std::collections::BTreeMap::new();
+            for row in rows {
+                let n: i64 = row.try_get("n")?;
+                counts.insert(
+                    parse(&row.try_get::<String, _>("status")?)?,
+                    u64::try_from(n).unwrap_or(0),
+                );
+            }
+            Ok(counts)
+        }
+
         /// The alerts of the runs `filter_sql` selects, grouped by run id.
         fn group_alerts(
             rows: Vec<Row>,
@@ -375,18 +394,12 @@ macro_rules! store_impl {
             async fn count_alerts_by_status(
                 &self,
             ) -> Result<std::collections::BTreeMap<AlertStatus, u64>, StoreError> {
-                let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM alerts GROUP BY status")
-                    .fetch_all(&self.read)
-                    .await?;
-                let mut counts = std::collections::BTreeMap::new();
-                for row in rows {
-                    let n: i64 = row.try_get("n")?;
-                    counts.insert(
-                        parse_alert_status(&row.try_get::<String, _>("status")?)?,
-                        u64::try_from(n).unwrap_or(0),
-                    );
-                }
-                Ok(counts)
+                status_counts(
+                    &self.read,
+                    "SELECT status, COUNT(*) AS n FROM alerts GROUP BY status",
+                    parse_alert_status,
+                )
+                .await
             }
 
             async fn mark_alert_processed(&self, id: &str) -> Result<(), StoreError> {
@@ -609,18 +622,12 @@ macro_rules! store_impl {
             async fn count_runs_by_status(
                 &self,
             ) -> Result<std::collections::BTreeMap<RunStatus, u64>, StoreError> {
-                let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
-                    .fetch_all(&self.read)
-                    .await?;
-                let mut counts = std::collections::BTreeMap::new();
-                for row in rows {
-                    let n: i64 = row.try_get("n")?;
-                    counts.insert(
-                        parse_status(&row.try_get::<String, _>("status")?)?,
-                        u64::try_from(n).unwrap_or(0),
-                    );
-                }
-                Ok(counts)
+                status_counts(
+                    &self.read,
+                    "SELECT status, COUNT(*) AS n FROM runs GROUP BY status",
+                    parse_status,
+                )
+                .await
             }
 
             async fn journal(
