@@ -123,8 +123,9 @@ impl ServiceApi for Service {
         }
         // Undoing sends requests too: under a claim, so no worker executes the run meanwhile.
         let fence = self.claim(id).await?;
+        let lease = self.lease_clock();
         let result = self
-            .under_lease(id, async {
+            .under_lease(id, &lease, async {
                 let result = rollback(&report, &self.connectors).await;
                 for (step, _) in &result.undone {
                     self.store

@@ -10,7 +10,7 @@ use super::events::{Audit, RedactedRequest};
 use super::report::{RunOutcome, RunReport, StepOutcome};
 use super::runtime::{Service, internal};
 use super::service::ServiceError;
-use super::{Event, Executor, FencedJournal};
+use super::{Event, Executor, FencedJournal, LeaseClock};
 use crate::actions::{self, Effect};
 use crate::alert::{self, Alert};
 use crate::mode::Mode;
@@ -26,6 +26,7 @@ impl Service {
         &self,
         run_id: &str,
         fence: Fence,
+        lease: &LeaseClock,
         on_event: Option<&(dyn Fn(&Event<'_>) + Send + Sync)>,
     ) -> Result<RunRecord, ServiceError> {
         let run = self.get_run(run_id).await?;
@@ -60,11 +61,11 @@ impl Service {
                     .await
                     .map_err(internal)?;
                 if next == RunStatus::Running {
-                    return Box::pin(self.drive_held(run_id, fence, on_event)).await;
+                    return Box::pin(self.drive_held(run_id, fence, lease, on_event)).await;
                 }
                 self.get_run(run_id).await
             }
-            RunStatus::Running => self.execute_run(&run, fence, on_event).await,
+            RunStatus::Running => self.execute_run(&run, fence, lease, on_event).await,
             _ => Ok(run),
         }
     }
@@ -271,6 +272,7 @@ impl Service {
         &self,
         run: &RunRecord,
         fence: Fence,
+        lease: &LeaseClock,
         on_event: Option<&(dyn Fn(&Event<'_>) + Send + Sync)>,
     ) -> Result<RunRecord, ServiceError> {
         let stored: Option<Plan> = match &run.plan {
@@ -334,11 +336,10 @@ impl Service {
         let (playbook, _) = self.run_spec(run)?;
         let approved = self.valid_approval(run, &plan.plan_hash).await?;
         let silent = |_: &Event<'_>| {};
-        let lease = self.lease_clock(&run.id);
         let journal = FencedJournal {
             store: &self.store,
             fence,
-            lease: lease.as_deref(),
+            lease: Some(lease),
         };
         let executor = Executor {
             transport: &self.connectors,

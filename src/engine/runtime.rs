@@ -99,8 +99,6 @@ pub struct Service {
     /// Playbooks parsed from stored run specs, by the sha256 of their text (content-keyed,
     /// so it can never disagree with the store).
     pub(super) parsed: Mutex<HashMap<String, Playbook>>,
-    /// The lease this worker holds on each run it is driving, as last renewed.
-    pub(super) leases: Mutex<HashMap<String, Arc<super::LeaseClock>>>,
     pub(super) worker_id: String,
     pub(super) wake: Notify,
     runs_sem: Semaphore,
@@ -140,7 +138,6 @@ impl Service {
             options: parts.options,
             fresh: Mutex::new(HashSet::new()),
             parsed: Mutex::new(HashMap::new()),
-            leases: Mutex::new(HashMap::new()),
             worker_id: format!("{}-{}", hostname(), uuid::Uuid::now_v7()),
             wake: Notify::new(),
             received: AtomicU64::new(0),
@@ -188,8 +185,9 @@ impl Service {
     async fn work_claimed(self: Arc<Self>, claim: Claim) {
         let _permit = self.runs_sem.acquire().await;
         let id = claim.run_id;
+        let lease = self.lease_clock();
         let driven = self
-            .under_lease(&id, self.drive_held(&id, claim.fence, None))
+            .under_lease(&id, &lease, self.drive_held(&id, claim.fence, &lease, None))
             .await;
         match driven {
             Ok(_) => {}
@@ -217,16 +215,23 @@ impl Service {
         on_event: Option<&(dyn Fn(&Event<'_>) + Send + Sync)>,
     ) -> Result<RunRecord, ServiceError> {
         let fence = self.claim(run_id).await?;
+        let lease = self.lease_clock();
         let driven = self
-            .under_lease(run_id, self.drive_held(run_id, fence, on_event))
+            .under_lease(
+                run_id,
+                &lease,
+                self.drive_held(run_id, fence, &lease, on_event),
+            )
             .await;
         let _ = self.store.release(&self.worker_id, run_id).await;
         driven
     }
 
-    /// The lease this worker holds on `run_id` while it drives it.
-    pub(super) fn lease_clock(&self, run_id: &str) -> Option<Arc<super::LeaseClock>> {
-        self.leases.lock().ok()?.get(run_id).cloned()
+    /// The clock of a lease claimed just now, which [`Service::under_lease`] renews.
+    pub(super) fn lease_clock(&self) -> super::LeaseClock {
+        let clock = super::LeaseClock::default();
+        clock.renewed(self.options.lease);
+        clock
     }
 
     /// Claims one run for this worker, or says who holds it.
@@ -247,18 +252,15 @@ impl Service {
         }
     }
 
-    /// Runs `work` while renewing this worker's lease on `run_id`. Once the lease is lost the
-    /// renewals stop; the work's own writes then fail on their fence.
+    /// Runs `work` while renewing this worker's lease on `run_id`, moving `clock` on with
+    /// each renewal. Once the lease is lost the renewals stop: the work's writes then fail on
+    /// their fence, and its sends on the clock.
     pub(super) async fn under_lease<T>(
         &self,
         run_id: &str,
+        clock: &super::LeaseClock,
         work: impl std::future::Future<Output = T>,
     ) -> T {
-        let clock = Arc::new(super::LeaseClock::default());
-        clock.renewed(self.options.lease);
-        if let Ok(mut leases) = self.leases.lock() {
-            leases.insert(run_id.to_string(), Arc::clone(&clock));
-        }
         let renew = async {
             loop {
                 tokio::time::sleep(self.options.lease / 3).await;
@@ -276,14 +278,10 @@ impl Service {
             }
             std::future::pending::<()>().await
         };
-        let out = tokio::select! {
+        tokio::select! {
             out = work => out,
             () = renew => unreachable!("renewing a lease never finishes"),
-        };
-        if let Ok(mut leases) = self.leases.lock() {
-            leases.remove(run_id);
         }
-        out
     }
 
     /// Starts [`Service::work`] in the background; [`Worker::stop`] ends it.
