@@ -177,6 +177,15 @@ async fn settle(f: &Fixture) {
     panic!("runs did not settle");
 }
 
+/// Posts one alert (see [`alert`]) and lets the service respond to it.
+async fn alert_and_settle(f: &Fixture, uid: &str, n: usize, targets: &[&str]) {
+    f.service
+        .ingest("generic", &alert(uid, n, targets), &sender())
+        .await
+        .unwrap();
+    settle(f).await;
+}
+
 fn counter(f: &Fixture, name: &str) -> u64 {
     f.emulator.state().counter(name)
 }
@@ -225,19 +234,11 @@ async fn a_late_repeat_of_a_finished_incident_sends_nothing_again(postgres: bool
     let Some(f) = fixture("", postgres).await else {
         return;
     };
-    f.service
-        .ingest("generic", &alert("FIRST", 1, &["vm-web-01"]), &sender())
-        .await
-        .unwrap();
-    settle(&f).await;
+    alert_and_settle(&f, "FIRST", 1, &["vm-web-01"]).await;
     let before = f.emulator.state().counters();
     assert_eq!(counter(&f, "user_disabled"), 1);
     // The detector fires again after the run finished: it joins the finished run.
-    f.service
-        .ingest("generic", &alert("AGAIN", 1, &["vm-web-01"]), &sender())
-        .await
-        .unwrap();
-    settle(&f).await;
+    alert_and_settle(&f, "AGAIN", 1, &["vm-web-01"]).await;
     let runs = f.service.store().list_runs(10, None).await.unwrap();
     assert_eq!(runs.len(), 1, "{runs:#?}");
     assert_eq!(runs[0].alerts.len(), 2);
@@ -258,22 +259,10 @@ async fn a_repeat_naming_a_new_resource_gets_a_follow_up_for_it_alone(postgres: 
     let Some(f) = fixture("", postgres).await else {
         return;
     };
-    f.service
-        .ingest("generic", &alert("FIRST", 2, &["vm-web-01"]), &sender())
-        .await
-        .unwrap();
-    settle(&f).await;
+    alert_and_settle(&f, "FIRST", 2, &["vm-web-01"]).await;
     assert_eq!(counter(&f, "snapshots_created"), 2);
     // Both VMs now: only vm-web-02 is new to the incident.
-    f.service
-        .ingest(
-            "generic",
-            &alert("SECOND", 2, &["vm-web-01", "vm-web-02"]),
-            &sender(),
-        )
-        .await
-        .unwrap();
-    settle(&f).await;
+    alert_and_settle(&f, "SECOND", 2, &["vm-web-01", "vm-web-02"]).await;
     let mut runs = f.service.store().list_runs(10, None).await.unwrap();
     runs.sort_by_key(|r| r.created_at);
     assert_eq!(runs.len(), 2, "{runs:#?}");
@@ -344,17 +333,9 @@ async fn a_repeat_after_the_window_finds_the_revocation_still_holding(postgres: 
     let Some(f) = fixture_with("", options, postgres).await else {
         return;
     };
-    f.service
-        .ingest("generic", &alert("FIRST", 4, &["vm-web-01"]), &sender())
-        .await
-        .unwrap();
-    settle(&f).await;
+    alert_and_settle(&f, "FIRST", 4, &["vm-web-01"]).await;
     assert_eq!(counter(&f, "sessions_revoked"), 1);
-    f.service
-        .ingest("generic", &alert("LATER", 4, &["vm-web-01"]), &sender())
-        .await
-        .unwrap();
-    settle(&f).await;
+    alert_and_settle(&f, "LATER", 4, &["vm-web-01"]).await;
     let mut runs = f.service.store().list_runs(10, None).await.unwrap();
     runs.sort_by_key(|r| r.created_at);
     assert_eq!(runs.len(), 2, "a new incident");
@@ -380,15 +361,7 @@ async fn a_repeat_after_the_window_finds_the_revocation_still_holding(postgres: 
         )
         .await
         .unwrap();
-    f.service
-        .ingest(
-            "generic",
-            &alert("AFTER-ROLLBACK", 4, &["vm-web-01"]),
-            &sender(),
-        )
-        .await
-        .unwrap();
-    settle(&f).await;
+    alert_and_settle(&f, "AFTER-ROLLBACK", 4, &["vm-web-01"]).await;
     assert_eq!(counter(&f, "user_disabled"), 2);
     assert_eq!(counter(&f, "sessions_revoked"), 2);
     f.emulator.shutdown().await;
