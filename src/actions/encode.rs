@@ -25,6 +25,9 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b':')
     .remove(b'$');
 
+/// What an unknown standing for a whole ARM id leaves as-is: a segment's characters and `/`.
+const ARM_ID: &AsciiSet = &SEGMENT.remove(b'/');
+
 /// Characters left as-is in a query value; everything else (notably `&`, `=`, `#`, `+`, space)
 /// is percent-encoded.
 const QUERY: &AsciiSet = &NON_ALPHANUMERIC
@@ -43,66 +46,44 @@ const QUERY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'$')
     .remove(b'/');
 
-/// Whether `value` may stand in a URL as the placeholder it is ([`unknown::is_placeholder`]:
-/// never a secret's, which only the webhook redaction writes) where `unencoded` is what the
-/// slot leaves as-is. Only a placeholder whose ASCII characters all stand for themselves there
-/// (spaces aside, which split nothing) is shown raw: it then decodes to exactly itself, while a
-/// look-alike holding `/`, `?`, `&`, `#`, `%`, `+` or a control character — from an alert or a
-/// caller, or quoting one — is encoded like any text and cannot add a segment or a parameter.
-fn passes_as_placeholder(value: &str, unencoded: &'static AsciiSet) -> bool {
-    unknown::is_placeholder(value)
-        && value
-            .bytes()
-            .filter(|b| b.is_ascii() && *b != b' ')
-            .all(|b| stands_for_itself(b, unencoded))
+/// `value` encoded with `unencoded` left as-is, except riposte's own unknowns
+/// ([`unknown::spans`]), which stay readable: a request holding one is never sent (the plan
+/// lists it as known only at run time), and no input can make text into one. What an unknown
+/// quotes (`object id of a#b@contoso.com`) is still encoded where it would change the URL's
+/// structure, so the plan shows the URL exactly as it will be once the value is known.
+fn encode(value: &str, unencoded: &'static AsciiSet) -> String {
+    let mut out = String::with_capacity(value.len());
+    for (is_unknown, part) in unknown::spans(value) {
+        if is_unknown {
+            readable_unknown(part, unencoded, &mut out);
+        } else {
+            out.extend(utf8_percent_encode(part, unencoded));
+        }
+    }
+    out
 }
 
-fn stands_for_itself(byte: u8, unencoded: &'static AsciiSet) -> bool {
-    let one = [byte];
-    percent_encoding::percent_encode(&one, unencoded)
-        .next()
-        .is_some_and(|s| s.as_bytes() == one)
+/// An unknown as a URL shows it: its mark, brackets, spaces and any non-ASCII text as they
+/// are, every ASCII character the slot would encode encoded.
+fn readable_unknown(part: &str, unencoded: &'static AsciiSet, out: &mut String) {
+    for c in part.chars() {
+        if c.is_ascii() && c != ' ' {
+            let byte = [c as u8];
+            out.extend(percent_encoding::percent_encode(&byte, unencoded));
+        } else {
+            out.push(c);
+        }
+    }
 }
 
 /// One path segment: a guest's `#EXT#` becomes `%23EXT%23`, a `/` cannot start a new segment.
-/// A value known only at run time is shown as its placeholder.
 pub fn segment(value: &str) -> String {
-    if passes_as_placeholder(value, SEGMENT) {
-        return value.to_string();
-    }
-    utf8_percent_encode(value, SEGMENT).to_string()
+    encode(value, SEGMENT)
 }
 
-/// A query parameter value.
+/// A query parameter value (an OData filter around an unknown keeps the unknown readable).
 pub fn query_value(value: &str) -> String {
-    if passes_as_placeholder(value, QUERY) {
-        return value.to_string();
-    }
-    utf8_percent_encode(value, QUERY).to_string()
-}
-
-/// A query value that may contain placeholders (`⟨…⟩`) inside it, e.g. an OData filter
-/// around a value known only at run time: the placeholders stay readable, everything around
-/// them is encoded as [`query_value`] does.
-pub fn query_value_with_placeholders(value: &str) -> String {
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(start) = rest.find('⟨') {
-        let Some(len) = rest[start..].find('⟩') else {
-            break;
-        };
-        let end = start + len + '⟩'.len_utf8();
-        out.push_str(&query_value(&rest[..start]));
-        let inner = &rest[start..end];
-        if passes_as_placeholder(inner, QUERY) {
-            out.push_str(inner);
-        } else {
-            out.push_str(&query_value(inner));
-        }
-        rest = &rest[end..];
-    }
-    out.push_str(&query_value(rest));
-    out
+    encode(value, QUERY)
 }
 
 /// An OData string literal, quotes included: `'` inside is doubled (`O'Brien` → `'O''Brien'`).
@@ -110,20 +91,29 @@ pub fn odata_string(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
-/// An ARM id used as a path: each segment encoded on its own, the slashes kept. A placeholder
-/// stands for the whole id, so it is one slot: encoded as [`segment`] encodes it, never split.
+/// An ARM id used as a path: each segment encoded on its own, the slashes kept. An unknown
+/// inside it is one slot, never split at a `/` it describes; an unknown that is the whole id
+/// stands for all of it, leading slash included.
 pub fn arm_path(id: &str) -> String {
     if unknown::is_placeholder(id) {
-        return segment(id);
+        let mut out = String::new();
+        readable_unknown(id, ARM_ID, &mut out);
+        return out;
     }
-    id.trim_matches('/')
-        .split('/')
-        .map(segment)
-        .fold(String::new(), |mut acc, s| {
-            acc.push('/');
-            acc.push_str(&s);
-            acc
-        })
+    let mut out = String::from("/");
+    for (is_unknown, part) in unknown::spans(id.trim_matches('/')) {
+        if is_unknown {
+            out.push_str(part);
+            continue;
+        }
+        for (i, seg) in part.split('/').enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            out.extend(utf8_percent_encode(seg, SEGMENT));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -145,66 +135,59 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_inside_a_query_value_stay_readable() {
+    fn unknowns_inside_a_query_value_stay_readable() {
+        let upn = unknown::placeholder("steps.user.outputs.upn");
         assert_eq!(
-            query_value_with_placeholders("caller eq '⟨steps.user.outputs.upn⟩' and x"),
+            unknown::shown(&query_value(&format!("caller eq '{upn}' and x"))),
             "caller%20eq%20'⟨steps.user.outputs.upn⟩'%20and%20x"
         );
-        assert_eq!(query_value_with_placeholders("a ⟨b"), "a%20%E2%9F%A8b");
+        assert_eq!(query_value("a ⟨b"), "a%20%E2%9F%A8b");
     }
 
-    /// A value shaped like a placeholder but from outside (an alert, a caller) is text: it is
-    /// encoded, so it cannot smuggle `/..` into a path or `&` into a query.
+    /// Text shaped like an unknown — from an alert, a caller, or an API answer — is text:
+    /// encoded, so it decodes to exactly itself and cannot add a segment or a parameter.
     #[test]
-    fn look_alike_placeholders_are_encoded() {
+    fn look_alike_unknowns_are_encoded() {
         for hostile in [
+            "⟨steps.user.outputs.id⟩",
             "⟨secret: x⟩/../../servicePrincipals/y⟩",
             "⟨a⟩/../⟨b⟩",
             "⟨x&$filter=1⟩⟨y⟩",
-        ] {
-            let s = segment(hostile);
-            assert!(!s.contains('/') && !s.contains('⟨'), "{hostile} → {s}");
-            let q = query_value(hostile);
-            assert!(!q.contains('&') && !q.contains('⟨'), "{hostile} → {q}");
-        }
-        assert_eq!(
-            query_value_with_placeholders("x ⟨secret: webhook path, sha256:0011223344556677⟩"),
-            "x%20%E2%9F%A8secret:%20webhook%20path,%20sha256:0011223344556677%E2%9F%A9"
-        );
-        assert_eq!(
-            segment("⟨steps.user.outputs.id⟩"),
-            "⟨steps.user.outputs.id⟩"
-        );
-    }
-
-    /// A balanced `⟨…⟩` is not enough to pass raw: one holding URL syntax would add a segment
-    /// or a parameter, so it is encoded and decodes back to exactly itself.
-    #[test]
-    fn a_placeholder_holding_url_syntax_is_encoded() {
-        for hostile in [
             "⟨a/../../servicePrincipals/x⟩",
             "⟨w?x=1#f⟩",
             "⟨a%2Fb⟩",
             "⟨a\nb⟩",
+            "\u{E000}⟨x⟩",
         ] {
             let s = segment(hostile);
             assert!(
-                !s.contains(['/', '?', '#', '\n']) && !s.contains('⟨'),
-                "{s}"
+                !s.contains(['⟨', '/', '?', '#', '&', '\n']),
+                "{hostile} → {s}"
+            );
+            let q = query_value(hostile);
+            assert!(
+                !q.contains(['⟨', '?', '#', '&', '=', '\n']),
+                "{hostile} → {q}"
             );
             let p = arm_path(hostile);
-            assert!(!p.contains('/') && !p.contains('⟨'), "{p}");
+            assert!(!p.contains('⟨') && !p.contains(['?', '#', '\n']), "{p}");
         }
-        let q = query_value("⟨x&$filter=1+2⟩");
-        assert!(!q.contains(['&', '=', '+']) && !q.contains('⟨'), "{q}");
+    }
+
+    /// Riposte's own unknowns stay readable wherever they sit, and an ARM id's unknown is one
+    /// slot even when what it describes holds slashes.
+    #[test]
+    fn riposte_s_unknowns_are_carried_whole() {
+        let vm = unknown::placeholder("steps.vm.outputs.id");
+        assert_eq!(unknown::shown(&arm_path(&vm)), "⟨steps.vm.outputs.id⟩");
+        let disk = unknown::placeholder("each disk of /subscriptions/s/x");
         assert_eq!(
-            query_value_with_placeholders("id eq '⟨p&$top=1⟩'"),
-            "id%20eq%20'%E2%9F%A8p%26$top%3D1%E2%9F%A9'"
+            unknown::shown(&arm_path(&format!("/subscriptions/s g/disks/{disk}"))),
+            "/subscriptions/s%20g/disks/⟨each disk of /subscriptions/s/x⟩"
         );
-        // Riposte's own placeholders stay readable.
-        assert_eq!(arm_path("⟨steps.vm.outputs.id⟩"), "⟨steps.vm.outputs.id⟩");
+        let oid = unknown::placeholder("object id of o'brien@contoso.com");
         assert_eq!(
-            segment("⟨object id of o'brien@contoso.com⟩"),
+            unknown::shown(&segment(&oid)),
             "⟨object id of o'brien@contoso.com⟩"
         );
     }

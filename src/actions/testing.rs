@@ -253,8 +253,42 @@ impl TestEnv {
     ) -> Result<ActionPlan, ActionError> {
         let params = serde_json::from_value::<A::Params>(with)
             .map_err(|e| ActionError::Params(e.to_string()))?;
+        let mut plan = self.plan_carrying_unknowns(action, params).await?;
+        shown(&mut plan);
+        Ok(plan)
+    }
+
+    /// The plan exactly as the action returns it, its unknowns still marked (as the planner
+    /// sees it before sealing).
+    pub async fn plan_carrying_unknowns<A: Action>(
+        &self,
+        action: &A,
+        params: A::Params,
+    ) -> Result<ActionPlan, ActionError> {
         action.plan(params, &self.ctx()).await
     }
+}
+
+/// The action plan as a sealed plan shows it: unknowns read `⟨…⟩`.
+fn shown(plan: &mut ActionPlan) {
+    use crate::actions::unknown;
+    for r in &mut plan.requests {
+        if let Ok(mut v) = serde_json::to_value(&*r) {
+            unknown::shown_value(&mut v);
+            if let Ok(back) = serde_json::from_value(v) {
+                *r = back;
+            }
+        }
+    }
+    for v in [
+        &mut plan.outputs,
+        &mut plan.pre_state,
+        &mut plan.desired_state,
+    ] {
+        unknown::shown_value(v);
+    }
+    plan.reason = plan.reason.as_deref().map(unknown::shown);
+    plan.notes = plan.notes.iter().map(|n| unknown::shown(n)).collect();
 }
 
 /// The single request of a plan as `(method, url, body)`, for compact assertions.

@@ -1,129 +1,215 @@
-//! Values that are known only at run time (no credentials at plan time) are carried through
-//! templates and requests as a visible placeholder, `⟨steps.user.outputs.id⟩`.
+//! Values known only at run time (no credentials at plan time, an evidence step not yet run).
+//!
+//! While a plan is being built such a value travels through templates, parameters and request
+//! builders as text, so every builder can carry it without a second code path. What makes it
+//! an unknown rather than text is a **mark** no input can carry: a private-use character
+//! followed by a random nonce drawn once per process and never shown. An alert, a caller or an
+//! API answer may send `⟨steps.user.outputs.id⟩` verbatim; without the mark it is text, which
+//! the encoders encode like any other and the lookups validate like any other.
+//!
+//! When the plan is sealed (`plan::seal`) the marks are turned into the plan's typed record —
+//! each step's `unknowns` — and removed, so plans show `⟨…⟩` and the executor decides from
+//! that list, never from the shape of a string.
 
-/// The placeholder for a template path whose value a lookup would provide.
-pub fn placeholder(path: &str) -> String {
-    format!("⟨{path}⟩")
+use std::sync::OnceLock;
+
+/// The opening of every unknown: U+E000 (private use) and 32 hex digits of randomness.
+pub fn mark() -> &'static str {
+    static MARK: OnceLock<String> = OnceLock::new();
+    MARK.get_or_init(|| {
+        let nonce: u128 = rand::random();
+        format!("\u{E000}{nonce:032x}")
+    })
 }
 
-/// Whether a whole value is one placeholder as riposte writes them: `⟨…⟩` whose opening
-/// bracket closes only at the very end (placeholders may nest), and never a secret's. A value
-/// from an alert or a caller that merely looks like one — `⟨a⟩/../b⟩`, a fake `⟨secret:…⟩` —
-/// is text, which the encoders encode like any other.
+/// The unknown standing for `what` (a template path, or a description such as
+/// `object id of adele@contoso.com`), as builders carry it while planning.
+pub fn placeholder(what: &str) -> String {
+    format!("{}⟨{what}⟩", mark())
+}
+
+/// Whether the whole value is one unknown written by [`placeholder`]: it starts with the mark
+/// and its opening bracket closes at the very end. Anything else — a look-alike from outside,
+/// or a template that joined an unknown with text — is not a single unknown.
 pub fn is_placeholder(value: &str) -> bool {
-    if !value.starts_with('⟨') || value.contains(SECRET_PREFIX) {
-        return false;
+    value
+        .strip_prefix(mark())
+        .is_some_and(|rest| balanced_len(rest) == Some(rest.len()))
+}
+
+/// What an unknown stands for, as a reviewer reads it (`steps.user.outputs.id`); `None` for
+/// any value that is not one.
+pub fn describe(value: &str) -> Option<String> {
+    if !is_placeholder(value) {
+        return None;
+    }
+    let shown = shown(value);
+    Some(shown['⟨'.len_utf8()..shown.len() - '⟩'.len_utf8()].to_string())
+}
+
+/// Whether a value holds an unknown anywhere (alone, or inside a rendered string).
+pub fn contains_unknown(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains(mark()),
+        serde_json::Value::Array(a) => a.iter().any(contains_unknown),
+        serde_json::Value::Object(o) => {
+            o.keys().any(|k| k.contains(mark())) || o.values().any(contains_unknown)
+        }
+        _ => false,
+    }
+}
+
+/// The text as a plan shows it: every mark removed, so an unknown reads `⟨…⟩`.
+pub fn shown(text: &str) -> String {
+    text.replace(mark(), "")
+}
+
+/// `text` split into runs of plain text (`false`) and unknowns (`true`), in order. An unknown
+/// runs from its mark to the bracket that balances its first `⟨`; a mark not followed by a
+/// balanced pair is an unknown up to the end (it cannot be sent either way).
+pub fn spans(text: &str) -> Vec<(bool, &str)> {
+    let mark = mark();
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(mark) {
+        if at > 0 {
+            out.push((false, &rest[..at]));
+        }
+        let after = &rest[at + mark.len()..];
+        let len = balanced_len(after).unwrap_or(after.len());
+        let end = at + mark.len() + len;
+        out.push((true, &rest[at..end]));
+        rest = &rest[end..];
+    }
+    if !rest.is_empty() {
+        out.push((false, rest));
+    }
+    out
+}
+
+/// Every unknown in `value`, as the plan shows them, in order of appearance (no repeats).
+pub fn collect(value: &serde_json::Value, into: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) => {
+            for (unknown, part) in spans(s) {
+                let part = shown(part);
+                if unknown && !into.contains(&part) {
+                    into.push(part);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| collect(v, into)),
+        serde_json::Value::Object(o) => o.values().for_each(|v| collect(v, into)),
+        _ => {}
+    }
+}
+
+/// The same value with every mark removed from its strings and keys.
+pub fn shown_value(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) if s.contains(mark()) => *s = shown(s),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(shown_value),
+        serde_json::Value::Object(o) => {
+            if o.keys().any(|k| k.contains(mark())) {
+                let entries = std::mem::take(o);
+                for (k, mut v) in entries {
+                    shown_value(&mut v);
+                    o.insert(shown(&k), v);
+                }
+            } else {
+                o.values_mut().for_each(shown_value);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The length of the leading `⟨…⟩` of `s` (brackets nest), or `None` when `s` does not start
+/// with one that closes.
+fn balanced_len(s: &str) -> Option<usize> {
+    if !s.starts_with('⟨') {
+        return None;
     }
     let mut depth = 0usize;
-    for (at, c) in value.char_indices() {
+    for (at, c) in s.char_indices() {
         match c {
             '⟨' => depth += 1,
             '⟩' => {
-                depth = match depth.checked_sub(1) {
-                    Some(d) => d,
-                    None => return false,
-                };
+                depth -= 1;
                 if depth == 0 {
-                    return at + c.len_utf8() == value.len();
+                    return Some(at + c.len_utf8());
                 }
             }
             _ => {}
         }
     }
-    false
-}
-
-/// Whether a value contains a placeholder anywhere (e.g. inside a rendered string).
-pub fn contains_placeholder(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::String(s) => s.contains('⟨'),
-        serde_json::Value::Array(a) => a.iter().any(contains_placeholder),
-        serde_json::Value::Object(o) => o.values().any(contains_placeholder),
-        _ => false,
-    }
-}
-
-/// The prefix of a placeholder that hides a secret the engine restores when it sends (a
-/// webhook's path), as opposed to a value nobody knows yet.
-pub const SECRET_PREFIX: &str = "⟨secret:";
-
-/// Whether `s` starts with a redacted secret exactly as riposte writes one:
-/// `⟨secret: webhook path, sha256:<16 hex>⟩`. Anything else shaped like a placeholder is
-/// just text (perhaps an attacker's), never an exemption.
-pub fn starts_with_secret(s: &str) -> bool {
-    const HEAD: &str = "⟨secret: webhook path, sha256:";
-    let Some(rest) = s.strip_prefix(HEAD) else {
-        return false;
-    };
-    const FINGERPRINT: usize = 16;
-    rest.len() >= FINGERPRINT + '⟩'.len_utf8()
-        && rest.as_bytes()[..FINGERPRINT]
-            .iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-        && rest[FINGERPRINT..].starts_with('⟩')
-}
-
-/// Whether a value holds a placeholder for something unknown, ignoring redacted secrets: a
-/// request with one cannot be sent as planned.
-pub fn contains_unknown(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::String(s) => s
-            .match_indices('⟨')
-            .any(|(at, _)| !starts_with_secret(&s[at..])),
-        serde_json::Value::Array(a) => a.iter().any(contains_unknown),
-        serde_json::Value::Object(o) => o.values().any(contains_unknown),
-        _ => false,
-    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_placeholder_is_one_balanced_bracket_pair() {
-        assert!(is_placeholder("⟨steps.user.outputs.id⟩"));
-        assert!(is_placeholder("⟨object id of ⟨steps.user.outputs.upn⟩⟩"));
-        for not in [
-            "⟨a⟩/../⟨b⟩",
-            "⟨a⟩x",
-            "x⟨a⟩",
-            "⟨a",
-            "⟨secret: webhook path⟩",
-            "⟩⟨",
-        ] {
-            assert!(!is_placeholder(not), "{not}");
-        }
-    }
-
-    /// Only the exact redaction riposte writes exempts a request from "known at run time";
-    /// a value that merely starts like one is unknown, so the request is not sent.
-    #[test]
-    fn only_riposte_s_own_secret_redaction_is_exempt() {
-        let real = format!("⟨secret: webhook path, sha256:{}⟩", "ab".repeat(8));
-        assert!(starts_with_secret(&real));
-        assert!(!contains_unknown(&serde_json::json!(format!(
-            "https://h/{real}"
-        ))));
-        for fake in [
-            "⟨secret: x⟩/../../servicePrincipals/y",
-            "⟨secret: webhook path, sha256:zz⟩",
-            "⟨secret:⟩",
-        ] {
-            assert!(!starts_with_secret(fake), "{fake}");
-            assert!(contains_unknown(&serde_json::json!(fake)), "{fake}");
-        }
-    }
     use serde_json::json;
 
     #[test]
-    fn redacted_secrets_are_not_unknown_values() {
-        assert!(!contains_unknown(&json!({
-            "url": "https://hooks.example.com/⟨secret: webhook path, sha256:0011223344556677⟩"
-        })));
-        assert!(contains_unknown(&json!({
-            "url": "https://hooks.example.com/⟨secret: x⟩/⟨steps.user.outputs.id⟩"
-        })));
-        assert!(contains_placeholder(&json!("⟨secret: x⟩")));
+    fn only_riposte_s_own_unknowns_are_unknown() {
+        assert!(is_placeholder(&placeholder("steps.user.outputs.id")));
+        let nested = placeholder(&format!(
+            "object id of {}",
+            placeholder("steps.user.outputs.upn")
+        ));
+        assert!(is_placeholder(&nested));
+        assert_eq!(
+            describe(&nested).as_deref(),
+            Some("object id of ⟨steps.user.outputs.upn⟩")
+        );
+        // Text shaped like an unknown, from an alert or a caller, is text.
+        for look_alike in [
+            "⟨steps.user.outputs.id⟩",
+            "\u{E000}⟨steps.user.outputs.id⟩",
+            "\u{E000}00000000000000000000000000000000⟨x⟩",
+            "⟨secret: webhook path, sha256:0011223344556677⟩",
+        ] {
+            assert!(!is_placeholder(look_alike), "{look_alike}");
+            assert!(!contains_unknown(&json!(look_alike)), "{look_alike}");
+            assert_eq!(describe(look_alike), None);
+        }
+        for joined in [
+            format!("{}/../{}", placeholder("a"), placeholder("b")),
+            format!("{}x", placeholder("a")),
+            format!("x{}", placeholder("a")),
+        ] {
+            assert!(!is_placeholder(&joined), "{joined}");
+            assert!(contains_unknown(&json!(joined)), "{joined}");
+        }
+    }
+
+    #[test]
+    fn spans_separate_text_from_unknowns() {
+        let a = placeholder("a");
+        let text = format!("x ⟨y⟩ {a} z");
+        let parts = spans(&text);
+        assert_eq!(
+            parts,
+            vec![(false, "x ⟨y⟩ "), (true, a.as_str()), (false, " z")]
+        );
+        // A mark with no closing bracket runs to the end and is still an unknown.
+        let broken = format!("x{}⟨y", mark());
+        assert!(spans(&broken).last().unwrap().0);
+    }
+
+    #[test]
+    fn sealing_shows_brackets_and_lists_each_unknown_once() {
+        let a = placeholder("steps.user.outputs.id");
+        let mut v = json!({ "url": format!("https://g/users/{a}"), "x": [a.clone(), "⟨t⟩"] });
+        let mut found = Vec::new();
+        collect(&v, &mut found);
+        assert_eq!(found, vec!["⟨steps.user.outputs.id⟩"]);
+        shown_value(&mut v);
+        assert_eq!(
+            v,
+            json!({ "url": "https://g/users/⟨steps.user.outputs.id⟩", "x": ["⟨steps.user.outputs.id⟩", "⟨t⟩"] })
+        );
+        assert!(!contains_unknown(&v), "a sealed plan holds text only");
     }
 }

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::conditions;
 use super::report::{Evidence, RequestRecord, RunOutcome, RunReport, StepOutcome, StepReport};
 use super::{Journal, StepState, Transport};
-use crate::actions::{self, ActionSettings, Compensation, Effect, Executed, unknown};
+use crate::actions::{self, ActionSettings, Compensation, Effect, Executed};
 use crate::connectors::{ApiRequest, Endpoints, Lookup};
 use crate::plan::{Plan, PlannedStep, StepStatus, canonical_json};
 use crate::playbook::Playbook;
@@ -327,11 +327,7 @@ impl Executor<'_> {
             report.reason = Some(format!("unknown action `{}`", step.action));
             return report;
         };
-        if step
-            .requests
-            .iter()
-            .any(|r| unknown::contains_unknown(&json!(r)))
-        {
+        if !crate::plan::exact(step) {
             report.outcome = StepOutcome::Failed;
             report.reason = Some(
                 "the plan holds values known only at run time; plan again with credentials so every request is exact".into(),

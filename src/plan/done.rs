@@ -104,6 +104,7 @@ mod tests {
             item_requests: vec![],
             outputs: Value::Null,
             condition: None,
+            unknowns: Vec::new(),
         }
     }
 

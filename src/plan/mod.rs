@@ -8,6 +8,9 @@ mod budget;
 mod done;
 mod facts;
 mod render;
+mod seal;
+
+pub use seal::exact;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -81,6 +84,11 @@ pub struct PlannedStep {
     /// right before the step, skipping it when false. Absent when decided at plan time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
+    /// The values this step's requests or parameters need that are known only at run time
+    /// (`⟨steps.user.outputs.id⟩`): the plan is not exact, and the executor sends none of the
+    /// step's requests. Recorded when the plan is sealed, never guessed from text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknowns: Vec<String>,
 }
 
 /// A reviewable dry run: what an approved run will send, request for request.
@@ -247,6 +255,7 @@ impl Planner<'_> {
                 item_requests: Vec::new(),
                 outputs: Value::Null,
                 condition: None,
+                unknowns: Vec::new(),
             };
             // `needs` orders steps; only a denied dependency stops its dependents, since
             // running them would act on a decision the guardrails refused.
@@ -432,8 +441,8 @@ impl Planner<'_> {
             .iter()
             .filter_map(|s| planned.remove(&s.id))
             .collect();
-        Ok(Plan {
-            plan_hash: plan_hash(&steps),
+        let mut plan = Plan {
+            plan_hash: String::new(),
             run_id: run_id.to_string(),
             mode,
             playbook: PlaybookRef {
@@ -447,7 +456,10 @@ impl Planner<'_> {
             steps,
             outputs: Value::Object(outputs),
             notes,
-        })
+        };
+        seal::seal(&mut plan);
+        plan.plan_hash = plan_hash(&plan.steps);
+        Ok(plan)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -472,10 +484,8 @@ impl Planner<'_> {
             Some(t) => match t.eval(&base_ctx) {
                 Ok(Value::Array(items)) => items.iter().map(|i| Some(from_data(i))).collect(),
                 Ok(Value::String(s)) if actions::unknown::is_placeholder(&s) => {
-                    vec![Some(Unknown::value(format!(
-                        "each of {}",
-                        s.trim_matches(['⟨', '⟩'])
-                    )))]
+                    let of = actions::unknown::describe(&s).unwrap_or_default();
+                    vec![Some(Unknown::value(format!("each of {of}")))]
                 }
                 Ok(other) => {
                     ps.status = StepStatus::Skipped;

@@ -1,9 +1,11 @@
-//! Every action's request builders over arbitrary strings (all of unicode, the placeholder
-//! brackets `⟨ ⟩`, `/ .. ? # & ' % \n`, empty, very long): a string parameter that reaches a
+//! Every action's request builders over arbitrary strings (all of unicode, the brackets `⟨ ⟩`
+//! riposte shows unknowns with, `/ .. ? # & ' % \n`, empty, very long): a string parameter that reaches a
 //! path, a query or a body lands there as exactly itself — the request decodes back to the
 //! request built for a harmless value of the same kind, with that value swapped for the
 //! hostile one, so no segment, parameter or body field is added, lost or moved — or the action
 //! refuses it with a typed error before building anything (strict ids and user keys may).
+//! Text shaped like an unknown (`⟨steps.user.outputs.id⟩`) is text like any other; riposte's
+//! own unknowns (from `unknown::placeholder`) fill a slot whole and are compared as shown.
 //!
 //! The list of actions covered is compared with the registry, so a new action without a
 //! property here fails `every_registered_action_is_covered`.
@@ -13,7 +15,7 @@ use std::sync::LazyLock;
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 use proptest::sample::select;
-use riposte::actions::unknown::is_placeholder;
+use riposte::actions::unknown::{self, is_placeholder};
 use riposte::actions::{ActionError, ActionPlan, ActionSettings, PlanContext, registry};
 use riposte::alert::{Alert, ArmId, Principal, PrincipalType, Resource, Severity, Source};
 use riposte::connectors::{Endpoints, NoLookup};
@@ -43,7 +45,8 @@ const PRINCIPAL: &str = "a1e7d1c2-5b3f-4c8e-9d21-000000000001";
 const QUERY_FILE: &str = "queries/q.kql";
 
 /// Harmless stand-ins, one per kind of value; none occurs in any request by itself.
-const REF_PLACEHOLDER: &str = "⟨steps.zqref.outputs.zqval⟩";
+static REF_PLACEHOLDER: LazyLock<String> =
+    LazyLock::new(|| unknown::placeholder("steps.zqref.outputs.zqval"));
 const REF_UPN: &str = "zqref.user@contoso.com";
 const REF_GUID: &str = "0000aaaa-bbbb-4ccc-8ddd-eeeeffff0000";
 const REF_TEXT: &str = "zqref text";
@@ -186,7 +189,8 @@ fn decoded(plan: &ActionPlan) -> Vec<String> {
             out.push(format!("keep {} = {}", keep.field, keep.equals));
         }
     }
-    out
+    // Riposte's own unknowns compare as a sealed plan shows them.
+    out.iter().map(|p| unknown::shown(p)).collect()
 }
 
 /// Names riposte makes for what it creates (`riposte-{run}-{disk name}`, shortened and hashed
@@ -228,20 +232,17 @@ fn refused_before_building(result: &Result<ActionPlan, ActionError>) -> bool {
 type Reference = (String, Vec<(String, String)>);
 
 fn same(reference: &str, value: &str) -> Reference {
-    let mut swaps = vec![(reference.to_string(), value.to_string())];
-    // Riposte's own placeholders quote the name inside the brackets (`each disk of x`).
-    if is_placeholder(reference) && is_placeholder(value) {
-        swaps.push((
-            reference.trim_matches(['⟨', '⟩']).to_string(),
-            value.trim_matches(['⟨', '⟩']).to_string(),
-        ));
+    let mut swaps = vec![(unknown::shown(reference), unknown::shown(value))];
+    // Riposte's own unknowns quote what they stand for inside the brackets (`each disk of x`).
+    if let (Some(r), Some(v)) = (unknown::describe(reference), unknown::describe(value)) {
+        swaps.push((r, v));
     }
     (reference.to_string(), swaps)
 }
 
 fn user_reference(value: &str) -> Option<Reference> {
     if is_placeholder(value) {
-        Some(same(REF_PLACEHOLDER, value))
+        Some(same(&REF_PLACEHOLDER, value))
     } else if riposte::alert::is_user_key(value) {
         let reference = if is_guid(value) { REF_GUID } else { REF_UPN };
         Some(same(reference, value))
@@ -252,7 +253,7 @@ fn user_reference(value: &str) -> Option<Reference> {
 
 fn guid_reference(value: &str) -> Option<Reference> {
     if is_placeholder(value) {
-        Some(same(REF_PLACEHOLDER, value))
+        Some(same(&REF_PLACEHOLDER, value))
     } else if is_guid(value) {
         Some(same(REF_GUID, value))
     } else {
@@ -268,7 +269,7 @@ fn is_guid(s: &str) -> bool {
 /// tokens (its keys, namespace and types kept, since they choose what the action does).
 fn arm_reference(value: &str) -> Option<Reference> {
     if is_placeholder(value) {
-        return Some(same(REF_PLACEHOLDER, value));
+        return Some(same(&REF_PLACEHOLDER, value));
     }
     ArmId::parse(value)?;
     let segments: Vec<&str> = value.trim().trim_matches('/').split('/').collect();
@@ -406,9 +407,14 @@ fn text() -> BoxedStrategy<String> {
     .boxed()
 }
 
-/// Values shaped like riposte's placeholders, around anything.
+/// Values shaped like riposte's unknowns, around anything — text, as an alert could send —
+/// and riposte's own unknowns of template paths.
 fn placeholder_like() -> BoxedStrategy<String> {
-    text().prop_map(|t| format!("⟨{t}⟩")).boxed()
+    prop_oneof![
+        3 => text().prop_map(|t| format!("⟨{t}⟩")),
+        1 => "(steps|item)(\\.[a-z_]{1,12}){0,3}".prop_map(|p| unknown::placeholder(&p)),
+    ]
+    .boxed()
 }
 
 fn guid() -> BoxedStrategy<String> {
@@ -576,7 +582,7 @@ proptest! {
             ("arm.lock_resource", json!({"level": "CanNotDelete"})),
             ("arm.lock_resource", json!({"level": "ReadOnly"})),
             ("arm.remove_role_assignments", json!({"principal": PRINCIPAL})),
-            ("arm.remove_role_assignments", json!({"principal": "⟨steps.user.outputs.id⟩", "include_inherited": true})),
+            ("arm.remove_role_assignments", json!({"principal": unknown::placeholder("steps.user.outputs.id"), "include_inherited": true})),
         ], |name, with| holds(name, with, "resource", &value, arm_reference))?;
     }
 
@@ -587,11 +593,11 @@ proptest! {
         group in resource_group(),
     ) {
         holds("arm.remove_role_assignments", json!({"resource": VM}), "principal", &principal, guid_reference)?;
-        holds("arm.remove_role_assignments", json!({"resource": "⟨steps.vm.outputs.id⟩"}), "principal", &principal, guid_reference)?;
+        holds("arm.remove_role_assignments", json!({"resource": unknown::placeholder("steps.vm.outputs.id")}), "principal", &principal, guid_reference)?;
         holds("arm.get_resource", json!({"resource": VM}), "api_version", &version, api_version_reference)?;
         holds("arm.snapshot", json!({"resource": VM}), "api_version", &version, api_version_reference)?;
         holds("arm.snapshot", json!({"resource": VM}), "resource_group", &group, resource_group_reference)?;
-        holds("arm.snapshot", json!({"resource": REF_PLACEHOLDER}), "resource_group", &group, resource_group_reference)?;
+        holds("arm.snapshot", json!({"resource": *REF_PLACEHOLDER}), "resource_group", &group, resource_group_reference)?;
     }
 
     #[test]

@@ -226,7 +226,10 @@ mod tests {
     async fn placeholder_resource_is_known_at_run_time() {
         let env = TestEnv::offline();
         let plan = env
-            .plan(&GetResource, json!({ "resource": "⟨steps.x.outputs.id⟩" }))
+            .plan(
+                &GetResource,
+                json!({ "resource": crate::actions::unknown::placeholder("steps.x.outputs.id") }),
+            )
             .await
             .unwrap();
         assert_eq!(plan.outputs, Value::Null);

@@ -304,7 +304,10 @@ mod tests {
     async fn placeholder_resource_keeps_the_placeholder() {
         let env = TestEnv::offline();
         let plan = env
-            .plan(&LockResource, json!({ "resource": "⟨item⟩" }))
+            .plan(
+                &LockResource,
+                json!({ "resource": crate::actions::unknown::placeholder("item") }),
+            )
             .await
             .unwrap();
         assert_eq!(

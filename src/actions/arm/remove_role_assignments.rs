@@ -79,7 +79,7 @@ fn placement(assignment_scope: &str, scope: &str) -> Option<Placement> {
 pub fn list_url(arm: &str, scope: &str, principal: &str) -> String {
     // A placeholder principal stays readable inside the literal; anything else in it is
     // encoded, so no value can close the literal or add a parameter.
-    let filter = encode::query_value_with_placeholders(&format!(
+    let filter = encode::query_value(&format!(
         "principalId eq {}",
         encode::odata_string(principal)
     ));
@@ -309,11 +309,8 @@ fn arm_base(done: &Executed<'_>) -> Option<String> {
 /// slashes (its segments encoded), anything else is one encoded segment, so a value made of
 /// `?`, `#` or `&` cannot start a query in the URL the plan shows.
 fn quoted_in_path(value: &str) -> String {
-    let inner = if unknown::is_placeholder(value) {
-        &value['⟨'.len_utf8()..value.len() - '⟩'.len_utf8()]
-    } else {
-        value
-    };
+    let described = unknown::describe(value);
+    let inner = described.as_deref().unwrap_or(value);
     if crate::alert::ArmId::parse(inner).is_some() {
         encode::arm_path(inner)
     } else {

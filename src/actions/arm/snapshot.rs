@@ -347,7 +347,7 @@ async fn plan_disks(
         if plan
             .requests
             .iter()
-            .any(|r| r.body.as_ref().is_some_and(unknown::contains_placeholder))
+            .any(|r| r.body.as_ref().is_some_and(unknown::contains_unknown))
         {
             plan = plan
                 .reason("the disks' regions are known at run time: no credentials to read them");
@@ -375,7 +375,8 @@ fn tags(ctx: &PlanContext<'_>, disk_id: &str) -> Value {
 fn unknown_disks_plan(ctx: &PlanContext<'_>, p: &Params, arm: Option<&ArmId>) -> ActionPlan {
     let of = arm
         .and_then(ArmId::name)
-        .unwrap_or_else(|| p.resource.trim_matches(['⟨', '⟩']).to_string());
+        .or_else(|| unknown::describe(&p.resource))
+        .unwrap_or_else(|| p.resource.clone());
     let sub = arm
         .and_then(|a| a.subscription_id.as_deref())
         .map(encode::segment)

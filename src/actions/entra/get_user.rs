@@ -81,7 +81,7 @@ impl Action for GetUser {
                 "id": r["id"], "display_name": r["displayName"], "role_template_id": r["roleTemplateId"],
             })).collect::<Vec<_>>()).unwrap_or_default(),
         });
-        debug_assert!(!unknown::contains_placeholder(&outputs));
+        debug_assert!(!unknown::contains_unknown(&outputs));
         Ok(ActionPlan::planned(vec![user_get, roles_get])
             .pre_state(outputs.clone())
             .outputs(outputs))

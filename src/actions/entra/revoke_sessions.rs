@@ -271,7 +271,7 @@ mod tests {
         let plan = env
             .plan(
                 &RevokeSessions,
-                json!({ "user": "⟨steps.user.outputs.id⟩" }),
+                json!({ "user": crate::actions::unknown::placeholder("steps.user.outputs.id") }),
             )
             .await
             .unwrap();

@@ -205,17 +205,17 @@ mod tests {
     #[tokio::test]
     async fn a_placeholder_caller_stays_in_the_request() {
         let env = TestEnv::offline();
-        let plan = env
-            .plan(
-                &ActivityLog,
-                json!({ "caller": "⟨steps.user.outputs.upn⟩" }),
-            )
+        let with = json!({ "caller": unknown::placeholder("steps.user.outputs.upn") });
+        let plan = env.plan(&ActivityLog, with.clone()).await.unwrap();
+        assert_eq!(plan.requests[0].keep, keep("⟨steps.user.outputs.upn⟩"));
+        // The unknown is carried into the request, so the sealed plan lists it and the engine
+        // sends nothing until the run knows it.
+        let carrying = env
+            .plan_carrying_unknowns(&ActivityLog, serde_json::from_value(with).unwrap())
             .await
             .unwrap();
-        // The engine refuses to run a request holding a placeholder; the filter is part of it.
-        assert_eq!(plan.requests[0].keep, keep("⟨steps.user.outputs.upn⟩"));
-        assert!(unknown::contains_placeholder(
-            &serde_json::to_value(&plan.requests[0]).unwrap()
+        assert!(unknown::contains_unknown(
+            &serde_json::to_value(&carrying.requests[0]).unwrap()
         ));
     }
 
