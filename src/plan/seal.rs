@@ -18,16 +18,12 @@ pub(super) fn seal(plan: &mut Plan) {
 }
 
 fn seal_step(step: &mut PlannedStep) {
-    let mut unknowns = Vec::new();
-    for request in &step.requests {
-        if let Ok(value) = serde_json::to_value(request) {
-            unknown::collect(&value, &mut unknowns);
-        }
-    }
-    unknown::collect(&step.with, &mut unknowns);
     let Ok(mut value) = serde_json::to_value(&*step) else {
         return;
     };
+    let mut unknowns = Vec::new();
+    unknown::collect(&value["requests"], &mut unknowns);
+    unknown::collect(&value["with"], &mut unknowns);
     if unknown::contains_unknown(&value) {
         unknown::shown_value(&mut value);
         if let Ok(shown) = serde_json::from_value::<PlannedStep>(value) {
