@@ -134,6 +134,8 @@ impl App {
             tenant: self.config.azure.tenant_id.clone(),
             mode: self.config.mode,
             options,
+            notify: self.config.notify.clone(),
+            public_url: self.config.server.public_url(),
         }))
     }
 }

@@ -12,6 +12,7 @@ use crate::alert::AlertSettings;
 use crate::connectors::{AzureSettings, LaceworkSettings};
 pub use crate::engine::EngineSettings;
 pub use crate::mode::Mode;
+pub use crate::notify::NotifySettings;
 pub use crate::policy::Guardrails;
 pub use crate::server::{HmacSettings, Role, ServerSettings, TokenEntry};
 pub use crate::store::{AuditSettings, StoreSettings};
@@ -49,6 +50,8 @@ pub struct Config {
     pub engine: EngineSettings,
     #[serde(default)]
     pub audit: AuditSettings,
+    #[serde(default)]
+    pub notify: NotifySettings,
 }
 
 fn default_playbooks() -> PathBuf {
@@ -60,7 +63,7 @@ fn default_policies() -> PathBuf {
 }
 
 /// The configuration's top-level keys, the only `RIPOSTE_*` variables read as configuration.
-const TOP_LEVEL_KEYS: [&str; 12] = [
+const TOP_LEVEL_KEYS: [&str; 13] = [
     "mode",
     "playbooks",
     "policies",
@@ -73,6 +76,7 @@ const TOP_LEVEL_KEYS: [&str; 12] = [
     "actions",
     "engine",
     "audit",
+    "notify",
 ];
 
 /// A configuration that cannot be used, with what to fix.
@@ -135,6 +139,7 @@ impl Config {
             )));
         }
         self.server.check().map_err(ConfigError::Invalid)?;
+        self.notify.check().map_err(ConfigError::Invalid)?;
         if let Some(key) = &self.audit.key {
             use secrecy::ExposeSecret;
             if key.expose_secret().len() < 16 {

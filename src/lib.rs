@@ -11,6 +11,7 @@ pub mod connectors;
 pub mod digest;
 pub mod engine;
 pub mod mode;
+pub mod notify;
 pub mod plan;
 pub mod playbook;
 pub mod policy;

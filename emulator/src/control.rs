@@ -62,6 +62,17 @@ pub fn handle(shared: &Shared, req: &Req) -> Response<Body> {
                 Err(message) => error(StatusCode::BAD_REQUEST, "InvalidFault", &message),
             }
         }
+        (&Method::POST, ["webhooks", name]) => shared
+            .webhooks
+            .lock()
+            .expect("webhooks lock")
+            .receive(name, req),
+        (&Method::GET, ["webhooks"]) => webhook_list(shared, None),
+        (&Method::GET, ["webhooks", name]) => webhook_list(shared, Some(name)),
+        (&Method::DELETE, ["webhooks"]) => {
+            shared.webhooks.lock().expect("webhooks lock").clear();
+            http::empty(StatusCode::NO_CONTENT)
+        }
         (&Method::DELETE, ["faults"]) => {
             shared.faults.lock().expect("faults lock").clear();
             http::empty(StatusCode::NO_CONTENT)
@@ -69,7 +80,15 @@ pub fn handle(shared: &Shared, req: &Req) -> Response<Body> {
         _ => error(
             StatusCode::NOT_FOUND,
             "NotFound",
-            "Control routes: GET/DELETE /_emulator/requests, GET /_emulator/state, GET/POST/DELETE /_emulator/faults.",
+            "Control routes: GET/DELETE /_emulator/requests, GET /_emulator/state, GET/POST/DELETE /_emulator/faults, POST /_emulator/webhooks/{name}, GET /_emulator/webhooks[/{name}], DELETE /_emulator/webhooks.",
         ),
     }
+}
+
+fn webhook_list(shared: &Shared, name: Option<&str>) -> Response<Body> {
+    let messages = shared.webhooks.lock().expect("webhooks lock").list(name);
+    http::json(
+        StatusCode::OK,
+        &serde_json::to_value(messages).expect("messages serialize"),
+    )
 }

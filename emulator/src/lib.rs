@@ -22,6 +22,9 @@
 //! - `GET /_emulator/requests[?since=SEQ]` → `[LoggedRequest]`; `DELETE` empties it (204).
 //! - `GET /_emulator/state` → `{tenant_id, users, groups, directory_roles,
 //!   conditional_access_policies, snapshots, locks, role_assignments, counters}`.
+//! - `POST /_emulator/webhooks/{name}`: a Teams (or, for names starting `slack`, Slack)
+//!   incoming webhook; `GET /_emulator/webhooks[/{name}]` lists what it accepted, `DELETE`
+//!   empties it (see [`webhooks`]).
 //! - `POST /_emulator/faults` with a [`FaultSpec`] → 201 [`Fault`] (400 `{"error":{code,message}}`
 //!   when invalid); `GET` lists them; `DELETE` removes all (204).
 //!
@@ -43,6 +46,7 @@ pub mod log;
 mod log_analytics;
 mod state;
 pub mod tenant;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -85,6 +89,8 @@ pub(crate) struct Shared {
     in_flight: Mutex<BTreeMap<u64, LoggedRequest>>,
     /// Last request sequence number handed out.
     seq: AtomicU64,
+    /// Messages posted to `/_emulator/webhooks/{name}`.
+    webhooks: Mutex<webhooks::Sink>,
 }
 
 impl Shared {
@@ -148,6 +154,7 @@ impl Emulator {
             log: Mutex::new(Vec::new()),
             in_flight: Mutex::new(BTreeMap::new()),
             seq: AtomicU64::new(0),
+            webhooks: Mutex::new(webhooks::Sink::default()),
         });
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(serve(listener, shared.clone(), stopped));
@@ -201,6 +208,11 @@ impl EmulatorHandle {
 pub struct EmulatorState(Arc<Shared>);
 
 impl EmulatorState {
+    /// Messages the webhook sink `name` accepted (every sink's with `None`), in order.
+    pub fn webhook_messages(&self, name: Option<&str>) -> Vec<webhooks::WebhookMessage> {
+        self.0.webhooks.lock().expect("webhooks lock").list(name)
+    }
+
     /// The state document of `GET /_emulator/state`.
     pub fn view(&self) -> Value {
         self.0.state.lock().expect("state lock").view()
@@ -506,6 +518,23 @@ fn decorate(shared: &Shared, api: Api, req: &Req, response: &mut Response<Body>)
 /// The `riposte.toml` lines that point riposte at an emulator serving the bundled fixture
 /// tenant (its app registration, Lacework key, MFA group, workspace and break-glass account).
 /// The demo and the tests use it; real deployments never do.
+/// The address of the webhook sink `name` (a Teams webhook; a Slack one when `name` starts
+/// with `slack`).
+pub fn webhook_sink_url(base_url: &str, name: &str) -> String {
+    format!("{base_url}/_emulator/webhooks/{name}")
+}
+
+/// [`client_config_toml`] with notifications: the `notify.webhook` action and `[notify]`
+/// service events both post to the webhook sink `name`.
+pub fn client_config_toml_with_notify(base_url: &str, name: &str) -> String {
+    let sink = webhook_sink_url(base_url, name);
+    // `[actions]` is the last table of the client configuration, so the key lands in it.
+    format!(
+        "{}notify_webhook_url = \"{sink}\"\n\n[notify]\nwebhook_url = \"{sink}\"\n",
+        client_config_toml(base_url)
+    )
+}
+
 pub fn client_config_toml(base_url: &str) -> String {
     format!(
         r#"[azure]

@@ -118,6 +118,13 @@ pub enum Audit<'a> {
         /// The status it was stopped in.
         was: &'a str,
     },
+    /// A service event could not be posted to the `[notify]` webhook after its retries.
+    NoticeFailed {
+        #[serde(skip)]
+        run_id: &'a str,
+        event: &'a str,
+        error: &'a str,
+    },
 }
 
 /// A request as the audit trail keeps it: the URL without secrets in its query.
@@ -165,6 +172,7 @@ impl Audit<'_> {
             Audit::RunRolledBack { .. } => "run.rolled_back",
             Audit::RunPlanningFailed { .. } => "run.planning_failed",
             Audit::RunCancelled { .. } => "run.cancelled",
+            Audit::NoticeFailed { .. } => "notice.failed",
         }
     }
 
@@ -186,7 +194,8 @@ impl Audit<'_> {
             | Audit::ApprovalRejected { run_id, .. }
             | Audit::RunRolledBack { run_id, .. }
             | Audit::RunPlanningFailed { run_id, .. }
-            | Audit::RunCancelled { run_id, .. } => Some(run_id),
+            | Audit::RunCancelled { run_id, .. }
+            | Audit::NoticeFailed { run_id, .. } => Some(run_id),
         }
     }
 

@@ -14,6 +14,7 @@ mod executor;
 mod lifecycle;
 mod manual;
 mod matching;
+mod notices;
 mod recovery;
 mod report;
 mod retry;

@@ -17,6 +17,7 @@ use crate::actions::ActionSettings;
 use crate::alert::AlertSettings;
 use crate::connectors::{Connectors, Endpoints};
 use crate::mode::Mode;
+use crate::notify::NotifySettings;
 use crate::playbook::Playbook;
 use crate::policy::Guard;
 use crate::store::{Claim, Fence, RunRecord, Store, StoreError};
@@ -36,6 +37,8 @@ pub struct ServiceOptions {
     pub step_concurrency: usize,
     /// When to try a failed enrichment or planning again, and when to give up.
     pub retry: RetryPolicy,
+    /// How often the notifier looks for new events in the audit trail.
+    pub notify_every: Duration,
 }
 
 impl ServiceOptions {
@@ -52,6 +55,7 @@ impl ServiceOptions {
                 base: Duration::from_secs(e.retry_base_secs),
                 max: Duration::from_secs(e.retry_max_secs.max(e.retry_base_secs)),
             },
+            notify_every: Duration::from_secs(2),
         }
     }
 }
@@ -76,6 +80,10 @@ pub struct ServiceParts {
     pub tenant: Option<String>,
     pub mode: Mode,
     pub options: ServiceOptions,
+    /// Who is told about service events, and how.
+    pub notify: NotifySettings,
+    /// The base of links to the review page (`[server] public_url`).
+    pub public_url: String,
 }
 
 /// The durable service: alerts in, runs out, every transition in the store.
@@ -93,6 +101,8 @@ pub struct Service {
     pub(super) tenant: Option<String>,
     pub(super) mode: Mode,
     pub(super) options: ServiceOptions,
+    pub(super) notify: NotifySettings,
+    pub(super) public_url: String,
     /// Plans made moments ago by this process, which may execute without planning again.
     /// Only an optimisation: without an entry the run is planned again and compared.
     pub(super) fresh: Mutex<HashSet<(String, String)>>,
@@ -136,6 +146,8 @@ impl Service {
             mode: parts.mode,
             runs_sem: Semaphore::new(parts.options.max_concurrent_runs.max(1)),
             options: parts.options,
+            notify: parts.notify,
+            public_url: parts.public_url,
             fresh: Mutex::new(HashSet::new()),
             parsed: Mutex::new(HashMap::new()),
             worker_id: format!("{}-{}", hostname(), uuid::Uuid::now_v7()),
@@ -289,11 +301,11 @@ impl Service {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let service = Arc::clone(self);
         let task = tokio::spawn(async move {
-            service
-                .work(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await;
+            let notices = service.follow_notices(stopped.clone());
+            let work = service.work(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            });
+            tokio::join!(work, notices);
         });
         Worker { stop, task }
     }

@@ -26,6 +26,10 @@ pub struct ServerSettings {
     /// each). A slow sender holding connections open cannot starve the API. Default 30.
     #[serde(default = "default_read_timeout_secs")]
     pub read_timeout_secs: u64,
+    /// The base of links people follow to the review page (notifications, the demo).
+    /// Default `http://{listen}`; set it to the address behind a load balancer.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -36,6 +40,7 @@ impl Default for ServerSettings {
             max_body_bytes: default_max_body_bytes(),
             hmac: None,
             read_timeout_secs: default_read_timeout_secs(),
+            public_url: None,
         }
     }
 }
@@ -45,6 +50,14 @@ fn default_read_timeout_secs() -> u64 {
 }
 
 impl ServerSettings {
+    /// `public_url`, or `http://{listen}`, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
     pub fn read_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.read_timeout_secs.max(1))
     }
@@ -159,6 +172,16 @@ impl ServerSettings {
     /// Refuses a token table that would silently lock a sender out (a mistyped digest) or
     /// make two holders indistinguishable in the audit trail (a repeated name).
     pub fn check(&self) -> Result<(), String> {
+        if let Some(url) = &self.public_url {
+            match url::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => {
+                    return Err(format!(
+                        "server.public_url `{url}` must be an http(s) URL such as https://riposte.contoso.com"
+                    ));
+                }
+            }
+        }
         let mut names = std::collections::BTreeSet::new();
         for t in &self.tokens {
             if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {

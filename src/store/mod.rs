@@ -15,10 +15,12 @@
 
 mod audit;
 pub mod batch;
+mod cursors;
 mod postgres;
 mod settings;
 mod spec;
 mod sql;
+mod sql_cursors;
 mod sql_runs;
 mod sqlite;
 
@@ -40,6 +42,7 @@ pub use audit::{
 };
 pub(crate) use audit::{ChainCheck, canonical_text};
 pub use batch::Batcher;
+pub use cursors::CursorStore;
 pub use postgres::PgStore;
 pub use settings::AuditSettings;
 pub use settings::StoreSettings;
@@ -552,7 +555,7 @@ pub struct Evidence {
 /// The durable state riposte keeps. Every method is one transaction: it is stored entirely
 /// or not at all.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: CursorStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 

@@ -15,6 +15,7 @@ mod golden_plans;
 mod guardrails;
 mod http_service;
 mod incidents;
+mod notify;
 mod plan_injection;
 mod retries;
 mod security;

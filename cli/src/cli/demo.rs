@@ -13,6 +13,8 @@ use riposte::engine::service::{Caller, ServiceApi};
 use riposte::store::RunStatus;
 use riposte_emulator::{Emulator, Tenant};
 
+/// The emulator's webhook sink the demo's notifications go to.
+const DEMO_SINK: &str = "soc-channel";
 const WEBHOOK_ALERT: &str = include_str!("../../../tests/fixtures/alerts/lacework-webhook.json");
 const PLAYBOOK: &str = include_str!("../../../playbooks/first-access-containment.yaml");
 const KQL: &str = include_str!("../../../playbooks/first-access-rare-processes.kql");
@@ -39,7 +41,7 @@ pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
         playbooks.display(),
         policies.display(),
         dir.join("riposte.db").display(),
-        riposte_emulator::client_config_toml(&base),
+        riposte_emulator::client_config_toml_with_notify(&base, DEMO_SINK),
     );
     let config_path = dir.join("riposte.toml");
     std::fs::write(&config_path, &toml)?;
@@ -49,6 +51,8 @@ pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
     println!("  emulator (Entra, Graph, ARM, Log Analytics, Lacework): {base}");
     println!("  configuration: {}", config_path.display());
     let service = riposte::app::App::new(config.clone())?.service().await?;
+    // The notifier starts following the audit trail here, before anything happens.
+    service.tell_pass().await?;
 
     println!(
         "\n1. Lacework posts its webhook: \"New Azure API Call Invoked by User Accessed Resource for the First Time\""
@@ -129,6 +133,14 @@ pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
     ] {
         println!("   {:>3} {what}", state.counter(counter));
     }
+    // The service's own notices (awaiting approval, finished, failed) follow the audit trail;
+    // one pass now tells the channel about this run.
+    service.tell_pass().await?;
+    let messages = state.webhook_messages(Some(DEMO_SINK));
+    println!(
+        "   {:>3} messages posted to the SOC channel (the emulator's webhook sink {DEMO_SINK})",
+        messages.len()
+    );
     let audit = service.store().verify_audit().await?;
     println!("   audit trail: {audit} hash-chained records, verified");
 
@@ -146,7 +158,8 @@ pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
         Err(_) => tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?,
     };
     let api = listener.local_addr()?;
-    println!("\n4. The API is up. Your admin token (shown once): {token}");
+    println!("\n4. The API and the review page are up. Your admin token (shown once): {token}");
+    println!("   review page: http://{api}/ (sign in with the token)");
     println!("   curl -H 'Authorization: Bearer {token}' http://{api}/v1/runs");
     println!(
         "   curl -H 'Authorization: Bearer {token}' http://{api}/v1/runs/{}",
