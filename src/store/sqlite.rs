@@ -74,7 +74,9 @@ impl SqliteStore {
                 )
                 .await
                 .map_err(StoreError::Open)?;
+            let lock = migration_lock(options.get_filename()).await?;
             migrator().run(&write).await?;
+            drop(lock);
             // Opened after the writer has switched the file to WAL (a persistent setting).
             let read = SqlitePoolOptions::new()
                 .max_connections(READERS)
@@ -94,6 +96,28 @@ impl SqliteStore {
             audit_key: None,
         })
     }
+}
+
+/// Two processes opening a new database together (`riposte serve` starting while a command
+/// runs) would both find it unmigrated and apply the same migration twice; sqlx takes no
+/// lock on SQLite, so an exclusive lock on a file beside the database makes them take turns.
+/// Held until dropped; the operating system releases it if the process dies.
+async fn migration_lock(db: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    let mut name = db.as_os_str().to_os_string();
+    name.push(".migrate-lock");
+    let path = std::path::PathBuf::from(name);
+    let locked = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| StoreError::Open(sqlx::Error::Io(std::io::Error::other(e))))?;
+    locked.map_err(|e| StoreError::Open(sqlx::Error::Io(e)))
 }
 
 fn migrator() -> Migrator {

@@ -52,16 +52,19 @@ pub async fn list(
 }
 
 /// Exits 1 (with the service's reason) when the alert is not failed.
-pub async fn retry(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
+pub async fn retry(config: &Config, id: &str, format: Format) -> anyhow::Result<ExitCode> {
     let alert = service(config)
         .await?
         .retry_alert(id, &caller())
         .await
         .map_err(err)?;
-    println!(
-        "alert {} is {} again; the service matches it next",
-        alert.id,
-        alert.status.as_str()
-    );
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&alert)?),
+        Format::Table => println!(
+            "alert {} is {} again; the service matches it next",
+            alert.id,
+            alert.status.as_str()
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,7 @@ mod ops;
 mod plan;
 mod policy;
 mod preflight;
+mod progress;
 mod run;
 pub mod serve;
 mod token;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
 
 use riposte::config::Config;
 
@@ -94,6 +96,9 @@ pub enum Command {
         /// Execute even if the configured mode is dry-run.
         #[arg(long)]
         enforce: bool,
+        /// If the run must wait for an approval, wait for it here and then execute.
+        #[arg(long)]
+        wait: bool,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -110,6 +115,9 @@ pub enum Command {
         resources: Vec<String>,
         #[arg(long)]
         enforce: bool,
+        /// If the run must wait for an approval, wait for it here and then execute.
+        #[arg(long)]
+        wait: bool,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -161,11 +169,21 @@ pub enum Command {
         id: String,
         #[arg(long)]
         plan_hash: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
     /// Reject a run awaiting approval.
-    Reject { id: String },
+    Reject {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Stop a run that has not started executing (pending, planning, awaiting approval).
-    Cancel { id: String },
+    Cancel {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Stored alerts: `alerts list [--status S]`, `alerts retry ID`.
     Alerts {
         #[command(subcommand)]
@@ -181,6 +199,12 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Print a shell completion script: `riposte completions bash > /etc/bash_completion.d/riposte`,
+    /// zsh (into a directory on `$fpath`, as `_riposte`), or fish.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
     },
     /// API tokens for `riposte serve`.
     Token {
@@ -223,13 +247,20 @@ pub enum AlertsCommand {
         format: Format,
     },
     /// Make a failed alert pending again, its attempts reset; the service matches it next.
-    Retry { id: String },
+    Retry {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the hash chain: detects any edited or removed record.
-    Verify,
+    Verify {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -303,6 +334,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             principal,
             resources,
             enforce,
+            wait,
             format,
         } => {
             let args = run::RunArgs {
@@ -313,6 +345,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 principal,
                 resources,
                 enforce,
+                wait,
                 format,
             };
             run::run(&load_config()?, args).await
@@ -323,6 +356,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             principal,
             resources,
             enforce,
+            wait,
             format,
         } => {
             let args = run::ActArgs {
@@ -331,6 +365,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 principal,
                 resources,
                 enforce,
+                wait,
                 format,
             };
             run::act(&load_config()?, args).await
@@ -355,21 +390,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } => ops::list(&load_config()?, status, limit, format).await,
             RunsCommand::Show { id, format } => ops::show(&load_config()?, &id, format).await,
         },
-        Command::Approve { id, plan_hash } => ops::approve(&load_config()?, &id, &plan_hash).await,
-        Command::Reject { id } => ops::reject(&load_config()?, &id).await,
-        Command::Cancel { id } => ops::cancel(&load_config()?, &id).await,
+        Command::Approve {
+            id,
+            plan_hash,
+            format,
+        } => ops::approve(&load_config()?, &id, &plan_hash, format).await,
+        Command::Reject { id, format } => ops::reject(&load_config()?, &id, format).await,
+        Command::Cancel { id, format } => ops::cancel(&load_config()?, &id, format).await,
         Command::Alerts { command } => match command {
             AlertsCommand::List {
                 status,
                 limit,
                 format,
             } => alerts::list(&load_config()?, status, limit, format).await,
-            AlertsCommand::Retry { id } => alerts::retry(&load_config()?, &id).await,
+            AlertsCommand::Retry { id, format } => {
+                alerts::retry(&load_config()?, &id, format).await
+            }
         },
         Command::Rollback { id, format } => ops::rollback(&load_config()?, &id, format).await,
         Command::Audit {
-            command: AuditCommand::Verify,
-        } => ops::audit_verify(&load_config()?).await,
+            command: AuditCommand::Verify { format },
+        } => ops::audit_verify(&load_config()?, format).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "riposte",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Token {
             command: TokenCommand::New { name, role, format },
         } => token::new(&name, role, format),

@@ -123,15 +123,40 @@ pub async fn show(config: &Config, id: &str, format: Format) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn approve(config: &Config, id: &str, plan_hash: &str) -> anyhow::Result<ExitCode> {
+/// Approves, then executes here with progress on stderr; `--format json` prints the run and
+/// its report on stdout.
+pub async fn approve(
+    config: &Config,
+    id: &str,
+    plan_hash: &str,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
     let svc = service(config).await?;
     svc.approve(id, plan_hash, &caller()).await.map_err(err)?;
-    println!("approved plan {plan_hash} of run {id}; executing");
-    let run = svc.drive(id, None).await.map_err(err)?;
-    if let Some(report) = svc.report(id).await.map_err(err)? {
-        print!("{}", report.summary());
+    let progress = super::progress::Progress::start(format == Format::Json);
+    progress.waiting(&format!("approved plan {plan_hash} of run {id}; executing"));
+    let on_event = progress.on_event();
+    let mut run = svc.drive(id, Some(&on_event)).await.map_err(err)?;
+    // A run whose steps wait on a long operation is driven again until it settles.
+    for _ in 0..3 {
+        if run.status != RunStatus::Running {
+            break;
+        }
+        run = svc.drive(id, Some(&on_event)).await.map_err(err)?;
     }
-    println!("run {} is {:?}", run.id, run.status);
+    let report = svc.report(id).await.map_err(err)?;
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"run": run, "report": report}))?
+        ),
+        Format::Table => {
+            if let Some(report) = &report {
+                print!("{}", report.summary());
+            }
+            println!("run {} is {}", run.id, run.status.as_str());
+        }
+    }
     Ok(if matches!(run.status, RunStatus::Failed) {
         ExitCode::from(1)
     } else {
@@ -139,24 +164,30 @@ pub async fn approve(config: &Config, id: &str, plan_hash: &str) -> anyhow::Resu
     })
 }
 
-pub async fn reject(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
+pub async fn reject(config: &Config, id: &str, format: Format) -> anyhow::Result<ExitCode> {
     let run = service(config)
         .await?
         .reject(id, &caller())
         .await
         .map_err(err)?;
-    println!("rejected run {}; it is {:?}", run.id, run.status);
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&run)?),
+        Format::Table => println!("rejected run {}; it is {}", run.id, run.status.as_str()),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Exits 1 (with the service's reason) when the run has started executing or finished.
-pub async fn cancel(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
+pub async fn cancel(config: &Config, id: &str, format: Format) -> anyhow::Result<ExitCode> {
     let run = service(config)
         .await?
         .cancel(id, &caller())
         .await
         .map_err(err)?;
-    println!("cancelled run {}; it is {}", run.id, run.status.as_str());
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&run)?),
+        Format::Table => println!("cancelled run {}; it is {}", run.id, run.status.as_str()),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -201,16 +232,23 @@ pub async fn rollback(config: &Config, id: &str, format: Format) -> anyhow::Resu
     })
 }
 
-pub async fn audit_verify(config: &Config) -> anyhow::Result<ExitCode> {
+/// Exits 1 when the chain is broken; `--format json` prints `{"intact", "records"}` or
+/// `{"intact": false, "error"}` on stdout either way, so a script need not parse stderr.
+pub async fn audit_verify(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
     let service = service(config).await?;
-    match service.store().verify_audit().await {
-        Ok(n) => {
-            println!("audit trail intact: {n} records, hash chain verified");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            eprintln!("audit trail BROKEN: {e}");
-            Ok(ExitCode::from(1))
-        }
+    let verified = service.store().verify_audit().await;
+    match (&verified, format) {
+        (Ok(n), Format::Json) => println!("{}", serde_json::json!({"intact": true, "records": n})),
+        (Ok(n), Format::Table) => println!("audit trail intact: {n} records, hash chain verified"),
+        (Err(e), Format::Json) => println!(
+            "{}",
+            serde_json::json!({"intact": false, "error": e.to_string()})
+        ),
+        (Err(e), Format::Table) => eprintln!("audit trail BROKEN: {e}"),
     }
+    Ok(if verified.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

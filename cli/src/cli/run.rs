@@ -13,7 +13,7 @@ use riposte::alert::Alert;
 use riposte::app::App;
 use riposte::config::Config;
 use riposte::engine::service::Caller;
-use riposte::engine::{Event, RunOutcome, StepOutcome, action_spec, playbook_of, playbook_spec};
+use riposte::engine::{RunOutcome, StepOutcome, action_spec, playbook_of, playbook_spec};
 use riposte::plan::{self, Mode, Planner};
 use riposte::playbook::Playbook;
 use riposte::store::{RunSpec, RunStatus};
@@ -26,6 +26,9 @@ pub struct RunArgs {
     pub principal: Option<String>,
     pub resources: Vec<String>,
     pub enforce: bool,
+    /// When the run must wait for an approval, wait for it (and then execute) instead of
+    /// returning at once.
+    pub wait: bool,
     pub format: Format,
 }
 
@@ -56,7 +59,7 @@ pub async fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut code = ExitCode::SUCCESS;
     for p in &playbooks {
         let spec = playbook_spec(p, inputs.clone());
-        let c = execute(&app, p, spec, &alert, args.format, &run_id).await?;
+        let c = execute(&app, p, spec, &alert, (args.format, args.wait), &run_id).await?;
         if c != ExitCode::SUCCESS {
             code = c;
         }
@@ -70,6 +73,7 @@ pub struct ActArgs {
     pub principal: Option<String>,
     pub resources: Vec<String>,
     pub enforce: bool,
+    pub wait: bool,
     pub format: Format,
 }
 
@@ -111,7 +115,15 @@ pub async fn act(config: &Config, args: ActArgs) -> anyhow::Result<ExitCode> {
         &resources,
         chrono::Utc::now(),
     );
-    execute(&app, &playbook, spec, &alert, args.format, &run_id).await
+    execute(
+        &app,
+        &playbook,
+        spec,
+        &alert,
+        (args.format, args.wait),
+        &run_id,
+    )
+    .await
 }
 
 /// `--param k=v` typed by the action's parameter schema, with `--principal` in the action's
@@ -184,7 +196,7 @@ async fn execute(
     playbook: &Playbook,
     spec: RunSpec,
     alert: &Alert,
-    format: Format,
+    (format, wait): (Format, bool),
     run_id: &str,
 ) -> anyhow::Result<ExitCode> {
     let mode = app.config.mode;
@@ -194,7 +206,7 @@ async fn execute(
         );
     }
     if mode == Mode::Enforce && playbook.stage != riposte::playbook::model::Stage::Trial {
-        return execute_enforced(app, spec, alert, format).await;
+        return execute_enforced(app, spec, alert, format, wait).await;
     }
     let lookup = app.connectors.planning_lookup();
     let planner = Planner {
@@ -233,48 +245,21 @@ async fn execute_enforced(
     spec: RunSpec,
     alert: &Alert,
     format: Format,
+    wait: bool,
 ) -> anyhow::Result<ExitCode> {
-    let quiet = format == Format::Json;
-    let on_event = move |e: &Event<'_>| {
-        if quiet {
-            return;
-        }
-        match e {
-            Event::StepStarted { id, action } => eprintln!("▶ {id} ({action})"),
-            Event::Request { step, record } => eprintln!(
-                "  {step}: {} {} → {}{}",
-                record.method,
-                record.url,
-                record
-                    .status
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "no answer".into()),
-                record
-                    .request_id
-                    .as_ref()
-                    .map(|r| format!(" [request-id {r}]"))
-                    .unwrap_or_default()
-            ),
-            Event::StepFinished { report } => eprintln!(
-                "■ {} {:?}{}",
-                report.id,
-                report.outcome,
-                report
-                    .reason
-                    .as_ref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            ),
-        }
-    };
+    let progress = super::progress::Progress::start(format == Format::Json);
+    let on_event = progress.on_event();
     // Enforced runs go through the service, so they are journaled, audited and can be
     // inspected (`riposte runs show`) and rolled back (`riposte rollback`).
     let service = app.service().await?;
     let caller = Caller { name: cli_caller() };
-    let run = service
+    let mut run = service
         .run_now(spec, alert, &caller, &on_event)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if wait && run.status == RunStatus::AwaitingApproval {
+        run = wait_for_approval(&service, run, &progress, &on_event).await?;
+    }
     let report = service
         .report(&run.id)
         .await
@@ -328,4 +313,75 @@ pub(crate) fn cli_caller() -> String {
         "cli:{}",
         std::env::var("USER").unwrap_or_else(|_| "unknown".into())
     )
+}
+
+/// Waits while `run` awaits approval, saying so on stderr now and then; once an approval of
+/// its current plan is recorded (by `riposte approve`, the API or the review page), executes
+/// it here. Returns when the run has left `awaiting_approval`: executed, rejected, cancelled,
+/// or executed by a `riposte serve` worker.
+async fn wait_for_approval(
+    service: &riposte::engine::Service,
+    mut run: riposte::store::RunRecord,
+    progress: &super::progress::Progress,
+    on_event: &(dyn Fn(&riposte::engine::Event<'_>) + Send + Sync),
+) -> anyhow::Result<riposte::store::RunRecord> {
+    use riposte::engine::service::ServiceApi;
+    let started = std::time::Instant::now();
+    let mut said = None;
+    while run.status == RunStatus::AwaitingApproval {
+        let minutes = started.elapsed().as_secs() / 60;
+        if said != Some(minutes) {
+            said = Some(minutes);
+            progress.waiting(&format!(
+                "run {} waits for approval of plan {} ({}m so far): riposte approve {} --plan-hash {}",
+                run.id,
+                run.plan_hash.as_deref().unwrap_or("-"),
+                minutes,
+                run.id,
+                run.plan_hash.as_deref().unwrap_or("-"),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let approved = match &run.plan_hash {
+            Some(hash) => service
+                .store()
+                .approvals_for(&run.id)
+                .await?
+                .iter()
+                .any(|a| {
+                    &a.plan_hash == hash && a.decision == riposte::store::ApprovalDecision::Approve
+                }),
+            None => false,
+        };
+        run = if approved {
+            progress.waiting("approved; executing");
+            match service.drive(&run.id, Some(on_event)).await {
+                Ok(r) => r,
+                // A `riposte serve` worker took it first: follow it from the store instead.
+                Err(riposte::engine::service::ServiceError::Conflict(_)) => {
+                    service
+                        .run(&run.id)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                        .run
+                }
+                Err(e) => return Err(anyhow::anyhow!("{e}")),
+            }
+        } else {
+            service
+                .run(&run.id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .run
+        };
+        while run.status == RunStatus::Running {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            run = service
+                .run(&run.id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .run;
+        }
+    }
+    Ok(run)
 }

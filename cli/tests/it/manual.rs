@@ -514,3 +514,123 @@ async fn a_placeholder_shaped_parameter_cannot_redirect_a_request() {
         "the crafted parameter disabled another user"
     );
 }
+
+const GRADY: (&str, &str) = (
+    "grady.archie@contoso.com",
+    "a1e7d1c2-5b3f-4c8e-9d21-000000000005",
+);
+
+/// A responder contains a Global Administrator from the command line: the guardrails make
+/// the run wait, `--wait` says so on stderr and waits, an approver approves from another
+/// shell (`--format json`), and the waiting command reports the executed run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn act_wait_holds_for_an_approval_given_from_another_shell() {
+    let world = World::start();
+    let dir = world.dir.path().to_path_buf();
+    let waiting = std::process::Command::new(env!("CARGO_BIN_EXE_riposte"))
+        .current_dir(&dir)
+        .arg("--config")
+        .arg(dir.join("riposte.toml"))
+        .args([
+            "act",
+            "entra.revoke_sessions",
+            "--principal",
+            GRADY.0,
+            "--enforce",
+            "--wait",
+            "--format",
+            "json",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("USER", "responder")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let service = riposte::app::App::new(world.config())
+        .unwrap()
+        .service()
+        .await
+        .unwrap();
+    let mut waiting_run = None;
+    for _ in 0..100 {
+        let runs = service
+            .runs(5, Some(RunStatus::AwaitingApproval))
+            .await
+            .unwrap();
+        if let Some(r) = runs.into_iter().next() {
+            waiting_run = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let run = waiting_run.expect("the run waits for approval");
+    let hash = run.plan_hash.clone().unwrap();
+    let approved = world
+        .riposte_with(
+            &["approve", &run.id, "--plan-hash", &hash, "--format", "json"],
+            &[("USER", "approver")],
+        )
+        .await;
+    let approved = json_of(&approved);
+    assert_eq!(approved["run"]["id"], run.id.as_str());
+    assert_eq!(approved["run"]["status"], "succeeded", "{approved:#}");
+    let out = tokio::task::spawn_blocking(move || waiting.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("waits for approval"), "{stderr}");
+    let v = json_of(&out);
+    assert_eq!(v["run"]["id"], run.id.as_str());
+    assert_eq!(v["run"]["status"], "succeeded", "{v:#}\n{stderr}");
+    assert_eq!(world.emulator.state().counter("sessions_revoked"), 1);
+    world.emulator.shutdown().await;
+}
+
+/// Every command that prints data takes `--format json`; completions come for three shells.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_speak_json_and_shells_complete_them() {
+    let world = World::start();
+    let verified = json_of(
+        &world
+            .riposte(&["audit", "verify", "--format", "json"])
+            .await,
+    );
+    assert_eq!(verified["intact"], true, "{verified}");
+    assert!(verified["records"].is_u64());
+    // A dry-run act waits for approval; rejecting it answers the run as JSON.
+    let planned = world
+        .riposte(&[
+            "act",
+            "entra.disable_user",
+            "--principal",
+            ALEX.0,
+            "--enforce",
+            "--format",
+            "json",
+        ])
+        .await;
+    let planned = json_of(&planned);
+    let id = planned["run"]["id"].as_str().unwrap().to_string();
+    if planned["run"]["status"] == "awaiting_approval" {
+        let rejected = json_of(
+            &world
+                .riposte_with(
+                    &["reject", &id, "--format", "json"],
+                    &[("USER", "approver")],
+                )
+                .await,
+        );
+        assert_eq!(rejected["id"], id.as_str());
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let out = world.riposte(&["completions", shell]).await;
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        for word in ["riposte", "approve", "rollback", "plan-hash", "completions"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    world.emulator.shutdown().await;
+}
