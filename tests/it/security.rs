@@ -5,7 +5,7 @@
 //!
 //! | class (issue 10) | test |
 //! |---|---|
-//! | values shaped like the unknown marker pass encoding raw | `builders::placeholder_shaped_values_cannot_add_segments_or_parameters`, the `builders::*` properties (every action, every string parameter), `plan_injection::alert_values_fill_one_encoded_slot` |
+//! | values shaped like the unknown marker pass encoding raw | the `builders::*` properties (every action, every string parameter, `placeholder_like` inputs included), `actions::encode` `look_alike_unknowns_are_encoded`, `plan::seal` `look_alikes_leave_a_step_exact`, `cli/tests/it/manual.rs` `a_placeholder_shaped_parameter_cannot_redirect_a_request`, `plan_injection::alert_values_fill_one_encoded_slot` |
 //! | single actions guarded without facts (break-glass, Global Administrator, resource tags) | `cli/tests/it/manual.rs` `a_single_action_is_guarded_on_the_facts_of_its_real_target`; `guardrails::a_break_glass_account_is_never_touched` |
 //! | a responder makes riposte read files next to the server | `src/actions/evidence/log_analytics_query.rs` `paths_outside_the_playbook_directory_are_refused`; `builders::evidence_parameters_fill_their_slot` (a query file is never request text) |
 //! | the principal can be steered (JSON in free text, other entities, descriptions) | [`the_principal_cannot_be_steered_by_another_entity_type`] here; `src/alert/lacework.rs` `a_user_in_a_description_does_not_steer_the_principal`, `a_user_in_an_unrelated_entity_type_does_not_steer_the_principal`, `json_text_inside_a_field_does_not_steer_the_principal` |
