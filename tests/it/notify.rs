@@ -195,3 +195,44 @@ async fn the_webhook_sink_refuses_what_slack_and_teams_refuse() {
     assert_eq!(listed[0]["body"]["text"], "hello");
     emulator.shutdown().await;
 }
+
+/// A message that looks like a run-time unknown (`⟨steps.user.outputs.id⟩`) is text like any
+/// other: the step is exact, runs, and the webhook receives the characters as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_shaped_text_reaches_the_webhook_verbatim() {
+    let (emulator, service, _dir) =
+        common::service_on_emulator_with(Tenant::default_fixture(), "enforce", |toml| {
+            let base = toml
+                .lines()
+                .find_map(|l| l.strip_prefix("graph_endpoint = \""))
+                .and_then(|l| l.strip_suffix('"'))
+                .unwrap()
+                .to_string();
+            // `[actions]` is the emulator configuration's last table.
+            format!(
+                "{toml}notify_webhook_url = \"{}\"\n",
+                riposte_emulator::webhook_sink_url(&base, "soc")
+            )
+        })
+        .await;
+    let message = "Sign-in blocked ⟨steps.user.outputs.id⟩ \u{e000}⟨secret⟩ ⟨x";
+    let id = service
+        .invoke_action(
+            "notify.webhook",
+            BTreeMap::from([("message".to_string(), serde_json::json!(message))]),
+            &caller("token:responder"),
+        )
+        .await
+        .unwrap();
+    let run = service.drive(&id, None).await.unwrap();
+    assert_eq!(
+        run.status,
+        RunStatus::Succeeded,
+        "{:#?}",
+        service.report(&id).await
+    );
+    let messages = emulator.state().webhook_messages(Some("soc"));
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert_eq!(messages[0].body["text"], message);
+    emulator.shutdown().await;
+}
