@@ -26,6 +26,21 @@ pub struct ServerSettings {
     /// each). A slow sender holding connections open cannot starve the API. Default 30.
     #[serde(default = "default_read_timeout_secs")]
     pub read_timeout_secs: u64,
+    /// `[server.oidc]`: review-page sign-in with Entra ID; absent, the sign-in form takes an
+    /// API token instead.
+    #[serde(default)]
+    pub oidc: Option<OidcSettings>,
+}
+
+/// The review page's app registration. The authority is `[azure]`'s (cloud login host, or
+/// `authority_host`, and `tenant_id`), so sign-in and riposte's own identity are one tenant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// Application (client) id; the id token's audience.
+    pub client_id: String,
+    /// Its client secret, for the code redemption; wrapped so it never reaches a formatter.
+    pub client_secret: secrecy::SecretString,
 }
 
 impl Default for ServerSettings {
@@ -36,6 +51,7 @@ impl Default for ServerSettings {
             max_body_bytes: default_max_body_bytes(),
             hmac: None,
             read_timeout_secs: default_read_timeout_secs(),
+            oidc: None,
         }
     }
 }
@@ -179,6 +195,14 @@ impl ServerSettings {
         }
         if self.max_body_bytes == 0 {
             return Err("server.max_body_bytes must be greater than 0".to_string());
+        }
+        if let Some(oidc) = &self.oidc {
+            use secrecy::ExposeSecret;
+            if oidc.client_id.trim().is_empty() || oidc.client_secret.expose_secret().is_empty() {
+                return Err(
+                    "server.oidc needs client_id and client_secret (the review page's app registration)".to_string(),
+                );
+            }
         }
         if let Some(hmac) = &self.hmac {
             use secrecy::ExposeSecret;
