@@ -22,7 +22,9 @@ use std::sync::RwLock;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use oauth2::basic::{BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
+use oauth2::basic::{
+    BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
+};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
     EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
@@ -354,10 +356,11 @@ impl OidcClient {
                 what: "JWKS",
                 source,
             })?;
-        let keys: JwkSet = serde_json::from_value(document).map_err(|e| OidcError::BadDocument {
-            what: "JWKS",
-            reason: e.to_string(),
-        })?;
+        let keys: JwkSet =
+            serde_json::from_value(document).map_err(|e| OidcError::BadDocument {
+                what: "JWKS",
+                reason: e.to_string(),
+            })?;
         *self.jwks.write().unwrap_or_else(|p| p.into_inner()) = keys;
         Ok(())
     }
@@ -469,9 +472,7 @@ fn role_of(roles: &[String]) -> Option<Role> {
         .max()
 }
 
-fn exchange_error(
-    e: RequestTokenError<OAuthTransportError, EntraErrorBody>,
-) -> OidcError {
+fn exchange_error(e: RequestTokenError<OAuthTransportError, EntraErrorBody>) -> OidcError {
     match e {
         RequestTokenError::ServerResponse(body) => OidcError::Refused {
             error: body.error,
@@ -518,7 +519,10 @@ mod tests {
             created: Utc::now(),
         };
         let json = serde_json::to_string(&pending).unwrap();
-        assert_eq!(serde_json::from_str::<PendingLogin>(&json).unwrap(), pending);
+        assert_eq!(
+            serde_json::from_str::<PendingLogin>(&json).unwrap(),
+            pending
+        );
         let shown = format!("{pending:?}");
         assert!(!shown.contains("secret"), "{shown}");
     }
@@ -550,6 +554,13 @@ mod tests {
                 "{wrong}"
             );
         }
-        assert!(expected_tenant(authority, "contoso.com", "https://login.microsoftonline.com/common/v2.0").is_err());
+        assert!(
+            expected_tenant(
+                authority,
+                "contoso.com",
+                "https://login.microsoftonline.com/common/v2.0"
+            )
+            .is_err()
+        );
     }
 }

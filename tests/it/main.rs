@@ -16,6 +16,7 @@ mod golden_plans;
 mod guardrails;
 mod http_service;
 mod incidents;
+mod oidc;
 mod plan_injection;
 mod retries;
 mod security;
