@@ -147,7 +147,7 @@ mod tests {
         validation.required_spec_claims.clear();
         assert!(jsonwebtoken::decode::<Value>(&token, &key, &validation).is_ok());
         keys.rotate();
-        let rotated = jsonwebtoken::decode_header(&keys.sign(&json!({}), None)).unwrap();
+        let rotated = jsonwebtoken::decode_header(keys.sign(&json!({}), None)).unwrap();
         assert_ne!(rotated.kid, header.kid, "a rotation signs with another key");
     }
 }
