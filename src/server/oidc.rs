@@ -527,6 +527,49 @@ mod tests {
         assert!(!shown.contains("secret"), "{shown}");
     }
 
+    /// A client whose documents were never read; its JWKS is empty and unreachable.
+    fn offline_client() -> OidcClient {
+        use crate::connectors::HttpOptions;
+        OidcClient {
+            client_id: "app".into(),
+            client_secret: secrecy::SecretString::from("s"),
+            http: HttpClient::new(HttpOptions::default()).unwrap(),
+            issuer: "https://login.microsoftonline.com/t/v2.0".into(),
+            tenant_id: "t".into(),
+            authorization_endpoint: AuthUrl::new("https://login.microsoftonline.com/t/a".into())
+                .unwrap(),
+            token_endpoint: TokenUrl::new("https://login.microsoftonline.com/t/t".into()).unwrap(),
+            jwks_uri: "http://127.0.0.1:9/keys".into(),
+            jwks: RwLock::new(JwkSet { keys: Vec::new() }),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_rs256_id_tokens_are_considered() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let client = offline_client();
+        for alg in [Algorithm::HS256, Algorithm::HS512] {
+            let mut header = jsonwebtoken::Header::new(alg);
+            header.kid = Some("k".into());
+            let token = jsonwebtoken::encode(
+                &header,
+                &serde_json::json!({"oid": "x"}),
+                &jsonwebtoken::EncodingKey::from_secret(b"k"),
+            )
+            .unwrap();
+            let error = client.validate(&token, "n").await.unwrap_err();
+            assert!(error.to_string().contains("only RS256"), "{alg:?}: {error}");
+        }
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k"}"#),
+            URL_SAFE_NO_PAD.encode(r#"{"oid":"x"}"#)
+        );
+        let error = client.validate(&none, "n").await.unwrap_err();
+        assert!(matches!(error, OidcError::InvalidIdToken(_)), "{error}");
+    }
+
     #[test]
     fn the_issuer_must_be_the_tenants_authority() {
         let authority = "https://login.microsoftonline.com";

@@ -215,3 +215,35 @@ impl ServerSettings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::{Format as _, Toml};
+    use secrecy::ExposeSecret as _;
+
+    fn server(text: &str) -> Result<ServerSettings, figment::Error> {
+        figment::Figment::from(Toml::string(text)).extract_inner("server")
+    }
+
+    #[test]
+    fn the_oidc_section_needs_both_keys_and_keeps_its_secret_out_of_debug() {
+        let s = server("[server.oidc]\nclient_id = \"app\"\nclient_secret = \"s3cret\"\n").unwrap();
+        let oidc = s.oidc.as_ref().unwrap();
+        assert_eq!(
+            (oidc.client_id.as_str(), oidc.client_secret.expose_secret()),
+            ("app", "s3cret")
+        );
+        assert!(s.check().is_ok());
+        assert!(!format!("{s:?}").contains("s3cret"));
+        assert!(server("[server.oidc]\nclient_id = \"app\"\n").is_err());
+        assert!(server("[server.oidc]\nclient_secret = \"s\"\n").is_err());
+        assert!(
+            server("[server.oidc]\nclient_id = \"a\"\nclient_secret = \"s\"\nauthority = \"x\"\n")
+                .is_err()
+        );
+        let empty = server("[server.oidc]\nclient_id = \"app\"\nclient_secret = \"\"\n").unwrap();
+        assert!(empty.check().unwrap_err().contains("server.oidc"));
+        assert!(server("[server]\n").unwrap().oidc.is_none());
+    }
+}

@@ -61,6 +61,10 @@ impl Env {
         assert_eq!(page.status(), StatusCode::OK);
         let html = page.text().await.unwrap();
         assert!(html.contains(name), "the picker lists {name}");
+        assert!(
+            html.contains("st&lt;ate&gt;") && !html.contains("st<ate>"),
+            "the request's values are escaped in the picker"
+        );
         let oid = REVIEW_USERS.iter().find(|u| u.name == name).unwrap().oid;
         let mut form: Vec<(String, String)> = url::Url::parse(&url)
             .unwrap()

@@ -326,3 +326,64 @@ async fn discovery_for_a_tenant_the_authority_does_not_know_fails() {
     assert!(matches!(error, OidcError::Unreachable { .. }), "{error}");
     emulator.shutdown().await;
 }
+
+/// A discovery document is an answer from the network: an issuer that is not the configured
+/// authority's, or an endpoint on another host (the secret would go there), is refused.
+#[tokio::test]
+async fn a_discovery_document_off_the_authority_is_refused() {
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
+    riposte::connectors::install_crypto_provider();
+    let server = MockServer::start().await;
+    let base = server.uri();
+    let document = |issuer: String, token_endpoint: String| {
+        json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{base}/{TENANT}/oauth2/v2.0/authorize"),
+            "token_endpoint": token_endpoint,
+            "jwks_uri": format!("{base}/{TENANT}/discovery/v2.0/keys"),
+        })
+    };
+    let good_token = format!("{base}/{TENANT}/oauth2/v2.0/token");
+    let cases = [
+        (
+            document(
+                format!("https://login.microsoftonline.com/{TENANT}/v2.0"),
+                good_token.clone(),
+            ),
+            "issuer",
+        ),
+        (
+            document(
+                format!("{base}/{TENANT}/v2.0"),
+                format!("http://127.0.0.2:9/{TENANT}/oauth2/v2.0/token"),
+            ),
+            "endpoint",
+        ),
+        (
+            document(format!("{base}/{TENANT}/v2.0"), format!("{base}.evil/x")),
+            "endpoint",
+        ),
+    ];
+    let endpoints = Endpoints::default().with_overrides(Some(&base), None, None, None);
+    let settings: OidcSettings =
+        serde_json::from_value(json!({"client_id": "app", "client_secret": "s"})).unwrap();
+    for (body, what) in cases {
+        server.reset().await;
+        Mock::given(matchers::method("GET"))
+            .and(matchers::path(format!(
+                "/{TENANT}/v2.0/.well-known/openid-configuration"
+            )))
+            .respond_with(ResponseTemplate::new(200).set_body_json(&body))
+            .mount(&server)
+            .await;
+        let http = HttpClient::new(HttpOptions::default()).unwrap();
+        let error = OidcClient::discover(&settings, &endpoints, TENANT, http)
+            .await
+            .unwrap_err();
+        let expected = match what {
+            "issuer" => matches!(error, OidcError::IssuerMismatch { .. }),
+            _ => matches!(error, OidcError::BadDocument { .. }),
+        };
+        assert!(expected, "{what}: {error}");
+    }
+}
