@@ -222,8 +222,10 @@ mod tests {
     use figment::providers::{Format as _, Toml};
     use secrecy::ExposeSecret as _;
 
-    fn server(text: &str) -> Result<ServerSettings, figment::Error> {
-        figment::Figment::from(Toml::string(text)).extract_inner("server")
+    fn server(text: &str) -> Result<ServerSettings, String> {
+        figment::Figment::from(Toml::string(text))
+            .extract_inner("server")
+            .map_err(|e| e.to_string())
     }
 
     #[test]
