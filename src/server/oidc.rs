@@ -368,11 +368,20 @@ impl OidcClient {
     /// The decoding key for `kid`, from the cached JWKS or, when it is not listed (a key
     /// rollover), from the JWKS fetched once more.
     async fn key(&self, kid: &str) -> Result<DecodingKey, OidcError> {
+        // Only signing keys: a key published for encryption must not verify a signature.
         let cached = || {
             self.jwks
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
-                .find(kid)
+                .keys
+                .iter()
+                .find(|k| {
+                    k.common.key_id.as_deref() == Some(kid)
+                        && matches!(
+                            k.common.public_key_use,
+                            None | Some(jsonwebtoken::jwk::PublicKeyUse::Signature)
+                        )
+                })
                 .cloned()
         };
         let jwk = match cached() {
@@ -533,7 +542,11 @@ mod tests {
         OidcClient {
             client_id: "app".into(),
             client_secret: secrecy::SecretString::from("s"),
-            http: HttpClient::new(HttpOptions::default()).unwrap(),
+            http: HttpClient::new(HttpOptions {
+                max_retries: 0,
+                ..HttpOptions::default()
+            })
+            .unwrap(),
             issuer: "https://login.microsoftonline.com/t/v2.0".into(),
             tenant_id: "t".into(),
             authorization_endpoint: AuthUrl::new("https://login.microsoftonline.com/t/a".into())
@@ -542,6 +555,33 @@ mod tests {
             jwks_uri: "http://127.0.0.1:9/keys".into(),
             jwks: RwLock::new(JwkSet { keys: Vec::new() }),
         }
+    }
+
+    #[tokio::test]
+    async fn a_key_published_for_encryption_verifies_nothing() {
+        let client = offline_client();
+        *client.jwks.write().unwrap() = serde_json::from_value(serde_json::json!({"keys": [
+            {"kty": "RSA", "use": "enc", "kid": "k", "n": "AQAB", "e": "AQAB"}
+        ]}))
+        .unwrap();
+        // Not a signing key, so the client looks for it again (and cannot reach the JWKS).
+        let error = client.key("k").await.unwrap_err();
+        assert!(matches!(error, OidcError::Unreachable { .. }), "{error}");
+    }
+
+    /// The routes await `finish` inside axum handlers, whose futures must be `Send`.
+    #[test]
+    fn sign_in_futures_are_send() {
+        fn send<T: Send>(_: T) {}
+        let client = offline_client();
+        let pending = PendingLogin {
+            state: "s".into(),
+            nonce: "n".into(),
+            pkce_verifier: "v".into(),
+            redirect_uri: "http://127.0.0.1:1/auth/callback".into(),
+            created: Utc::now(),
+        };
+        send(client.finish("c", "s", &pending));
     }
 
     #[tokio::test]
