@@ -7,8 +7,9 @@
 //! # Routes
 //! - Entra: `POST /{tenant}/oauth2/v2.0/token` (client credentials: secret in the form or HTTP
 //!   Basic, or a PS256/RS256 certificate assertion; the authorization code + PKCE of the review
-//!   page's sign-in, with [`oidc`]'s OpenID configuration, JWKS and authorize user picker); IMDS `GET /metadata/identity/oauth2/token`
-//!   (`Metadata: true`); App Service `GET /msi/token` (`X-IDENTITY-HEADER`).
+//!   page's sign-in, with [`oidc`]'s OpenID configuration, JWKS and authorize user picker);
+//!   IMDS `GET /metadata/identity/oauth2/token` (`Metadata: true`); App Service `GET /msi/token`
+//!   (`X-IDENTITY-HEADER`).
 //! - Graph `/v1.0` and `/beta`: users (GET with `$select`, PATCH, revokeSignInSessions,
 //!   memberOf, transitiveMemberOf/microsoft.graph.directoryRole, resetPassword + operation status), beta
 //!   authentication/requirements, groups and members `$ref`, riskyUsers confirmCompromised,
