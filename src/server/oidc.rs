@@ -3,7 +3,7 @@
 //!
 //! How the routes use it:
 //! ```text
-//! let oidc = OidcClient::discover(&settings.oidc, &azure.endpoints()?, tenant_id, http).await?;
+//! let oidc = OidcClient::discover_for(oidc_settings, &config.azure, http).await?;  // at start
 //! // GET /auth/login
 //! let (url, pending) = oidc.begin("https://riposte.contoso.com/auth/callback")?;
 //! store pending under pending.state; answer 302 to url
@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use super::settings::{OidcSettings, Role};
 use crate::connectors::cloud::{Endpoints, check_endpoint_scheme};
 use crate::connectors::http::{EntraErrorBody, HttpClient, OAuthHttp, OAuthTransportError};
-use crate::connectors::{ApiError, oidc as documents};
+use crate::connectors::{ApiError, AzureSettings, oidc as documents};
 use crate::digest::constant_time_eq;
 use crate::engine::service::Caller;
 
@@ -60,6 +60,8 @@ pub enum OidcError {
         "the OpenID configuration's issuer `{found}` is not the tenant's authority `{expected}`; check [azure] cloud, authority_host and tenant_id"
     )]
     IssuerMismatch { expected: String, found: String },
+    #[error("[server.oidc] signs in through the [azure] tenant: {0}")]
+    Authority(String),
     #[error("the callback's state is not the one this sign-in began with")]
     StateMismatch,
     #[error("the sign-in took longer than {} minutes; sign in again", PENDING_LIFETIME.num_minutes())]
@@ -273,6 +275,24 @@ impl OidcClient {
         };
         client.refresh_keys().await?;
         Ok(client)
+    }
+
+    /// [`discover`](Self::discover) with `[azure]`'s login host (the cloud's, or
+    /// `authority_host`) and `tenant_id`.
+    pub async fn discover_for(
+        settings: &OidcSettings,
+        azure: &AzureSettings,
+        http: HttpClient,
+    ) -> Result<OidcClient, OidcError> {
+        let tenant = azure
+            .tenant_id
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| OidcError::Authority("set [azure] tenant_id".into()))?;
+        let endpoints = azure
+            .endpoints()
+            .map_err(|e| OidcError::Authority(e.to_string()))?;
+        OidcClient::discover(settings, &endpoints, tenant, http).await
     }
 
     /// The issuer id tokens must carry (`{authority}/{tenant GUID}/v2.0`).
@@ -567,6 +587,18 @@ mod tests {
         // Not a signing key, so the client looks for it again (and cannot reach the JWKS).
         let error = client.key("k").await.unwrap_err();
         assert!(matches!(error, OidcError::Unreachable { .. }), "{error}");
+    }
+
+    #[tokio::test]
+    async fn the_authority_needs_the_azure_tenant() {
+        let settings: OidcSettings =
+            serde_json::from_value(serde_json::json!({"client_id": "a", "client_secret": "s"}))
+                .unwrap();
+        let http = offline_client().http;
+        let error = OidcClient::discover_for(&settings, &AzureSettings::default(), http)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("tenant_id"), "{error}");
     }
 
     /// The routes await `finish` inside axum handlers, whose futures must be `Send`.

@@ -3,7 +3,7 @@
 //! token or a callback can be wrong.
 
 use reqwest::{StatusCode, redirect};
-use riposte::connectors::{Endpoints, HttpClient, HttpOptions};
+use riposte::connectors::{AzureSettings, Endpoints, HttpClient, HttpOptions};
 use riposte::server::oidc::{OidcClient, OidcError, PendingLogin, SignedIn};
 use riposte::server::{OidcSettings, Role};
 use riposte_emulator::oidc::{IdTokenPatch, REVIEW_USERS};
@@ -88,24 +88,25 @@ impl Env {
     }
 }
 
+/// A client configured the way a deployment is: `[azure]` and `[server.oidc]` as the emulator
+/// prints them (`tenant` overrides `[azure] tenant_id`).
 async fn client(emulator: &EmulatorHandle, tenant: &str) -> Result<OidcClient, OidcError> {
-    let endpoints =
-        Endpoints::default().with_overrides(Some(&emulator.base_url()), None, None, None);
-    // The emulator's own section, as a deployment would configure it.
-    let settings: OidcSettings = toml_section(&emulator.oidc_config_toml());
+    use figment::providers::Format as _;
+    let text = format!(
+        "{}\n{}",
+        riposte_emulator::client_config_toml(&emulator.base_url()),
+        emulator.oidc_config_toml()
+    );
+    let config = figment::Figment::from(figment::providers::Toml::string(&text));
+    let settings: OidcSettings = config.extract_inner("server.oidc").unwrap();
+    let mut azure: AzureSettings = config.extract_inner("azure").unwrap();
+    azure.tenant_id = Some(tenant.to_owned());
     let http = HttpClient::new(HttpOptions {
         max_retries: 0,
         ..HttpOptions::default()
     })
     .unwrap();
-    OidcClient::discover(&settings, &endpoints, tenant, http).await
-}
-
-fn toml_section(text: &str) -> OidcSettings {
-    use figment::providers::Format as _;
-    figment::Figment::from(figment::providers::Toml::string(text))
-        .extract_inner("server.oidc")
-        .unwrap()
+    OidcClient::discover_for(&settings, &azure, http).await
 }
 
 fn patch(claims: serde_json::Value) -> IdTokenPatch {
