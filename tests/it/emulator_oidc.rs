@@ -327,3 +327,43 @@ async fn redemption_refuses_a_wrong_verifier_uri_or_secret_and_a_second_use() {
     assert_eq!(aadsts(&body), 70008);
     env.emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_code_goes_back_in_the_response_mode_asked_for_and_only_for_a_listed_user() {
+    let env = Env::start();
+    let post = |mode: &str, user: &str| {
+        let url = format!("{}&response_mode={mode}", env.authorize_url(CALLBACK));
+        let mut form: Vec<(String, String)> = url::Url::parse(&url)
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect();
+        form.push(("user".into(), user.into()));
+        env.http
+            .post(url.split('?').next().unwrap().to_owned())
+            .form(&form)
+            .send()
+    };
+    let lee = REVIEW_USERS[2].oid;
+    let fragment = post("fragment", lee).await.unwrap();
+    assert_eq!(fragment.status(), StatusCode::FOUND);
+    let location = url::Url::parse(fragment.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(location.query().is_none());
+    assert!(location.fragment().unwrap().contains("code="));
+    let form_post = post("form_post", lee).await.unwrap();
+    assert_eq!(form_post.status(), StatusCode::OK);
+    let html = form_post.text().await.unwrap();
+    assert!(html.contains(&format!("action=\"{CALLBACK}\"")), "{html}");
+    assert!(html.contains("name=\"code\"") && html.contains("st&lt;ate&gt;"));
+    let nobody = post("query", "00000000-0000-0000-0000-000000000000")
+        .await
+        .unwrap();
+    assert_eq!(nobody.status(), StatusCode::BAD_REQUEST);
+    assert!(nobody.headers().get("location").is_none());
+    assert!(nobody.text().await.unwrap().contains("AADSTS50034"));
+    assert_eq!(
+        env.emulator.state().counter("authorization_codes_issued"),
+        2
+    );
+    env.emulator.shutdown().await;
+}
