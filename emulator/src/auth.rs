@@ -203,7 +203,8 @@ pub fn entra_error(
     response
 }
 
-/// `POST /{tenant}/oauth2/v2.0/token` with the client-credentials grant.
+/// `POST /{tenant}/oauth2/v2.0/token` with the client-credentials grant (the authorization-code
+/// grant is `oidc`'s).
 pub fn token_endpoint(shared: &Shared, req: &Req) -> Response<Body> {
     let segments = req.segments();
     let path_ok = segments.len() == 4
@@ -243,6 +244,10 @@ pub fn token_endpoint(shared: &Shared, req: &Req) -> Response<Body> {
     }
     match field("grant_type").as_deref() {
         Some("client_credentials") => {}
+        Some("authorization_code") => {
+            drop(state);
+            return crate::oidc::redeem(shared, req, &form);
+        }
         Some(other) => {
             return entra_error(
                 req,
@@ -382,7 +387,7 @@ pub fn token_endpoint(shared: &Shared, req: &Req) -> Response<Body> {
 }
 
 /// `client_id:secret` from HTTP Basic (RFC 6749 §2.3.1: both parts form-encoded).
-fn basic_credentials(req: &Req) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(req: &Req) -> Option<(String, String)> {
     let value = req.header("authorization")?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {

@@ -39,7 +39,10 @@ impl Api {
             Api::LogAnalytics
         } else if lower.starts_with("/api/v2/") {
             Api::Lacework
-        } else if lower.contains("/oauth2/") {
+        } else if lower.contains("/oauth2/")
+            || lower.ends_with("/v2.0/.well-known/openid-configuration")
+            || lower.ends_with("/discovery/v2.0/keys")
+        {
             Api::Entra
         } else if lower.starts_with("/subscriptions") || lower.contains("/providers/") {
             Api::Arm

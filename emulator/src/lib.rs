@@ -6,8 +6,10 @@
 //!
 //! # Routes
 //! - Entra: `POST /{tenant}/oauth2/v2.0/token` (client credentials: secret in the form or HTTP
-//!   Basic, or a PS256/RS256 certificate assertion); IMDS `GET /metadata/identity/oauth2/token`
-//!   (`Metadata: true`); App Service `GET /msi/token` (`X-IDENTITY-HEADER`).
+//!   Basic, or a PS256/RS256 certificate assertion; the authorization code + PKCE of the review
+//!   page's sign-in, with [`oidc`]'s OpenID configuration, JWKS and authorize user picker);
+//!   IMDS `GET /metadata/identity/oauth2/token` (`Metadata: true`); App Service `GET /msi/token`
+//!   (`X-IDENTITY-HEADER`).
 //! - Graph `/v1.0` and `/beta`: users (GET with `$select`, PATCH, revokeSignInSessions,
 //!   memberOf, transitiveMemberOf/microsoft.graph.directoryRole, resetPassword + operation status), beta
 //!   authentication/requirements, groups and members `$ref`, riskyUsers confirmCompromised,
@@ -44,6 +46,7 @@ mod http;
 mod lacework;
 pub mod log;
 mod log_analytics;
+pub mod oidc;
 mod state;
 pub mod tenant;
 pub mod webhooks;
@@ -79,6 +82,8 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     /// Signs and checks access tokens.
     issuer: auth::Issuer,
+    /// Review-page sign-in: id-token keys, authorization codes.
+    oidc: oidc::Oidc,
     /// Installed faults.
     faults: Mutex<Faults>,
     /// Every request answered, in order.
@@ -150,6 +155,7 @@ impl Emulator {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(tenant)),
             issuer: auth::Issuer::new(),
+            oidc: oidc::Oidc::default(),
             faults: Mutex::new(Faults::default()),
             log: Mutex::new(Vec::new()),
             in_flight: Mutex::new(BTreeMap::new()),
@@ -402,6 +408,7 @@ async fn handle(shared: &Arc<Shared>, request: Request<hyper::body::Incoming>) -
 /// Routes a request to its API.
 async fn dispatch(shared: &Shared, api: Api, req: &Req, seq: u64) -> Response<Body> {
     match api {
+        Api::Entra if oidc::serves(req) => oidc::handle(shared, req),
         Api::Entra => auth::token_endpoint(shared, req),
         Api::Imds => auth::imds(shared, req),
         Api::AppService => auth::app_service(shared, req),

@@ -9,6 +9,7 @@ pub mod cloud;
 mod error;
 pub mod http;
 pub mod lacework;
+pub mod oidc;
 pub mod paging;
 mod request;
 pub mod settings;

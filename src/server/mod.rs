@@ -18,6 +18,7 @@ mod auth;
 
 pub use auth::token_digest;
 mod error;
+pub mod oidc;
 mod routes;
 mod settings;
 pub mod signature;
@@ -35,7 +36,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
-pub use settings::{HmacSettings, Role, ServerSettings, TokenEntry};
+pub use settings::{HmacSettings, OidcSettings, Role, ServerSettings, TokenEntry};
 pub use telemetry::install_metrics;
 
 use crate::engine::service::ServiceApi;

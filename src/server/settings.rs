@@ -30,6 +30,21 @@ pub struct ServerSettings {
     /// Default `http://{listen}`; set it to the address behind a load balancer.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// `[server.oidc]`: review-page sign-in with Entra ID; absent, the sign-in form takes an
+    /// API token instead.
+    #[serde(default)]
+    pub oidc: Option<OidcSettings>,
+}
+
+/// The review page's app registration. The authority is `[azure]`'s (cloud login host, or
+/// `authority_host`, and `tenant_id`), so sign-in and riposte's own identity are one tenant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// Application (client) id; the id token's audience.
+    pub client_id: String,
+    /// Its client secret, for the code redemption; wrapped so it never reaches a formatter.
+    pub client_secret: secrecy::SecretString,
 }
 
 impl Default for ServerSettings {
@@ -41,6 +56,7 @@ impl Default for ServerSettings {
             hmac: None,
             read_timeout_secs: default_read_timeout_secs(),
             public_url: None,
+            oidc: None,
         }
     }
 }
@@ -203,6 +219,14 @@ impl ServerSettings {
         if self.max_body_bytes == 0 {
             return Err("server.max_body_bytes must be greater than 0".to_string());
         }
+        if let Some(oidc) = &self.oidc {
+            use secrecy::ExposeSecret;
+            if oidc.client_id.trim().is_empty() || oidc.client_secret.expose_secret().is_empty() {
+                return Err(
+                    "server.oidc needs client_id and client_secret (the review page's app registration)".to_string(),
+                );
+            }
+        }
         if let Some(hmac) = &self.hmac {
             use secrecy::ExposeSecret;
             if hmac.secret.expose_secret().is_empty() {
@@ -212,5 +236,39 @@ impl ServerSettings {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::{Format as _, Toml};
+    use secrecy::ExposeSecret as _;
+
+    fn server(text: &str) -> Result<ServerSettings, String> {
+        figment::Figment::from(Toml::string(text))
+            .extract_inner("server")
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_oidc_section_needs_both_keys_and_keeps_its_secret_out_of_debug() {
+        let s = server("[server.oidc]\nclient_id = \"app\"\nclient_secret = \"s3cret\"\n").unwrap();
+        let oidc = s.oidc.as_ref().unwrap();
+        assert_eq!(
+            (oidc.client_id.as_str(), oidc.client_secret.expose_secret()),
+            ("app", "s3cret")
+        );
+        assert!(s.check().is_ok());
+        assert!(!format!("{s:?}").contains("s3cret"));
+        assert!(server("[server.oidc]\nclient_id = \"app\"\n").is_err());
+        assert!(server("[server.oidc]\nclient_secret = \"s\"\n").is_err());
+        assert!(
+            server("[server.oidc]\nclient_id = \"a\"\nclient_secret = \"s\"\nauthority = \"x\"\n")
+                .is_err()
+        );
+        let empty = server("[server.oidc]\nclient_id = \"app\"\nclient_secret = \"\"\n").unwrap();
+        assert!(empty.check().unwrap_err().contains("server.oidc"));
+        assert!(server("[server]\n").unwrap().oidc.is_none());
     }
 }

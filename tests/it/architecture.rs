@@ -282,7 +282,8 @@ fn the_flow_points_one_way() {
                 "text",
             ],
         ),
-        ("server", &["digest", "engine", "store"]),
+        // `connectors` only for the review page's sign-in (see the test below).
+        ("server", &["connectors", "digest", "engine", "store"]),
     ];
     for (part, allowed) in may {
         let extra: Vec<&String> = graph
@@ -293,6 +294,20 @@ fn the_flow_points_one_way() {
             .collect();
         assert!(extra.is_empty(), "{part} depends on {extra:?}");
     }
+}
+
+/// Invariant: in `server`, only the sign-in client (`server/oidc.rs`) uses `connectors`: it
+/// reads the identity platform's documents and redeems codes, and an outbound call goes
+/// through the one HTTP client like every other. The rest of `server` only maps HTTP.
+#[test]
+fn only_the_sign_in_client_of_the_server_uses_connectors() {
+    let found: Vec<String> = sources()
+        .iter()
+        .filter(|s| s.part() == "server" && s.rel != "server/oidc.rs")
+        .filter(|s| s.code.contains("crate::connectors"))
+        .map(|s| s.rel.clone())
+        .collect();
+    assert!(found.is_empty(), "server files using connectors: {found:?}");
 }
 
 /// Invariant: no source file over 1,000 lines of production code.
