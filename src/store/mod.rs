@@ -16,10 +16,12 @@
 mod audit;
 pub mod batch;
 mod postgres;
+mod sessions;
 mod settings;
 mod spec;
 mod sql;
 mod sql_runs;
+mod sql_sessions;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -41,6 +43,7 @@ pub use audit::{
 pub(crate) use audit::{ChainCheck, canonical_text};
 pub use batch::Batcher;
 pub use postgres::PgStore;
+pub use sessions::{SessionRecord, SessionStore};
 pub use settings::AuditSettings;
 pub use settings::StoreSettings;
 pub use spec::{RunSpec, RunTarget};
@@ -552,7 +555,7 @@ pub struct Evidence {
 /// The durable state riposte keeps. Every method is one transaction: it is stored entirely
 /// or not at all.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: SessionStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 

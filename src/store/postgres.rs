@@ -86,6 +86,13 @@ fn migrator() -> Migrator {
             include_str!("migrations/postgres/0005_throttle.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            6,
+            "sessions".into(),
+            MigrationType::Simple,
+            include_str!("migrations/postgres/0006_sessions.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -118,4 +125,5 @@ const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
 const FENCE_LOCK: &str = " FOR SHARE";
 
 super::sql_runs::run_fns!(PgStore, sqlx::Postgres);
+super::sql_sessions::session_fns!(PgStore, sqlx::Postgres);
 super::sql::store_impl!(PgStore, sqlx::Postgres, "postgres");

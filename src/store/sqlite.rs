@@ -134,6 +134,13 @@ fn migrator() -> Migrator {
             include_str!("migrations/sqlite/0005_throttle.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            6,
+            "sessions".into(),
+            MigrationType::Simple,
+            include_str!("migrations/sqlite/0006_sessions.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -165,4 +172,5 @@ const CLAIM_LOCK: &str = "";
 const FENCE_LOCK: &str = "";
 
 super::sql_runs::run_fns!(SqliteStore, sqlx::Sqlite);
+super::sql_sessions::session_fns!(SqliteStore, sqlx::Sqlite);
 super::sql::store_impl!(SqliteStore, sqlx::Sqlite, "sqlite");
