@@ -49,7 +49,13 @@ impl Tokens {
         self.authorize_as(token, needed).map(|(caller, _)| caller)
     }
 
-    fn authorize_as(&self, token: Option<&str>, needed: Role) -> Result<(Caller, Role), ApiError> {
+    /// [`Tokens::authorize`], with the role the token holds (the review page's sign-in keeps
+    /// it in the session).
+    pub(crate) fn authorize_as(
+        &self,
+        token: Option<&str>,
+        needed: Role,
+    ) -> Result<(Caller, Role), ApiError> {
         let token = token.ok_or(ApiError::Unauthenticated(
             "this route needs a bearer token (Authorization: Bearer <token>)",
         ))?;
