@@ -17,6 +17,7 @@ mod http_service;
 mod incidents;
 mod plan_injection;
 mod retries;
+mod review;
 mod security;
 mod server;
 mod service;
