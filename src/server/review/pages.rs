@@ -267,7 +267,7 @@ pub(super) fn run(who: &SignedIn, view: &RunView) -> Markup {
             h1 { "Run " code { (run.id) } }
             table {
                 tbody {
-                    tr { th scope="row" { "Status" } td { (status_badge(run.status)) } }
+                    tr { th scope="row" { "Status" } td id="run-status" { (status_badge(run.status)) } }
                     tr { th scope="row" { "Playbook / action" } td { (run.playbook) } }
                     tr { th scope="row" { "Principal" } td { (run.principal_key.as_deref().unwrap_or("—")) } }
                     tr { th scope="row" { "Mode" } td { (run.mode.as_str()) } }

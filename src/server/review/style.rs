@@ -33,6 +33,7 @@ pre{margin:.25rem 0;padding:.5rem;background:#ffffff;border:1px solid #dde1e6;ov
 .step{background:#ffffff;border:1px solid #dde1e6;padding:.5rem .75rem;margin:.5rem 0}
 .actions{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-end;background:#ffffff;border:1px solid #dde1e6;padding:.75rem}
 .actions form{margin:0}
+.actions p{margin:0 0 .5rem}
 button{font:inherit;padding:.35rem .9rem;border:1px solid #1a1d21;border-radius:3px;background:#ffffff;color:#1a1d21;cursor:pointer}
 button.primary{background:#0b4f9c;border-color:#0b4f9c;color:#ffffff}
 button.danger{background:#9c1c1c;border-color:#9c1c1c;color:#ffffff}
