@@ -536,6 +536,56 @@ async fn expired_sessions_are_gone(postgres: bool) {
     w.stop().await;
 }
 
+/// The service's refusal reaches the page: the identity that asked for a run may not approve
+/// it, even with the approver role and a right CSRF token.
+async fn the_requester_cannot_approve_their_own_run_from_the_page(postgres: bool) {
+    let Some(w) = world(postgres).await else {
+        return;
+    };
+    let resp = w
+        .http
+        .post(format!("{}/v1/actions/entra.disable_user", w.base))
+        .bearer_auth(APPROVER)
+        .json(&serde_json::json!({"params": {"user": GLOBAL_ADMIN.0}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let run: serde_json::Value = resp.json().await.unwrap();
+    let id = run["run_id"].as_str().unwrap().to_string();
+    for _ in 0..50 {
+        if w.status_of(&id).await == RunStatus::AwaitingApproval {
+            break;
+        }
+        w.service.drive(&id, None).await.unwrap();
+    }
+    assert_eq!(w.status_of(&id).await, RunStatus::AwaitingApproval);
+    let (alice, _) = w.sign_in(APPROVER).await;
+    let page = w.get(&format!("/runs/{id}"), Some(&alice)).await;
+    let (csrf, hash) = (field(&page.body, "csrf"), field(&page.body, "plan_hash"));
+    let a = w
+        .post(
+            &format!("/runs/{id}/approve"),
+            Some(&alice),
+            &[("csrf", &csrf), ("plan_hash", &hash)],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert!(
+        a.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        a.body.contains("cannot approve a run they requested"),
+        "{}",
+        a.body
+    );
+    assert_eq!(w.status_of(&id).await, RunStatus::AwaitingApproval);
+    w.stop().await;
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -551,5 +601,6 @@ macro_rules! on_both_stores {
 
 on_both_stores!(
     the_review_page_signs_in_shows_and_approves,
-    expired_sessions_are_gone
+    expired_sessions_are_gone,
+    the_requester_cannot_approve_their_own_run_from_the_page,
 );
