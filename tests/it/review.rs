@@ -268,6 +268,11 @@ async fn the_review_page_signs_in_shows_and_approves(postgres: bool) {
     }
     let a = w.get("/", Some("not-a-session")).await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let a = w.get("/runs/r-1", None).await;
+    assert_eq!(a.location(), "/auth/login?next=%2Fruns%2Fr-1");
+    let a = w.post("/runs/r-1/approve", None, &[("csrf", "x")]).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(a.location(), "/auth/login?next=%2F");
 
     // A Global Administrator's containment waits; an ordinary user's (newer) runs.
     let title = format!("{HOSTILE} first access");

@@ -14,17 +14,16 @@ pub(crate) fn token_matches(expected: &str, presented: Option<&str>) -> bool {
     }
 }
 
-/// Whether a POST may be from this site: browsers send `Sec-Fetch-Site` and `Origin` on
-/// form posts, and when either says another site sent it, it is refused. Absent headers
-/// (an old browser, a script) pass: the CSRF token, or for sign-in the token itself, still
-/// has to be right. This is what protects the sign-in form, which has no session yet
-/// (login CSRF: a site signing a victim in as the attacker).
+/// Whether a POST may be from this site. Browsers send `Sec-Fetch-Site` on form posts and it
+/// decides alone when present (it needs no knowledge of our host name, so a reverse proxy that
+/// rewrites `Host` does not break it); an older browser's `Origin` must then name the `Host`
+/// the request was sent to. Absent headers (a script) pass: the CSRF token, or for sign-in the
+/// token itself, still has to be right. This is what protects the sign-in form, which has no
+/// session yet (login CSRF: a site signing a victim in as the attacker).
 pub(crate) fn same_site(headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
-        let site = site.as_bytes();
-        if site != b"same-origin" && site != b"none" {
-            return false;
-        }
+        // `none`: the person typed or bookmarked it; never another site's doing.
+        return matches!(site.as_bytes(), b"same-origin" | b"none");
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
@@ -90,5 +89,11 @@ mod tests {
             ("origin", "null"),
         ])));
         assert!(!same_site(&headers(&[("origin", "http://127.0.0.1:8080")])));
+        // Behind a proxy that rewrites Host, the browser's own verdict still decides.
+        assert!(same_site(&headers(&[
+            ("host", "backend:8080"),
+            ("origin", "https://riposte.contoso.com"),
+            ("sec-fetch-site", "same-origin"),
+        ])));
     }
 }

@@ -142,7 +142,8 @@ pub(crate) struct SignedIn {
     pub id_sha256: String,
 }
 
-/// No live session: answered with `303 See Other` to `/auth/login?next=<this page>`.
+/// No live session: answered with `303 See Other` to `/auth/login?next=<this page>`
+/// (`next=/` for a form post).
 pub(crate) struct NotSignedIn {
     pub next: String,
 }
@@ -151,9 +152,14 @@ impl FromRequestParts<AppState> for SignedIn {
     type Rejection = NotSignedIn;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, NotSignedIn> {
-        let not_signed_in = || NotSignedIn {
-            next: parts.uri.path().to_string(),
+        // After sign-in the browser goes back to the page it asked for; a form post cannot be
+        // repeated by a redirect, so it goes to the list.
+        let next = if parts.method == axum::http::Method::GET {
+            parts.uri.path().to_string()
+        } else {
+            "/".to_string()
         };
+        let not_signed_in = || NotSignedIn { next: next.clone() };
         let Some(id) = cookie_id(&parts.headers) else {
             return Err(not_signed_in());
         };
