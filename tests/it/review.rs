@@ -591,6 +591,41 @@ async fn the_requester_cannot_approve_their_own_run_from_the_page(postgres: bool
     w.stop().await;
 }
 
+/// A session lasts no longer than its token: once the token is gone from `[server] tokens`
+/// (the service restarted with another configuration), its cookie opens nothing.
+async fn removing_a_token_ends_its_sessions(postgres: bool) {
+    let Some(w) = world(postgres).await else {
+        return;
+    };
+    let (alice, _) = w.sign_in(APPROVER).await;
+    assert_eq!(w.get("/", Some(&alice)).await.status, StatusCode::OK);
+    let mut settings = riposte::config::ServerSettings::default();
+    settings.tokens = vec![TokenEntry {
+        name: "val".into(),
+        role: Role::Viewer,
+        sha256: riposte::server::token_digest(VIEWER),
+    }];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let api: Arc<dyn ServiceApi> = w.service.clone();
+    let router = riposte::server::router(api, &settings);
+    let server = tokio::spawn(riposte::server::serve(
+        listener,
+        router,
+        std::future::pending(),
+    ));
+    let a = w
+        .http
+        .get(format!("http://{addr}/"))
+        .header("cookie", format!("riposte_session={alice}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.status(), StatusCode::SEE_OTHER);
+    server.abort();
+    w.stop().await;
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -608,4 +643,5 @@ on_both_stores!(
     the_review_page_signs_in_shows_and_approves,
     expired_sessions_are_gone,
     the_requester_cannot_approve_their_own_run_from_the_page,
+    removing_a_token_ends_its_sessions,
 );

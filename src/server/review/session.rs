@@ -172,9 +172,20 @@ impl FromRequestParts<AppState> for SignedIn {
         let Ok(Some(record)) = store.find_session(&id_sha256, Utc::now()).await else {
             return Err(not_signed_in());
         };
-        let Ok(role) = Role::from_str(&record.role) else {
+        let Ok(mut role) = Role::from_str(&record.role) else {
             return Err(not_signed_in());
         };
+        // A token removed from `[server] tokens` ends its sessions; a lowered role applies
+        // at once.
+        if let Some(name) = record.caller.strip_prefix("token:") {
+            match state.tokens.role_of(name) {
+                Some(now) => role = role.min(now),
+                None => return Err(not_signed_in()),
+            }
+        }
+        if role < Role::Viewer {
+            return Err(not_signed_in());
+        }
         Ok(SignedIn {
             caller: Caller {
                 name: record.caller,
