@@ -599,12 +599,14 @@ async fn removing_a_token_ends_its_sessions(postgres: bool) {
     };
     let (alice, _) = w.sign_in(APPROVER).await;
     assert_eq!(w.get("/", Some(&alice)).await.status, StatusCode::OK);
-    let mut settings = riposte::config::ServerSettings::default();
-    settings.tokens = vec![TokenEntry {
-        name: "val".into(),
-        role: Role::Viewer,
-        sha256: riposte::server::token_digest(VIEWER),
-    }];
+    let settings = riposte::config::ServerSettings {
+        tokens: vec![TokenEntry {
+            name: "val".into(),
+            role: Role::Viewer,
+            sha256: riposte::server::token_digest(VIEWER),
+        }],
+        ..Default::default()
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let api: Arc<dyn ServiceApi> = w.service.clone();
