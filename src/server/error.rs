@@ -130,13 +130,13 @@ pub(crate) fn code_for_status(status: StatusCode) -> &'static str {
 pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let is_json = response
+    let shaped = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| {
             v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
         });
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    if !(status.is_client_error() || status.is_server_error()) || shaped {
         return response;
     }
     let (parts, body) = response.into_parts();

@@ -120,7 +120,7 @@ async fn list(State(state): State<AppState>, who: SignedIn) -> Response {
     match state.service.runs(LIST_LIMIT, None).await {
         Ok(mut runs) => {
             pages::order_for_list(&mut runs);
-            page(StatusCode::OK, pages::list(&who, &runs))
+            page(StatusCode::OK, pages::list(&who, &runs, LIST_LIMIT))
         }
         Err(e) => service_error(&who, e),
     }

@@ -75,14 +75,14 @@ pub(super) fn order_for_list(runs: &mut [RunRecord]) {
 }
 
 /// `GET /`: the runs, as [`order_for_list`] put them.
-pub(super) fn list(who: &SignedIn, runs: &[RunRecord]) -> Markup {
+pub(super) fn list(who: &SignedIn, runs: &[RunRecord], limit: u32) -> Markup {
     let waiting = runs.iter().filter(|r| waits_for_a_person(r.status)).count();
     layout(
         "Runs",
         Some(who),
         html! {
             h1 { "Runs" }
-            p.muted { (runs.len()) " runs shown; " (waiting) " waiting for approval." }
+            p.muted { "Shown: " (runs.len()) " (at most " (limit) "); awaiting approval: " (waiting) "." }
             table {
                 caption.muted { "Runs awaiting approval first, then newest first" }
                 thead { tr {

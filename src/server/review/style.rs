@@ -20,6 +20,7 @@ a{color:#0b4f9c}
 table{border-collapse:collapse;width:100%;background:#ffffff}
 th,td{text-align:left;vertical-align:top;padding:.3rem .5rem;border-bottom:1px solid #dde1e6}
 th{background:#eceff3;font-weight:600}
+caption{text-align:left;padding:.25rem 0}
 td.mono,code,pre{font-family:ui-monospace,"SFMono-Regular",Consolas,monospace;font-size:12.5px}
 pre{margin:.25rem 0;padding:.5rem;background:#ffffff;border:1px solid #dde1e6;overflow:auto;max-height:24rem;white-space:pre-wrap;word-break:break-all}
 .muted{color:#4a5260}
