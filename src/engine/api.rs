@@ -233,4 +233,8 @@ impl ServiceApi for Service {
             alerts_by_status,
         }
     }
+
+    fn sessions(&self) -> Option<&dyn crate::store::SessionStore> {
+        Some(&*self.store)
+    }
 }

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::RollbackReport;
-use crate::store::{AlertRecord, AlertStatus, EvidenceRecord, JournalEntry, RunRecord, RunStatus};
+use crate::store::{
+    AlertRecord, AlertStatus, EvidenceRecord, JournalEntry, RunRecord, RunStatus, SessionStore,
+};
 
 /// Who is asking, as the API authenticated them. `name` is the token's name; approvals
 /// compare it with the run's requester.
@@ -171,4 +173,10 @@ pub trait ServiceApi: Send + Sync {
     /// Whether the store answers and playbooks are loaded.
     async fn ready(&self) -> bool;
     async fn stats(&self) -> ServiceStats;
+    /// Where the review page keeps its sign-in sessions; `None` when this service keeps none
+    /// (a fake in tests), and then sign-in is refused as unavailable. A default, so a service
+    /// without a store still implements the trait.
+    fn sessions(&self) -> Option<&dyn SessionStore> {
+        None
+    }
 }

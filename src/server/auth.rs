@@ -43,13 +43,29 @@ impl Tokens {
         found
     }
 
+    /// The role the token named `name` holds now, if it is still configured. A review-page
+    /// session opened with a token lasts no longer than the token's entry, and never holds
+    /// more than the entry's current role.
+    pub(crate) fn role_of(&self, name: &str) -> Option<Role> {
+        self.entries
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, role, _)| *role)
+    }
+
     /// The caller a token stands for (`token:<name>`), if its role may do what `needed`
     /// names. An `ingest` token may post alerts and nothing else.
     pub(crate) fn authorize(&self, token: Option<&str>, needed: Role) -> Result<Caller, ApiError> {
         self.authorize_as(token, needed).map(|(caller, _)| caller)
     }
 
-    fn authorize_as(&self, token: Option<&str>, needed: Role) -> Result<(Caller, Role), ApiError> {
+    /// [`Tokens::authorize`], with the role the token holds (the review page's sign-in keeps
+    /// it in the session).
+    pub(crate) fn authorize_as(
+        &self,
+        token: Option<&str>,
+        needed: Role,
+    ) -> Result<(Caller, Role), ApiError> {
         let token = token.ok_or(ApiError::Unauthenticated(
             "this route needs a bearer token (Authorization: Bearer <token>)",
         ))?;

@@ -125,15 +125,18 @@ pub(crate) fn code_for_status(status: StatusCode) -> &'static str {
 
 /// Middleware: any error answer that is not JSON yet (an axum rejection such as a bad path
 /// parameter) becomes the JSON error shape, keeping its status and its text as the message,
-/// so clients parse one shape whatever produced the error.
+/// so clients parse one shape whatever produced the error. HTML answers (the review page's
+/// error pages, for a browser) are left as they are.
 pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let is_json = response
+    let shaped = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || shaped {
         return response;
     }
     let (parts, body) = response.into_parts();

@@ -13,12 +13,14 @@
 //! | `POST /v1/playbooks/{name}/invoke`, `POST /v1/actions/{name}` | responder |
 //! | `GET /metrics` | viewer |
 //! | `GET /healthz`, `GET /readyz` | none |
+//! | `GET /`, `/runs/{id}`, `/auth/*` | the review page's session ([`review`]) |
 
 mod auth;
 
 pub use auth::token_digest;
 mod error;
 pub mod oidc;
+pub(crate) mod review;
 mod routes;
 mod settings;
 pub mod signature;
@@ -49,6 +51,8 @@ pub(crate) struct Shared {
     hmac: Option<HmacSettings>,
     max_body_bytes: usize,
     read_timeout: std::time::Duration,
+    /// Whether the review page's session cookie is `Secure` (see `review::session`).
+    secure_cookies: bool,
 }
 
 pub(crate) type AppState = Arc<Shared>;
@@ -62,6 +66,7 @@ pub fn router(service: Arc<dyn ServiceApi>, settings: &ServerSettings) -> Router
         hmac: settings.hmac.clone(),
         max_body_bytes: settings.max_body_bytes,
         read_timeout: settings.read_timeout(),
+        secure_cookies: review::session::secure_cookies(&settings.listen),
     });
     Router::new()
         .route("/v1/alerts", get(routes::list_alerts))
@@ -78,6 +83,7 @@ pub fn router(service: Arc<dyn ServiceApi>, settings: &ServerSettings) -> Router
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))
+        .merge(review::routes())
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))

@@ -17,11 +17,13 @@ mod audit;
 pub mod batch;
 mod cursors;
 mod postgres;
+mod sessions;
 mod settings;
 mod spec;
 mod sql;
 mod sql_cursors;
 mod sql_runs;
+mod sql_sessions;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -44,6 +46,7 @@ pub(crate) use audit::{ChainCheck, canonical_text};
 pub use batch::Batcher;
 pub use cursors::CursorStore;
 pub use postgres::PgStore;
+pub use sessions::{SessionRecord, SessionStore};
 pub use settings::AuditSettings;
 pub use settings::StoreSettings;
 pub use spec::{RunSpec, RunTarget};
@@ -555,7 +558,7 @@ pub struct Evidence {
 /// The durable state riposte keeps. Every method is one transaction: it is stored entirely
 /// or not at all.
 #[async_trait]
-pub trait Store: CursorStore + Send + Sync + 'static {
+pub trait Store: CursorStore + SessionStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 

@@ -87,6 +87,13 @@ fn migrator() -> Migrator {
             false,
         ),
         Migration::new(
+            6,
+            "sessions".into(),
+            MigrationType::Simple,
+            include_str!("migrations/postgres/0006_sessions.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
             7,
             "audit followers".into(),
             MigrationType::Simple,
@@ -125,5 +132,6 @@ const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
 const FENCE_LOCK: &str = " FOR SHARE";
 
 super::sql_runs::run_fns!(PgStore, sqlx::Postgres);
+super::sql_sessions::session_fns!(PgStore, sqlx::Postgres);
 super::sql_cursors::cursor_impl!(PgStore);
 super::sql::store_impl!(PgStore, sqlx::Postgres, "postgres");

@@ -159,6 +159,13 @@ fn migrator() -> Migrator {
             false,
         ),
         Migration::new(
+            6,
+            "sessions".into(),
+            MigrationType::Simple,
+            include_str!("migrations/sqlite/0006_sessions.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
             7,
             "audit followers".into(),
             MigrationType::Simple,
@@ -196,5 +203,6 @@ const CLAIM_LOCK: &str = "";
 const FENCE_LOCK: &str = "";
 
 super::sql_runs::run_fns!(SqliteStore, sqlx::Sqlite);
+super::sql_sessions::session_fns!(SqliteStore, sqlx::Sqlite);
 super::sql_cursors::cursor_impl!(SqliteStore);
 super::sql::store_impl!(SqliteStore, sqlx::Sqlite, "sqlite");

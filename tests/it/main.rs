@@ -20,6 +20,7 @@ mod notify;
 mod oidc;
 mod plan_injection;
 mod retries;
+mod review;
 mod security;
 mod server;
 mod service;

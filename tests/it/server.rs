@@ -883,7 +883,7 @@ async fn unknown_routes_and_methods_answer_json() {
         .await;
     assert_eq!(status, 404);
     assert_eq!(error_code(&body), "not_found");
-    let (status, _, body) = api.call(Method::GET, "/", None, None).await;
+    let (status, _, body) = api.call(Method::GET, "/v1/", None, None).await;
     assert_eq!(status, 404);
     assert_eq!(error_code(&body), "not_found");
     for (method, path) in [

@@ -3,6 +3,7 @@
 #[path = "../../../tests/common/mod.rs"]
 mod common;
 
+mod browser;
 mod cli_config;
 mod conditions;
 mod crash;
