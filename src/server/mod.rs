@@ -53,12 +53,25 @@ pub(crate) struct Shared {
     read_timeout: std::time::Duration,
     /// Whether the review page's session cookie is `Secure` (see `review::session`).
     secure_cookies: bool,
+    /// Sign-in with Entra ID, when `[server.oidc]` is configured.
+    sign_in: Option<Arc<oidc::EntraSignIn>>,
 }
 
 pub(crate) type AppState = Arc<Shared>;
 
-/// The API's routes around `service`, configured by `[server]`.
+/// The API's routes around `service`, configured by `[server]`, with sign-in by API token.
 pub fn router(service: Arc<dyn ServiceApi>, settings: &ServerSettings) -> Router {
+    router_with_sign_in(service, settings, None)
+}
+
+/// [`router`] with the review page's sign-in through Entra ID when `sign_in` is given
+/// (`[server.oidc]`; the wiring builds it, since it needs the `[azure]` authority and the
+/// connectors' HTTP client).
+pub fn router_with_sign_in(
+    service: Arc<dyn ServiceApi>,
+    settings: &ServerSettings,
+    sign_in: Option<oidc::EntraSignIn>,
+) -> Router {
     install_metrics();
     let state: AppState = Arc::new(Shared {
         service,
@@ -67,6 +80,7 @@ pub fn router(service: Arc<dyn ServiceApi>, settings: &ServerSettings) -> Router
         max_body_bytes: settings.max_body_bytes,
         read_timeout: settings.read_timeout(),
         secure_cookies: review::session::secure_cookies(&settings.listen),
+        sign_in: sign_in.map(Arc::new),
     });
     Router::new()
         .route("/v1/alerts", get(routes::list_alerts))

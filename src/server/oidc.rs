@@ -514,6 +514,59 @@ fn exchange_error(e: RequestTokenError<OAuthTransportError, EntraErrorBody>) -> 
     }
 }
 
+/// `[server.oidc]` as the review page holds it: the settings, the HTTP client and the
+/// callback address, and the client once discovered. Discovery waits for the first sign-in
+/// (and is tried again after a failure), so `riposte serve` starts even while the identity
+/// platform is unreachable; the API does not depend on it.
+pub struct EntraSignIn {
+    settings: OidcSettings,
+    azure: AzureSettings,
+    http: HttpClient,
+    redirect_uri: String,
+    client: tokio::sync::OnceCell<OidcClient>,
+}
+
+impl EntraSignIn {
+    /// `public_url` is the review page's address as browsers reach it; the callback is its
+    /// `/auth/callback`, which must be a redirect URI of the app registration.
+    pub fn new(
+        settings: OidcSettings,
+        azure: &AzureSettings,
+        http: HttpClient,
+        public_url: &str,
+    ) -> EntraSignIn {
+        EntraSignIn {
+            settings,
+            azure: azure.clone(),
+            http,
+            redirect_uri: format!("{}/auth/callback", public_url.trim_end_matches('/')),
+            client: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub fn redirect_uri(&self) -> &str {
+        &self.redirect_uri
+    }
+
+    /// The discovered client.
+    pub async fn client(&self) -> Result<&OidcClient, OidcError> {
+        self.client
+            .get_or_try_init(|| {
+                OidcClient::discover_for(&self.settings, &self.azure, self.http.clone())
+            })
+            .await
+    }
+}
+
+impl std::fmt::Debug for EntraSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntraSignIn")
+            .field("client_id", &self.settings.client_id)
+            .field("redirect_uri", &self.redirect_uri)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,7 @@ mod oidc;
 mod plan_injection;
 mod retries;
 mod review;
+mod review_oidc;
 mod security;
 mod server;
 mod service;

@@ -175,7 +175,7 @@ pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
         record.id
     );
     let worker = service.spawn_worker();
-    let code = super::serve::serve_on(listener, service, &config.server).await;
+    let code = super::serve::serve_on(listener, service, &config.server, None).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), worker.stop()).await;
     emulator.shutdown().await;
     code

@@ -16,13 +16,22 @@ use riposte::server::ServerSettings;
 /// worker stops taking new work; steps in flight finish, and leased runs left unfinished are
 /// resumed from the journal by the next start.
 pub async fn run(config: &riposte::config::Config) -> anyhow::Result<ExitCode> {
-    let service = riposte::app::App::new(config.clone())?.service().await?;
+    let app = riposte::app::App::new(config.clone())?;
+    let service = app.service().await?;
+    let sign_in = config.server.oidc.clone().map(|oidc| {
+        server::oidc::EntraSignIn::new(
+            oidc,
+            &config.azure,
+            app.connectors.http().clone(),
+            &config.server.public_url(),
+        )
+    });
     // Listen first: a service that cannot serve its API must not start working runs.
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let worker = service.spawn_worker();
-    let code = serve_on(listener, service, &config.server).await;
+    let code = serve_on(listener, service, &config.server, sign_in).await;
     worker.stop().await;
     code
 }
@@ -33,6 +42,7 @@ pub async fn serve_on(
     listener: tokio::net::TcpListener,
     service: Arc<dyn ServiceApi>,
     settings: &ServerSettings,
+    sign_in: Option<server::oidc::EntraSignIn>,
 ) -> anyhow::Result<ExitCode> {
     server::install_metrics();
     if settings.tokens.is_empty() {
@@ -41,11 +51,17 @@ pub async fn serve_on(
         );
     }
     let addr = listener.local_addr()?;
-    eprintln!("riposte API listening on http://{addr} (Ctrl-C stops it)");
+    if let Some(s) = &sign_in {
+        eprintln!(
+            "review page sign-in: Entra ID, callback {} (register it on the app)",
+            s.redirect_uri()
+        );
+    }
+    eprintln!("riposte API and review page listening on http://{addr} (Ctrl-C stops it)");
     info!(message = "API listening.", %addr);
     server::serve_with(
         listener,
-        server::router(service, settings),
+        server::router_with_sign_in(service, settings, sign_in),
         shutdown_signal(),
         settings,
     )

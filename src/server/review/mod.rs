@@ -7,9 +7,9 @@
 //! | `GET /runs/{id}` | a session: plan, policy reasons, timeline, evidence, the buttons the role may use |
 //! | `POST /runs/{id}/approve`, `/reject`, `/rollback` | a session with the approver role, the form's CSRF token |
 //! | `POST /runs/{id}/cancel` | a session with the responder role, the form's CSRF token |
-//! | `GET`, `POST /auth/login` | nothing: an API token typed into the form opens a session |
+//! | `GET`, `POST /auth/login` | nothing: an API token typed into the form opens a session; with `[server.oidc]` `GET` goes to Entra ID and the token form is refused |
 //! | `POST /auth/logout` | a session, the form's CSRF token |
-//! | `GET /auth/callback` | (OIDC sign-in; 404 until it is configured) |
+//! | `GET /auth/callback` | the end of an Entra ID sign-in (`[server.oidc]`; 404 without it) |
 //!
 //! Without a session every page answers `303` to `/auth/login` and shows nothing of the tenant.
 //! Each action calls the same [`ServiceApi`](crate::engine::service::ServiceApi) method as
@@ -17,6 +17,7 @@
 //! must match) are the service's, not the page's.
 
 mod csrf;
+mod entra;
 mod pages;
 pub(crate) mod session;
 mod style;
@@ -258,8 +259,15 @@ struct NextQuery {
     next: String,
 }
 
-async fn login_form(query: Result<Query<NextQuery>, QueryRejection>) -> Response {
+/// The sign-in form, or with `[server.oidc]` straight on to Entra ID.
+async fn login_form(
+    State(state): State<AppState>,
+    query: Result<Query<NextQuery>, QueryRejection>,
+) -> Response {
     let next = query.map(|Query(q)| q.next).unwrap_or_default();
+    if let Some(sign_in) = &state.sign_in {
+        return entra::begin(&state, sign_in, local_path(&next)).await;
+    }
     page(StatusCode::OK, pages::login(None, local_path(&next)))
 }
 
@@ -283,6 +291,14 @@ async fn login(
             None,
             StatusCode::FORBIDDEN,
             "this form was sent from another site",
+        );
+    }
+    if state.sign_in.is_some() {
+        // With Entra ID configured, people sign in as themselves, not as a shared token.
+        return error_page(
+            None,
+            StatusCode::FORBIDDEN,
+            "this service signs people in with Entra ID; open /auth/login",
         );
     }
     let form = match form {
@@ -372,13 +388,23 @@ async fn logout(
     response
 }
 
-/// Until `[server.oidc]` sign-in exists, the callback has nothing to complete.
-async fn callback() -> Response {
-    error_page(
-        None,
-        StatusCode::NOT_FOUND,
-        "OIDC sign-in is not configured; sign in with an API token",
-    )
+/// The end of an Entra ID sign-in; without `[server.oidc]` there is nothing to complete.
+async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<entra::CallbackQuery>, QueryRejection>,
+) -> Response {
+    let Some(sign_in) = state.sign_in.clone() else {
+        return error_page(
+            None,
+            StatusCode::NOT_FOUND,
+            "OIDC sign-in is not configured; sign in with an API token",
+        );
+    };
+    match query {
+        Ok(query) => entra::finish(&state, &sign_in, &headers, query).await,
+        Err(e) => error_page(None, StatusCode::BAD_REQUEST, &e.body_text()),
+    }
 }
 
 #[cfg(test)]

@@ -78,13 +78,13 @@ pub fn secure_cookies(listen: &std::net::SocketAddr) -> bool {
 
 /// 256 random bits from the operating system's CSPRNG (through `rand`'s thread generator,
 /// reseeded from it), base64url without padding.
-fn random_token() -> String {
+pub(super) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn digest(id: &str) -> String {
+pub(super) fn digest(id: &str) -> String {
     hex::encode(Sha256::digest(id.as_bytes()))
 }
 
