@@ -57,7 +57,8 @@ pub async fn serve_on(
             s.redirect_uri()
         );
     }
-    eprintln!("riposte API and review page listening on http://{addr} (Ctrl-C stops it)");
+    eprintln!("riposte API listening on http://{addr} (Ctrl-C stops it)");
+    eprintln!("review page: http://{addr}/");
     info!(message = "API listening.", %addr);
     server::serve_with(
         listener,

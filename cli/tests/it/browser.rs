@@ -201,39 +201,7 @@ async fn a_person_signs_in_sees_why_a_run_waits_approves_it_and_it_runs() {
     }
     assert!(!run_id.is_empty(), "the run never waited for approval");
 
-    // chromedriver on a free port, driving headless Chromium.
-    let port = free_port();
-    let _driver = Guard::spawn(
-        Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let webdriver = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if http.get(format!("{webdriver}/status")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let profile = dir.path().join("chromium-profile");
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1000", format!("--user-data-dir={}", profile.display()),
-            ],
-        }),
-    );
-    let browser = ClientBuilder::rustls()
-        .unwrap()
-        .capabilities(caps)
-        .connect(&webdriver)
-        .await
-        .expect("chromedriver starts a Chromium session");
+    let (_driver, browser) = start_browser(dir.path()).await;
 
     // Signed out, the list sends the browser to sign-in.
     browser.goto(&format!("{api}/")).await.unwrap();
@@ -315,14 +283,19 @@ async fn a_person_signs_in_sees_why_a_run_waits_approves_it_and_it_runs() {
         .unwrap();
     let mut status = String::new();
     for _ in 0..300 {
-        status = browser
+        // The element may go stale under us while the page (re)loads: read it again then.
+        let element = browser
             .wait()
             .for_element(Locator::Id("run-status"))
             .await
-            .unwrap()
-            .text()
-            .await
             .unwrap();
+        match element.text().await {
+            Ok(text) => status = text,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        }
         if status.trim() == "succeeded" {
             break;
         }
@@ -345,6 +318,113 @@ async fn a_person_signs_in_sees_why_a_run_waits_approves_it_and_it_runs() {
     let done_png = shots.join("review-run-succeeded.png");
     std::fs::write(&done_png, browser.screenshot().await.unwrap()).unwrap();
     println!("screenshot: {}", done_png.display());
+    browser.close().await.unwrap();
+    emulator.shutdown().await;
+}
+
+/// chromedriver on a free port, driving headless Chromium with a profile under `dir`; the
+/// guard stops chromedriver (and its browser) when dropped.
+async fn start_browser(dir: &Path) -> (Guard, fantoccini::Client) {
+    let http = reqwest::Client::new();
+    let port = free_port();
+    let driver = Guard::spawn(
+        Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let webdriver = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if http.get(format!("{webdriver}/status")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let profile = dir.join("chromium-profile");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1400,1000", format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let browser = ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&webdriver)
+        .await
+        .expect("chromedriver starts a Chromium session");
+
+    (driver, browser)
+}
+
+/// The same page with `[server.oidc]`: the browser goes to the emulated Entra ID, a person
+/// picks their account, and comes back signed in as `oidc:<object id>` with their app role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_with_entra_id_in_the_browser() {
+    if let Some(reason) = browser_missing() {
+        if std::env::var("RIPOSTE_TEST_BROWSER_REQUIRED").is_ok_and(|v| v == "1") {
+            panic!("the browser test is required (RIPOSTE_TEST_BROWSER_REQUIRED=1) but {reason}");
+        }
+        eprintln!("browser test skipped: {reason}");
+        return;
+    }
+    riposte::connectors::install_crypto_provider();
+    let emulator = Emulator::start("127.0.0.1:0".parse().unwrap(), privileged_tenant()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("riposte.db").display());
+    // The callback must be known before the listener is: a fixed free port.
+    let port = free_port();
+    let config = dir.path().join("riposte.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\n{}",
+            crate::common::emulator_toml(&emulator.base_url(), &store, "dry-run"),
+            emulator.oidc_config_toml(),
+        ),
+    )
+    .unwrap();
+    let (_serve, api) = serve(&config);
+    let (_driver, browser) = start_browser(dir.path()).await;
+
+    browser.goto(&format!("{api}/")).await.unwrap();
+    // Signed out: via /auth/login to the emulated identity platform's picker.
+    let lee = riposte_emulator::oidc::REVIEW_USERS
+        .iter()
+        .find(|u| u.name == "Lee Approver")
+        .unwrap();
+    let pick = browser
+        .wait()
+        .for_element(Locator::Css(&format!("button[value=\"{}\"]", lee.oid)))
+        .await
+        .unwrap();
+    let url = browser.current_url().await.unwrap();
+    assert!(
+        url.as_str().starts_with(&emulator.base_url()),
+        "the browser is at {url}"
+    );
+    let shots = screenshot_dir();
+    let picker_png = shots.join("review-entra-picker.png");
+    std::fs::write(&picker_png, browser.screenshot().await.unwrap()).unwrap();
+    println!("screenshot: {}", picker_png.display());
+    pick.click().await.unwrap();
+
+    // Back on the review page, signed in as the person.
+    browser
+        .wait()
+        .for_element(Locator::Css("h1"))
+        .await
+        .unwrap();
+    let url = browser.current_url().await.unwrap();
+    assert!(url.as_str().starts_with(&api), "the browser is at {url}");
+    assert_eq!(url.path(), "/");
+    let page = browser.source().await.unwrap();
+    assert!(page.contains(&format!("oidc:{}", lee.oid)), "{page}");
     browser.close().await.unwrap();
     emulator.shutdown().await;
 }
