@@ -118,6 +118,17 @@ pub enum Audit<'a> {
         /// The status it was stopped in.
         was: &'a str,
     },
+    /// Evidence bytes were stored; `sha256` is the store's digest of exactly those bytes,
+    /// so the audit trail vouches for what `evidence get` hands out.
+    EvidenceStored {
+        #[serde(skip)]
+        run_id: &'a str,
+        step: &'a str,
+        evidence_id: &'a str,
+        name: &'a str,
+        sha256: &'a str,
+        size: u64,
+    },
 }
 
 /// A request as the audit trail keeps it: the URL without secrets in its query.
@@ -165,6 +176,7 @@ impl Audit<'_> {
             Audit::RunRolledBack { .. } => "run.rolled_back",
             Audit::RunPlanningFailed { .. } => "run.planning_failed",
             Audit::RunCancelled { .. } => "run.cancelled",
+            Audit::EvidenceStored { .. } => "evidence.stored",
         }
     }
 
@@ -186,7 +198,8 @@ impl Audit<'_> {
             | Audit::ApprovalRejected { run_id, .. }
             | Audit::RunRolledBack { run_id, .. }
             | Audit::RunPlanningFailed { run_id, .. }
-            | Audit::RunCancelled { run_id, .. } => Some(run_id),
+            | Audit::RunCancelled { run_id, .. }
+            | Audit::EvidenceStored { run_id, .. } => Some(run_id),
         }
     }
 

@@ -11,6 +11,7 @@ mod builders;
 mod conditions;
 mod connectors;
 mod emulator;
+mod evidence;
 mod golden_plans;
 mod guardrails;
 mod http_service;

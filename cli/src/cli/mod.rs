@@ -7,6 +7,7 @@ mod catalogue;
 mod common;
 mod demo;
 mod emulator;
+mod evidence;
 mod ops;
 mod plan;
 mod policy;
@@ -177,6 +178,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// A run's evidence, byte for byte as stored: `evidence list ID`, `evidence get ID STEP`.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
     /// The audit trail: `audit verify` checks its hash chain.
     Audit {
         #[command(subcommand)]
@@ -224,6 +230,28 @@ pub enum AlertsCommand {
     },
     /// Make a failed alert pending again, its attempts reset; the service matches it next.
     Retry { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// The run's evidence with step, position, size, content type and sha256.
+    List {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// One item's bytes exactly as stored, to stdout or --out; its digest on stderr.
+    Get {
+        id: String,
+        /// The step that collected it.
+        step: String,
+        /// Which of the step's items, from 0 (a paged or for_each step keeps several).
+        #[arg(default_value_t = 0)]
+        n: usize,
+        /// Write the bytes to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -367,6 +395,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             AlertsCommand::Retry { id } => alerts::retry(&load_config()?, &id).await,
         },
         Command::Rollback { id, format } => ops::rollback(&load_config()?, &id, format).await,
+        Command::Evidence { command } => match command {
+            EvidenceCommand::List { id, format } => {
+                evidence::list(&load_config()?, &id, format).await
+            }
+            EvidenceCommand::Get { id, step, n, out } => {
+                evidence::get(&load_config()?, &id, &step, n, out.as_deref()).await
+            }
+        },
         Command::Audit {
             command: AuditCommand::Verify,
         } => ops::audit_verify(&load_config()?).await,
