@@ -38,6 +38,7 @@ mod control;
 pub mod faults;
 mod graph;
 mod http;
+mod kql;
 mod lacework;
 pub mod log;
 mod log_analytics;

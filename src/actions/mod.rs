@@ -8,6 +8,7 @@ pub mod arm;
 pub mod encode;
 pub mod entra;
 pub mod evidence;
+pub mod kql;
 pub mod notify;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -156,6 +156,92 @@ async fn evidence_bytes_hash_to_the_digest_in_the_run_and_the_audit_trail() {
     emulator.shutdown().await;
 }
 
+/// The query results a step stored, parsed.
+async fn stored_table(service: &Service, run_id: &str, step: &str) -> serde_json::Value {
+    let item = service.evidence_item(run_id, step, 0).await.unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&item.bytes).unwrap();
+    body["tables"][0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bundled_playbook_runs_the_seed_query_and_its_follow_up() {
+    let (emulator, service, _dir) =
+        common::service_on_emulator(Tenant::default_fixture(), "enforce").await;
+    service
+        .ingest(
+            "lacework",
+            &common::fixture("lacework-details.json"),
+            &caller("lacework"),
+        )
+        .await
+        .unwrap();
+    settle(&service).await;
+    let run = service.runs(1, None).await.unwrap().remove(0);
+    // The seed's query went out verbatim.
+    let seed = std::fs::read_to_string(common::root().join("playbooks/first-access-anomalies.kql"))
+        .unwrap();
+    let sent: Vec<String> = emulator
+        .state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.api == "log_analytics")
+        .filter_map(|r| r.body)
+        .filter_map(|b| b["query"].as_str().map(str::to_string))
+        .collect();
+    assert!(sent.contains(&seed), "{sent:#?}");
+
+    // Its answer is the seed's table: the day's new processes with their 1-day/7-day counts.
+    let anomalies = stored_table(&service, &run.id, "anomalies").await;
+    let columns: Vec<&str> = anomalies["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "WeekDate",
+            "Date",
+            "Process",
+            "Account",
+            "Computer",
+            "PotentialAnomalyCount",
+            "Distribution1day",
+            "Distribution7days",
+            "Ratio"
+        ]
+    );
+    let processes: Vec<&str> = anomalies["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[2].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        processes,
+        ["sqlcmd.exe", "net.exe", "powershell.exe", "whoami.exe"]
+    );
+
+    // The follow-up: only the alert's account on the alert's computer, bound as literals.
+    let follow_up = sent
+        .iter()
+        .find(|q| q.contains("Computer =~ computer"))
+        .expect("the follow-up was sent");
+    assert!(
+        follow_up.starts_with("let account = \"alex.wilber\";\nlet computer = \"vm-web-01\";\n"),
+        "{follow_up}"
+    );
+    let activity = stored_table(&service, &run.id, "account_activity").await;
+    let rows = activity["rows"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    for row in rows {
+        assert_eq!(row[1], "vm-web-01", "{row}");
+        assert!(row[2].as_str().unwrap().ends_with("alex.wilber"), "{row}");
+    }
+    emulator.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_keeps_the_snapshots_and_their_locks() {
     let (emulator, service, _dir) =

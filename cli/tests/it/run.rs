@@ -276,7 +276,12 @@ async fn bundled_playbook_contains_the_user_once_exactly_as_planned_and_rolls_ba
         "{}",
         serde_json::to_string_pretty(&report).unwrap()
     );
-    for s in &report.steps {
+    // The rare-process query is the playbook's option, off by default.
+    assert_eq!(
+        step(&report, "rare_processes").outcome,
+        StepOutcome::Skipped
+    );
+    for s in report.steps.iter().filter(|s| s.id != "rare_processes") {
         assert_eq!(
             s.outcome,
             StepOutcome::Succeeded,
@@ -342,7 +347,7 @@ async fn bundled_playbook_contains_the_user_once_exactly_as_planned_and_rolls_ba
     ));
 
     // Evidence is stored with the sha256 of its canonical JSON.
-    for id in ["activity", "rare_processes"] {
+    for id in ["activity", "anomalies", "account_activity"] {
         let s = step(&report, id);
         assert!(!s.evidence.is_empty(), "{id}");
         for e in &s.evidence {
@@ -356,7 +361,8 @@ async fn bundled_playbook_contains_the_user_once_exactly_as_planned_and_rolls_ba
         }
     }
     assert!(step(&report, "activity").evidence[0].body["value"].is_array());
-    assert!(step(&report, "rare_processes").evidence[0].body["tables"].is_array());
+    assert!(step(&report, "anomalies").evidence[0].body["tables"].is_array());
+    assert!(step(&report, "account_activity").evidence[0].body["tables"].is_array());
 
     // What the emulator received is what the plan showed, request for request.
     assert_eq!(
