@@ -14,6 +14,7 @@ pub mod mode;
 pub mod plan;
 pub mod playbook;
 pub mod policy;
+pub mod report;
 pub mod server;
 pub mod store;
 pub mod text;

@@ -1,18 +1,73 @@
 //! Evidence out: `GET /v1/runs/{id}/evidence` lists a run's evidence with digests,
-//! `GET /v1/runs/{id}/evidence/{step}[/{n}]` hands out one item's bytes exactly as stored.
+//! `GET /v1/runs/{id}/evidence/{step}[/{n}]` hands out one item's bytes exactly as stored,
+//! and `GET /v1/runs/{id}/report` renders the incident report from them.
 //! A step that keeps several items (paged Activity Log, `for_each`) is addressed by `{n}`,
 //! from 0 in stored order; `{step}` alone is its first (usually only) item.
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
 use super::auth::{Authenticated, Viewer};
 use super::error::ApiError;
+use crate::report::{self, Format};
 use crate::store::Evidence;
+
+/// `?format=` of the report route.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReportQuery {
+    format: Option<String>,
+}
+
+/// `GET /v1/runs/{id}/report[?format=html|md]`: the incident report. Without `format`, an
+/// `Accept` naming `text/markdown` (and not `text/html`) gets Markdown; HTML otherwise.
+/// The HTML carries a CSP that runs no script and loads nothing, so even a value that
+/// escaped escaping could not act.
+pub(crate) async fn incident_report(
+    State(state): State<AppState>,
+    _auth: Authenticated<Viewer>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<ReportQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let format = match query.format.as_deref() {
+        Some(f) => Format::parse(f)
+            .ok_or_else(|| ApiError::BadRequest(format!("format `{f}` is not one of html, md")))?,
+        None => {
+            let accept = headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if accept.contains("text/markdown") && !accept.contains("text/html") {
+                Format::Markdown
+            } else {
+                Format::Html
+            }
+        }
+    };
+    let gathered = report::for_run(state.service.as_ref(), &id).await?;
+    let mut response = report::render(&gathered, format).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    Ok(response)
+}
 
 /// `GET /v1/runs/{id}/evidence`: `{"run_id", "evidence": [EvidenceRecord…]}`.
 pub(crate) async fn list(

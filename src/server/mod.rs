@@ -10,6 +10,7 @@
 //! | `POST /v1/alerts/{source}` | ingest or responder (`?token=` only for ingest tokens) |
 //! | `GET /v1/runs`, `GET /v1/runs/{id}` | viewer |
 //! | `GET /v1/runs/{id}/evidence`, `GET /v1/runs/{id}/evidence/{step}[/{n}]` | viewer |
+//! | `GET /v1/runs/{id}/report[?format=html\|md]` | viewer |
 //! | `POST /v1/runs/{id}/approve`, `/reject`, `/rollback` | approver |
 //! | `POST /v1/playbooks/{name}/invoke`, `POST /v1/actions/{name}` | responder |
 //! | `GET /metrics` | viewer |
@@ -77,6 +78,7 @@ pub fn router(service: Arc<dyn ServiceApi>, settings: &ServerSettings) -> Router
         .route("/v1/runs/{id}/evidence", get(evidence::list))
         .route("/v1/runs/{id}/evidence/{step}", get(evidence::first))
         .route("/v1/runs/{id}/evidence/{step}/{n}", get(evidence::nth))
+        .route("/v1/runs/{id}/report", get(evidence::incident_report))
         .route("/v1/playbooks/{name}/invoke", post(routes::invoke_playbook))
         .route("/v1/actions/{name}", post(routes::invoke_action))
         .route("/healthz", get(routes::healthz))

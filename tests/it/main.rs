@@ -17,6 +17,7 @@ mod guardrails;
 mod http_service;
 mod incidents;
 mod plan_injection;
+mod report;
 mod retries;
 mod security;
 mod server;

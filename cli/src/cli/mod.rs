@@ -12,6 +12,7 @@ mod ops;
 mod plan;
 mod policy;
 mod preflight;
+mod report;
 mod run;
 pub mod serve;
 mod token;
@@ -182,6 +183,13 @@ pub enum Command {
     Evidence {
         #[command(subcommand)]
         command: EvidenceCommand,
+    },
+    /// The incident report of a run: what fired, who, what was found (timeline, the seed's
+    /// chart), what was done, what can be undone, every evidence digest.
+    Report {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: report::ReportFormat,
     },
     /// The audit trail: `audit verify` checks its hash chain.
     Audit {
@@ -403,6 +411,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 evidence::get(&load_config()?, &id, &step, n, out.as_deref()).await
             }
         },
+        Command::Report { id, format } => report::run(&load_config()?, &id, format).await,
         Command::Audit {
             command: AuditCommand::Verify,
         } => ops::audit_verify(&load_config()?).await,

@@ -165,6 +165,21 @@ async fn evidence_get_writes_the_stored_bytes_whose_digest_the_run_and_audit_tra
     assert_eq!(sha256(ok(&piped)), first["sha256"].as_str().unwrap());
     assert!(String::from_utf8_lossy(&piped.stderr).contains(first["sha256"].as_str().unwrap()));
 
+    // The incident report carries the same digests, in both formats.
+    let html = world.riposte(&["report", &id]).await;
+    let html = String::from_utf8_lossy(ok(&html)).to_string();
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && html.contains("<svg"),
+        "{html}"
+    );
+    let md = world.riposte(&["report", &id, "--format", "md"]).await;
+    let md = String::from_utf8_lossy(ok(&md)).to_string();
+    assert!(md.starts_with("# Incident report"), "{md}");
+    for digest in in_view.values() {
+        assert!(html.contains(digest.as_str()), "{digest}");
+        assert!(md.contains(&digest.replace(':', "\\:")), "{digest}");
+    }
+
     // An unknown step is exit 1 with the reason; nothing on stdout.
     let missing = world
         .riposte(&["evidence", "get", &id, "no-such-step"])
