@@ -1,11 +1,12 @@
 //! The incident report of a run (DESIGN.md §3 `riposte report`, `GET /v1/runs/{id}/report`):
 //! what fired and when, who, what riposte found (the Activity Log as a timeline, the seed's
 //! query results as its stacked bar chart), what it did, what can be undone, and every
-//! evidence digest. Pure functions: [`gather`] reads a [`RunView`] and the stored evidence
-//! bytes, [`render`] writes HTML or Markdown.
+//! evidence digest. [`gather`] (a [`RunView`] and the stored evidence bytes → [`Report`])
+//! and [`render`] (→ HTML or Markdown) are pure; [`for_run`] only reads both through the
+//! `ServiceApi`, so the HTTP route and the CLI build the same report.
 //!
-//! Architecture Invariant: `report` reads engine and store records and does no I/O; `server`
-//! and `cli` call it, never the other way round. Every value in a report came from an
+//! Architecture Invariant: `report` reads engine and store records and touches no file,
+//! socket or database itself; `server` and `cli` call it, never the other way round. Every value in a report came from an
 //! alert, an API caller or an API response, so each renderer escapes all of it.
 
 mod chart;
