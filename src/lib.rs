@@ -15,6 +15,7 @@ pub mod notify;
 pub mod plan;
 pub mod playbook;
 pub mod policy;
+pub mod report;
 pub mod server;
 pub mod store;
 pub mod text;

@@ -43,6 +43,7 @@ mod control;
 pub mod faults;
 mod graph;
 mod http;
+mod kql;
 mod lacework;
 pub mod log;
 mod log_analytics;

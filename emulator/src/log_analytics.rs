@@ -1,6 +1,8 @@
 //! The Log Analytics query API (`/v1/workspaces/{customerId}/query`). There is no KQL engine:
-//! a query returns the seeded rows of the table it starts with, optionally cut to an absolute
-//! `start/end` timespan (relative spans are ignored because seeded rows have fixed dates).
+//! a query returns the seeded rows of the table it starts with (or a `let` binds), cut by
+//! the string comparisons [`kql`] understands and to an absolute `start/end` timespan
+//! (relative spans are ignored because seeded rows have fixed dates); the seed's anomaly
+//! query gets its computed table.
 
 use axum::body::Body;
 use axum::http::{Method, Response, StatusCode};
@@ -10,6 +12,7 @@ use serde_json::{Value, json};
 use super::Shared;
 use super::auth::{AuthFailure, LOG_ANALYTICS_AUDIENCES};
 use super::http::{self, Req};
+use super::kql;
 
 /// Log Analytics' error body: `{"error":{"code","message","details"?}}`.
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
@@ -99,39 +102,29 @@ pub fn handle(shared: &Shared, req: &Req) -> Response<Body> {
             &format!("The workspace '{}' could not be found.", segments[2]),
         );
     };
-    // KQL allows `//` comment lines before the tabular expression, as a saved query file
-    // usually has; the table is the first token after them.
-    let body: String = query
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let table_name: String = body
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect();
-    let Some(table) = workspace
-        .tables
-        .iter()
-        .find(|t| t.name.eq_ignore_ascii_case(&table_name))
-    else {
-        return bad_argument(
-            "SemanticError",
-            &format!(
-                "'{table_name}': Failed to resolve table or column expression named '{table_name}'"
-            ),
-        );
-    };
     let window = timespan.as_deref().and_then(|t| {
         let (start, end) = t.split_once('/')?;
         Some((instant(start)?, instant(end)?))
     });
+    let in_window = |table| rows_in_window(table, window);
+    let table = match kql::run(&query, &workspace.tables, &in_window) {
+        Ok(table) => table,
+        Err(kql::KqlError::Syntax(m)) => return bad_argument("SyntaxError", &m),
+        Err(kql::KqlError::Semantic(m)) => return bad_argument("SemanticError", &m),
+    };
+    http::json(StatusCode::OK, &json!({ "tables": [table] }))
+}
+
+/// The table's rows inside an absolute window (all of them without one).
+fn rows_in_window(
+    table: &crate::tenant::Table,
+    window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+) -> Vec<&Vec<Value>> {
     let time_column = table
         .columns
         .iter()
         .position(|c| c.name.eq_ignore_ascii_case("TimeGenerated"));
-    let rows: Vec<&Vec<Value>> = table
+    table
         .rows
         .iter()
         .filter(|row| match (window, time_column) {
@@ -142,13 +135,5 @@ pub fn handle(shared: &Shared, req: &Req) -> Response<Body> {
                 .is_some_and(|t| t >= start && t < end),
             _ => true,
         })
-        .collect();
-    http::json(
-        StatusCode::OK,
-        &json!({"tables": [{
-            "name": "PrimaryResult",
-            "columns": table.columns,
-            "rows": rows,
-        }]}),
-    )
+        .collect()
 }

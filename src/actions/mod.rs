@@ -8,6 +8,7 @@ pub mod arm;
 pub mod encode;
 pub mod entra;
 pub mod evidence;
+pub mod kql;
 pub mod notify;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -284,6 +285,10 @@ pub enum Compensation {
     Irreversible(String),
     /// Nothing changed, so nothing to undo (reads, evidence, already-satisfied steps).
     NotNeeded,
+    /// It could be undone but is kept on purpose, and why: it is evidence or protects
+    /// evidence (a snapshot, the lock on it). Rolling a containment back never destroys
+    /// what the investigation needs; a person removes it once the incident is closed.
+    Kept(String),
 }
 
 /// The object-safe face of [`Action`] the registry holds; implemented for every action.

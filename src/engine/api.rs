@@ -16,7 +16,10 @@ use super::service::{
 };
 use super::{RollbackReport, StepState, rollback};
 use crate::alert;
-use crate::store::{AlertRecord, AlertStatus, InsertOutcome, NewAlert, RunRecord, RunStatus};
+use crate::store::{
+    AlertRecord, AlertStatus, Evidence, EvidenceRecord, InsertOutcome, NewAlert, RunRecord,
+    RunStatus,
+};
 
 #[async_trait]
 impl ServiceApi for Service {
@@ -201,6 +204,34 @@ impl ServiceApi for Service {
 
     async fn cancel(&self, id: &str, caller: &Caller) -> Result<RunRecord, ServiceError> {
         self.cancel_run(id, caller).await
+    }
+
+    async fn evidence(&self, id: &str) -> Result<Vec<EvidenceRecord>, ServiceError> {
+        self.get_run(id).await?;
+        self.store.evidence_for(id).await.map_err(internal)
+    }
+
+    async fn evidence_item(
+        &self,
+        id: &str,
+        step: &str,
+        n: usize,
+    ) -> Result<Evidence, ServiceError> {
+        let listed = self.evidence(id).await?;
+        let of_step: Vec<&EvidenceRecord> = listed.iter().filter(|e| e.step_id == step).collect();
+        let record = of_step.get(n).ok_or_else(|| {
+            ServiceError::NotFound(match of_step.len() {
+                0 => format!("run {id} has no evidence from step `{step}`"),
+                len => {
+                    format!("step `{step}` of run {id} has {len} evidence item(s); {n} is not one")
+                }
+            })
+        })?;
+        self.store
+            .get_evidence(&record.id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| ServiceError::NotFound(format!("evidence {} is gone", record.id)))
     }
 
     async fn ready(&self) -> bool {

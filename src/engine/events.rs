@@ -125,6 +125,17 @@ pub enum Audit<'a> {
         event: &'a str,
         error: &'a str,
     },
+    /// Evidence bytes were stored; `sha256` is the store's digest of exactly those bytes,
+    /// so the audit trail vouches for what `evidence get` hands out.
+    EvidenceStored {
+        #[serde(skip)]
+        run_id: &'a str,
+        step: &'a str,
+        evidence_id: &'a str,
+        name: &'a str,
+        sha256: &'a str,
+        size: u64,
+    },
 }
 
 /// A request as the audit trail keeps it: the URL without secrets in its query.
@@ -173,6 +184,7 @@ impl Audit<'_> {
             Audit::RunPlanningFailed { .. } => "run.planning_failed",
             Audit::RunCancelled { .. } => "run.cancelled",
             Audit::NoticeFailed { .. } => "notice.failed",
+            Audit::EvidenceStored { .. } => "evidence.stored",
         }
     }
 
@@ -195,7 +207,8 @@ impl Audit<'_> {
             | Audit::RunRolledBack { run_id, .. }
             | Audit::RunPlanningFailed { run_id, .. }
             | Audit::RunCancelled { run_id, .. }
-            | Audit::NoticeFailed { run_id, .. } => Some(run_id),
+            | Audit::NoticeFailed { run_id, .. }
+            | Audit::EvidenceStored { run_id, .. } => Some(run_id),
         }
     }
 

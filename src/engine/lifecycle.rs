@@ -413,7 +413,8 @@ impl Service {
                 let mut text = String::new();
                 crate::text::canonical_json(&e.body, &mut text);
                 let bytes = text.into_bytes();
-                self.store
+                let stored = self
+                    .store
                     .store_evidence(&NewEvidence {
                         run_id: run.id.clone(),
                         step_id: step.id.clone(),
@@ -423,6 +424,18 @@ impl Service {
                     })
                     .await
                     .map_err(internal)?;
+                self.emit(
+                    Audit::EvidenceStored {
+                        run_id: &run.id,
+                        step: &step.id,
+                        evidence_id: &stored.id,
+                        name: &stored.name,
+                        sha256: &stored.sha256,
+                        size: stored.size,
+                    },
+                    None,
+                )
+                .await;
             }
             if step.outcome == StepOutcome::Succeeded
                 && !step.requests.is_empty()

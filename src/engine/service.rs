@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use super::RollbackReport;
 use crate::store::{
-    AlertRecord, AlertStatus, EvidenceRecord, JournalEntry, RunRecord, RunStatus, SessionStore,
+    AlertRecord, AlertStatus, Evidence, EvidenceRecord, JournalEntry, RunRecord, RunStatus,
+    SessionStore,
 };
 
 /// Who is asking, as the API authenticated them. `name` is the token's name; approvals
@@ -170,6 +171,16 @@ pub trait ServiceApi: Send + Sync {
     /// Stops a run that has not started executing (pending, planning, awaiting approval);
     /// 409 for a run that is executing or finished.
     async fn cancel(&self, id: &str, caller: &Caller) -> Result<RunRecord, ServiceError>;
+    /// A run's evidence without its bytes (id, step, name, content type, sha256, size), in
+    /// the order it was stored; 404 for an unknown run. The same list as the run view's.
+    async fn evidence(&self, id: &str) -> Result<Vec<EvidenceRecord>, ServiceError> {
+        Ok(self.run(id).await?.evidence)
+    }
+    /// The bytes of a run's evidence exactly as stored: the `n`th (from 0, in stored order)
+    /// item of step `step` (a paged or `for_each` step keeps several). 404 for an unknown
+    /// run, step or item.
+    async fn evidence_item(&self, id: &str, step: &str, n: usize)
+    -> Result<Evidence, ServiceError>;
     /// Whether the store answers and playbooks are loaded.
     async fn ready(&self) -> bool;
     async fn stats(&self) -> ServiceStats;

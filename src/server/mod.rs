@@ -9,6 +9,8 @@
 //! |---|---|
 //! | `POST /v1/alerts/{source}` | ingest or responder (`?token=` only for ingest tokens) |
 //! | `GET /v1/runs`, `GET /v1/runs/{id}` | viewer |
+//! | `GET /v1/runs/{id}/evidence`, `GET /v1/runs/{id}/evidence/{step}[/{n}]` | viewer |
+//! | `GET /v1/runs/{id}/report[?format=html\|md]` | viewer |
 //! | `POST /v1/runs/{id}/approve`, `/reject`, `/rollback` | approver |
 //! | `POST /v1/playbooks/{name}/invoke`, `POST /v1/actions/{name}` | responder |
 //! | `GET /metrics` | viewer |
@@ -19,6 +21,7 @@ mod auth;
 
 pub use auth::token_digest;
 mod error;
+mod evidence;
 pub mod oidc;
 pub(crate) mod review;
 mod routes;
@@ -92,6 +95,10 @@ pub fn router_with_sign_in(
         .route("/v1/runs/{id}/reject", post(routes::reject))
         .route("/v1/runs/{id}/rollback", post(routes::rollback))
         .route("/v1/runs/{id}/cancel", post(routes::cancel))
+        .route("/v1/runs/{id}/evidence", get(evidence::list))
+        .route("/v1/runs/{id}/evidence/{step}", get(evidence::first))
+        .route("/v1/runs/{id}/evidence/{step}/{n}", get(evidence::nth))
+        .route("/v1/runs/{id}/report", get(evidence::incident_report))
         .route("/v1/playbooks/{name}/invoke", post(routes::invoke_playbook))
         .route("/v1/actions/{name}", post(routes::invoke_action))
         .route("/healthz", get(routes::healthz))

@@ -111,6 +111,13 @@ fn reqwest_only_in_connectors() {
     assert!(found.is_empty(), "reqwest outside connectors/: {found:?}");
 }
 
+/// Invariant: charts are drawn in `report/` only (the review page calls `report::chart_svg`).
+#[test]
+fn plotters_only_in_the_report() {
+    let found = offenders(&["report/"], "plotters");
+    assert!(found.is_empty(), "plotters outside report/: {found:?}");
+}
+
 /// Invariant: no SQL and no database driver outside `store/`.
 #[test]
 fn sqlx_and_sql_only_in_the_store() {
@@ -282,8 +289,14 @@ fn the_flow_points_one_way() {
                 "text",
             ],
         ),
+        // The incident report reads engine and store records (and the plan and alert they
+        // hold); the server and the CLI call it.
+        ("report", &["actions", "alert", "engine", "plan", "store"]),
         // `connectors` only for the review page's sign-in (see the test below).
-        ("server", &["connectors", "digest", "engine", "store"]),
+        (
+            "server",
+            &["connectors", "digest", "engine", "report", "store"],
+        ),
     ];
     for (part, allowed) in may {
         let extra: Vec<&String> = graph

@@ -131,16 +131,19 @@ async fn a_failing_workspace_never_blocks_containment_in_the_bundled_playbook() 
     assert_eq!(state.counter("sessions_revoked"), 1);
     assert!(state.counter("role_assignments_deleted") >= 1);
     assert_eq!(state.counter("group_member_added"), 1);
-    // The failed query is in the report, with a warning naming it.
-    let query = step(&report, "rare_processes");
-    assert_eq!(query["outcome"], "failed", "{query:#}");
-    assert!(
-        query["reason"].as_str().is_some_and(|r| r.contains("403")),
-        "{query:#}"
-    );
+    // The failed queries are in the report, each with a warning naming it.
+    for id in ["anomalies", "account_activity"] {
+        let query = step(&report, id);
+        assert_eq!(query["outcome"], "failed", "{query:#}");
+        assert!(
+            query["reason"].as_str().is_some_and(|r| r.contains("403")),
+            "{query:#}"
+        );
+    }
     let warnings = report["warnings"].as_array().expect("warnings");
-    assert_eq!(warnings.len(), 1, "{warnings:#?}");
-    assert!(warnings[0].as_str().unwrap().contains("`rare_processes`"));
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert!(warnings[0].as_str().unwrap().contains("`anomalies`"));
+    assert!(warnings[1].as_str().unwrap().contains("`account_activity`"));
     for id in [
         "suspend",
         "revoke",
@@ -159,7 +162,7 @@ async fn a_failing_workspace_never_blocks_containment_in_the_bundled_playbook() 
     assert!(
         view.timeline
             .iter()
-            .any(|e| e.step_id == "rare_processes" && e.state == riposte::store::StepState::Failed),
+            .any(|e| e.step_id == "anomalies" && e.state == riposte::store::StepState::Failed),
         "{:#?}",
         view.timeline
     );

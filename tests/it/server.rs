@@ -19,7 +19,9 @@ use riposte::engine::service::{
 };
 use riposte::plan::Mode;
 use riposte::server;
-use riposte::store::{AlertRecord, AlertRef, AlertStatus, RunRecord, RunStatus};
+use riposte::store::{
+    AlertRecord, AlertRef, AlertStatus, Evidence, EvidenceRecord, RunRecord, RunStatus,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, oneshot};
@@ -96,6 +98,36 @@ fn alert_record(id: &str, status: AlertStatus) -> AlertRecord {
         next_attempt_at: None,
         last_error: Some("Lacework Details for alert LW-1: transient failure: 503".into()),
     }
+}
+
+/// Two items of step `activity`: JSON, and bytes stored with a content type that is no
+/// header value (it must come out as `application/octet-stream`, bytes untouched).
+fn fake_evidence() -> Vec<Evidence> {
+    let item = |n: usize, content_type: &str, bytes: &[u8]| Evidence {
+        record: EvidenceRecord {
+            id: format!("ev-{n}"),
+            run_id: "run-1".into(),
+            step_id: "activity".into(),
+            name: format!("activity[0].{n}"),
+            content_type: content_type.into(),
+            sha256: format!("sha256:{}", hex::encode(Sha256::digest(bytes))),
+            size: bytes.len() as u64,
+            at: Utc.with_ymd_and_hms(2026, 11, 20, 4, 0, 0).unwrap(),
+        },
+        bytes: bytes.to_vec(),
+    };
+    vec![
+        item(
+            0,
+            "application/json",
+            br#"{"value":[{"caller":"<b>x</b>"}]}"#,
+        ),
+        item(
+            1,
+            "text/html\r\nSet-Cookie: x=1",
+            b"\x00\xff raw \r\n bytes",
+        ),
+    ]
 }
 
 /// Ids and names that make the fake refuse, one per `ServiceError` variant.
@@ -199,6 +231,7 @@ impl ServiceApi for Fake {
             undone: Vec::new(),
             refused: Vec::new(),
             failed: Vec::new(),
+            kept: Vec::new(),
         })
     }
 
@@ -259,6 +292,31 @@ impl ServiceApi for Fake {
             ));
         }
         refusal(id).map_or(Ok(run_record(id, RunStatus::Cancelled)), Err)
+    }
+
+    async fn evidence(&self, id: &str) -> Result<Vec<EvidenceRecord>, ServiceError> {
+        self.record(format!("evidence {id}"));
+        refusal(id).map_or(
+            Ok(fake_evidence().into_iter().map(|e| e.record).collect()),
+            Err,
+        )
+    }
+
+    async fn evidence_item(
+        &self,
+        id: &str,
+        step: &str,
+        n: usize,
+    ) -> Result<Evidence, ServiceError> {
+        self.record(format!("evidence {id} {step} {n}"));
+        if let Some(e) = refusal(id) {
+            return Err(e);
+        }
+        fake_evidence()
+            .into_iter()
+            .filter(|e| e.record.step_id == step)
+            .nth(n)
+            .ok_or_else(|| ServiceError::NotFound(format!("no evidence {step}/{n}")))
     }
 
     async fn ready(&self) -> bool {
@@ -1305,4 +1363,73 @@ async fn slow_senders_are_cut_off_after_the_read_timeout() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("read_timeout_secs"), "{answer}");
     assert!(api.fake.calls().is_empty(), "{:?}", api.fake.calls());
+}
+
+// ---------------------------------------------------------------------------------------
+// Evidence out.
+
+#[tokio::test]
+async fn evidence_comes_out_byte_for_byte_with_its_digest_in_the_headers() {
+    let api = start(settings()).await;
+    let viewer = token(Role::Viewer);
+    let (status, _, listed) = api
+        .call(Method::GET, "/v1/runs/run-1/evidence", Some(&viewer), None)
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["evidence"].as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed["evidence"][0]["step_id"], "activity");
+
+    for (path, n) in [
+        ("/v1/runs/run-1/evidence/activity", 0),
+        ("/v1/runs/run-1/evidence/activity/0", 0),
+        ("/v1/runs/run-1/evidence/activity/1", 1),
+    ] {
+        let resp = api
+            .client
+            .get(format!("{}{path}", api.base))
+            .bearer_auth(&viewer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let want = &fake_evidence()[n];
+        assert_eq!(bytes.as_ref(), want.bytes.as_slice(), "{path}");
+        let hex = hex::encode(Sha256::digest(&bytes));
+        assert_eq!(format!("sha256:{hex}"), want.record.sha256);
+        assert_eq!(headers["x-content-sha256"], hex.as_str());
+        assert_eq!(headers["etag"], format!("\"{hex}\"").as_str());
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        let disposition = headers["content-disposition"].to_str().unwrap();
+        assert!(
+            disposition.starts_with("attachment; filename=\""),
+            "{disposition}"
+        );
+        let content_type = if n == 0 {
+            "application/json"
+        } else {
+            "application/octet-stream"
+        };
+        assert_eq!(headers["content-type"], content_type, "{path}");
+        assert!(!headers.contains_key("set-cookie"));
+    }
+
+    // Unknown run, step or item, and a malformed index: the JSON error shape.
+    for (path, code, status) in [
+        ("/v1/runs/missing/evidence", "not_found", 404),
+        ("/v1/runs/missing/evidence/activity", "not_found", 404),
+        ("/v1/runs/run-1/evidence/nope", "not_found", 404),
+        ("/v1/runs/run-1/evidence/activity/2", "not_found", 404),
+        ("/v1/runs/run-1/evidence/activity/-1", "bad_request", 400),
+    ] {
+        let (got, _, body) = api.call(Method::GET, path, Some(&viewer), None).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert_eq!(error_code(&body), code, "{path}");
+    }
+    // Evidence is tenant data: no token, no bytes.
+    let (status, _, _) = api
+        .call(Method::GET, "/v1/runs/run-1/evidence/activity", None, None)
+        .await;
+    assert_eq!(status, 401);
 }

@@ -17,7 +17,21 @@ use riposte_emulator::{Emulator, Tenant};
 const DEMO_SINK: &str = "soc-channel";
 const WEBHOOK_ALERT: &str = include_str!("../../../tests/fixtures/alerts/lacework-webhook.json");
 const PLAYBOOK: &str = include_str!("../../../playbooks/first-access-containment.yaml");
-const KQL: &str = include_str!("../../../playbooks/first-access-rare-processes.kql");
+/// The query files the bundled playbook names, written beside it outside a checkout.
+const QUERIES: [(&str, &str); 3] = [
+    (
+        "first-access-anomalies.kql",
+        include_str!("../../../playbooks/first-access-anomalies.kql"),
+    ),
+    (
+        "first-access-account-computer.kql",
+        include_str!("../../../playbooks/first-access-account-computer.kql"),
+    ),
+    (
+        "first-access-rare-processes.kql",
+        include_str!("../../../playbooks/first-access-rare-processes.kql"),
+    ),
+];
 const POLICY: &str = include_str!("../../../policies/guardrails.rego");
 const POLICY_DATA: &str = include_str!("../../../policies/data.json");
 
@@ -174,6 +188,12 @@ pub async fn run(listen: SocketAddr, once: bool) -> anyhow::Result<ExitCode> {
         config_path.display(),
         record.id
     );
+    println!(
+        "   riposte --config {} report {} --format md   (or http://{api}/v1/runs/{}/report)",
+        config_path.display(),
+        record.id,
+        record.id
+    );
     let worker = service.spawn_worker();
     let code = super::serve::serve_on(listener, service, &config.server, None).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), worker.stop()).await;
@@ -197,7 +217,9 @@ fn bundled_files(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(&p)?;
     std::fs::create_dir_all(&q)?;
     std::fs::write(p.join("first-access-containment.yaml"), PLAYBOOK)?;
-    std::fs::write(p.join("first-access-rare-processes.kql"), KQL)?;
+    for (name, text) in QUERIES {
+        std::fs::write(p.join(name), text)?;
+    }
     std::fs::write(q.join("guardrails.rego"), POLICY)?;
     std::fs::write(q.join("data.json"), POLICY_DATA)?;
     Ok((p, q))

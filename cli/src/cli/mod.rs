@@ -7,11 +7,13 @@ mod catalogue;
 mod common;
 mod demo;
 mod emulator;
+mod evidence;
 mod ops;
 mod plan;
 mod policy;
 mod preflight;
 mod progress;
+mod report;
 mod run;
 pub mod serve;
 mod token;
@@ -195,6 +197,18 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// A run's evidence, byte for byte as stored: `evidence list ID`, `evidence get ID STEP`.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
+    /// The incident report of a run: what fired, who, what was found (timeline, the seed's
+    /// chart), what was done, what can be undone, every evidence digest.
+    Report {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: report::ReportFormat,
+    },
     /// The audit trail: `audit verify` checks its hash chain.
     Audit {
         #[command(subcommand)]
@@ -251,6 +265,28 @@ pub enum AlertsCommand {
         id: String,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// The run's evidence with step, position, size, content type and sha256.
+    List {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// One item's bytes exactly as stored, to stdout or --out; its digest on stderr.
+    Get {
+        id: String,
+        /// The step that collected it.
+        step: String,
+        /// Which of the step's items, from 0 (a paged or for_each step keeps several).
+        #[arg(default_value_t = 0)]
+        n: usize,
+        /// Write the bytes to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -408,6 +444,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
         Command::Rollback { id, format } => ops::rollback(&load_config()?, &id, format).await,
+        Command::Evidence { command } => match command {
+            EvidenceCommand::List { id, format } => {
+                evidence::list(&load_config()?, &id, format).await
+            }
+            EvidenceCommand::Get { id, step, n, out } => {
+                evidence::get(&load_config()?, &id, &step, n, out.as_deref()).await
+            }
+        },
+        Command::Report { id, format } => report::run(&load_config()?, &id, format).await,
         Command::Audit {
             command: AuditCommand::Verify { format },
         } => ops::audit_verify(&load_config()?, format).await,

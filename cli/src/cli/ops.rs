@@ -220,6 +220,9 @@ pub async fn rollback(config: &Config, id: &str, format: Format) -> anyhow::Resu
             for (step, why) in &report.refused {
                 println!("cannot undo {step}: {why}");
             }
+            for (step, why) in &report.kept {
+                println!("kept {step}: {why}");
+            }
             for (step, why) in &report.failed {
                 println!("FAILED to undo {step}: {why}");
             }

@@ -8,6 +8,7 @@ mod cli_config;
 mod conditions;
 mod crash;
 mod docs;
+mod evidence;
 mod manual;
 mod operators;
 mod policy;

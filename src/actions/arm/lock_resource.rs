@@ -60,9 +60,32 @@ static INFO: ActionInfo = ActionInfo {
             "Microsoft.Authorization/locks/write (built-in: Owner or User Access Administrator)",
         ],
     },
-    compensation: "delete the lock: DELETE {resource}/providers/Microsoft.Authorization/locks/riposte-{run key}?api-version=2020-05-01",
+    compensation: "delete the lock: DELETE {resource}/providers/Microsoft.Authorization/locks/riposte-{run key}?api-version=2020-05-01; a lock on a snapshot is kept (it protects evidence)",
     example: "id: lock\nuses: arm.lock_resource\nwith:\n  resource: ${{ alert.resources[0].id }}\n  level: CanNotDelete\n",
 };
+
+/// Why a rollback keeps a lock on a snapshot.
+pub const SNAPSHOT_LOCK_KEPT: &str = "the lock protects an evidence snapshot and is kept; remove it by hand once the incident is closed";
+
+/// Whether a lock URL (`{arm}{resource}/providers/Microsoft.Authorization/locks/{name}?…`)
+/// is on a disk snapshot. Also read by rollback for reports recorded before such locks were
+/// kept, so an old report cannot delete one either.
+pub fn locks_a_snapshot(lock_url: &str) -> bool {
+    let path = lock_url
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let Some((resource, _)) = path.rsplit_once("/providers/microsoft.authorization/locks/") else {
+        return false;
+    };
+    // The locked resource's own type is what follows its last `/providers/`.
+    let Some((_, own)) = resource.rsplit_once("/providers/") else {
+        return false;
+    };
+    let parts: Vec<&str> = own.split('/').collect();
+    matches!(parts.as_slice(), ["microsoft.compute", "snapshots", name] if !name.is_empty())
+}
 
 /// The longest lock note ARM accepts.
 const MAX_NOTES: usize = 512;
@@ -174,10 +197,15 @@ impl Action for LockResource {
     /// Deletes the run's lock. If the plan found this run's lock already there at another
     /// level, the compensation puts that level back instead of removing protection that
     /// existed before.
+    /// A lock on a snapshot is kept: it protects evidence, and a rollback undoes the
+    /// containment, never the evidence (DESIGN.md §3, hold).
     fn compensate(&self, done: &Executed<'_>, _endpoints: &Endpoints) -> Compensation {
         let Some(sent) = done.requests.first() else {
             return Compensation::NotNeeded;
         };
+        if locks_a_snapshot(&sent.url) {
+            return Compensation::Kept(SNAPSHOT_LOCK_KEPT.into());
+        }
         match done.pre_state["level"].as_str() {
             Some(level) => Compensation::Requests(vec![
                 ApiRequest::new(Method::Put, Api::Arm, sent.url.clone())
@@ -250,6 +278,34 @@ mod tests {
             compensation_requests(LockResource.compensate(&done, &Endpoints::default())),
             vec![ApiRequest::new(Method::Delete, Api::Arm, lock_url())]
         );
+    }
+
+    #[tokio::test]
+    async fn a_lock_on_a_snapshot_is_kept_by_rollback() {
+        let snapshot = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Compute/snapshots/riposte-osdisk";
+        let url = format!(
+            "{ARM}{snapshot}/providers/Microsoft.Authorization/locks/riposte-3c4d5e6f?api-version=2020-05-01"
+        );
+        let env = TestEnv::new(FakeLookup::strict().not_found(url.clone()));
+        let params = json!({ "resource": snapshot });
+        let plan = env.plan(&LockResource, params.clone()).await.unwrap();
+        let done = executed(&params, &plan, &[]);
+        assert_eq!(
+            LockResource.compensate(&done, &Endpoints::default()),
+            Compensation::Kept(SNAPSHOT_LOCK_KEPT.into())
+        );
+        assert!(locks_a_snapshot(&url));
+        assert!(
+            !locks_a_snapshot(&lock_url()),
+            "a VM's lock is not evidence"
+        );
+        // A resource *named* like a snapshot path is still a VM.
+        assert!(!locks_a_snapshot(
+            "https://m/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/snapshots/providers/Microsoft.Authorization/locks/x"
+        ));
+        assert!(!locks_a_snapshot(
+            "https://m/subscriptions/s/resourceGroups/rg"
+        ));
     }
 
     #[tokio::test]

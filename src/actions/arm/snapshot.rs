@@ -228,7 +228,7 @@ impl Action for Snapshot {
         if done.requests.iter().all(|r| r.method.is_read()) {
             return Compensation::NotNeeded;
         }
-        Compensation::Irreversible(
+        Compensation::Kept(
             "evidence snapshots are kept; delete them by hand once the incident is closed".into(),
         )
     }
@@ -526,7 +526,7 @@ mod tests {
         ));
         assert_eq!(
             Snapshot.compensate(&done, &Endpoints::default()),
-            Compensation::Irreversible(
+            Compensation::Kept(
                 "evidence snapshots are kept; delete them by hand once the incident is closed"
                     .into()
             )

@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::path::{Component, Path};
 
 use async_trait::async_trait;
@@ -8,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::actions::{
     Action, ActionError, ActionInfo, ActionPlan, Effect, Permissions, PlanContext, encode, is_guid,
-    unknown,
+    kql, unknown,
 };
 use crate::connectors::{Api, ApiRequest, Method};
 
@@ -32,6 +33,11 @@ pub struct Params {
     /// the query runs. Default: `P30D`.
     #[serde(default = "default_timespan")]
     pub timespan: String,
+    /// Values the query refers to by name (e.g. the alert's account and computer). Each is
+    /// put in front of the query as `let <name> = "<value>";` with the value escaped as a
+    /// KQL string literal, so alert text is data and never becomes query text.
+    #[serde(default)]
+    pub bindings: BTreeMap<String, String>,
 }
 
 static INFO: ActionInfo = ActionInfo {
@@ -44,7 +50,7 @@ static INFO: ActionInfo = ActionInfo {
         azure_rbac: &["Microsoft.OperationalInsights/workspaces/query/read (Log Analytics Reader)"],
     },
     compensation: "none needed: reads only",
-    example: "id: kql\nuses: evidence.log_analytics_query\nwith:\n  query_file: queries/first-access.kql\n  timespan: P30D\n",
+    example: "id: kql\nuses: evidence.log_analytics_query\nwith:\n  query_file: queries/first-access.kql\n  timespan: P30D\n  bindings:\n    account: ${{ alert.principal.upn }}\n",
 };
 
 /// The query file must stay inside the playbook directory: step values can come from
@@ -137,6 +143,16 @@ impl Action for LogAnalyticsQuery {
             )));
         }
         let digest = hex::encode(Sha256::digest(query.as_bytes()));
+        if let Some((name, _)) = p.bindings.iter().find(|(_, v)| unknown::is_placeholder(v)) {
+            // The literal is made here, once; a value known only at run time would have to
+            // be spliced in later, which is exactly what this parameter exists to prevent.
+            return Err(ActionError::Params(format!(
+                "binding `{name}` must be known when the plan is made (an alert or input value, not a step output)"
+            )));
+        }
+        let lets =
+            kql::let_statements(&p.bindings).map_err(|e| ActionError::Params(e.to_string()))?;
+        let query = format!("{lets}{query}");
         let url = format!(
             "{}/v1/workspaces/{}/query",
             ctx.endpoints.log_analytics,
@@ -146,12 +162,15 @@ impl Action for LogAnalyticsQuery {
         let request = ApiRequest::new(Method::Post, Api::LogAnalytics, url)
             .with_body(json!({ "query": query, "timespan": p.timespan }))
             .retry_safe();
-        let facts = json!({
+        let mut facts = json!({
             "workspace": workspace,
             "query_file": p.query_file,
             "query_sha256": digest,
             "timespan": p.timespan,
         });
+        if !p.bindings.is_empty() {
+            facts["bindings"] = json!(p.bindings);
+        }
         Ok(ActionPlan::planned(vec![request])
             .pre_state(facts.clone())
             .outputs(facts))
@@ -226,6 +245,44 @@ mod tests {
             hex::encode(Sha256::digest(KQL.as_bytes()))
         );
         assert!(env.lookup.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn bindings_are_let_statements_with_escaped_literals_before_the_file_text() {
+        let (env, _dir) = env_with_query();
+        let plan = env
+            .plan(
+                &LogAnalyticsQuery,
+                json!({
+                    "query_file": "queries/first-access.kql",
+                    "bindings": { "computer": "vm-web-01", "account": "x\" or 1==1 //\nSecurityEvent" },
+                }),
+            )
+            .await
+            .unwrap();
+        let (_, _, body) = only_request(&plan);
+        assert_eq!(
+            body.unwrap()["query"],
+            format!(
+                "let account = \"x\\\" or 1==1 //\\nSecurityEvent\";\nlet computer = \"vm-web-01\";\n{KQL}"
+            )
+        );
+        // The file's digest is of the file; the bound values are in the plan's facts.
+        assert_eq!(
+            plan.pre_state["query_sha256"],
+            hex::encode(Sha256::digest(KQL.as_bytes()))
+        );
+        assert_eq!(plan.pre_state["bindings"]["computer"], "vm-web-01");
+        for bad in ["1x", "let", "a b"] {
+            let err = env
+                .plan(
+                    &LogAnalyticsQuery,
+                    json!({ "query_file": "queries/first-access.kql", "bindings": { bad: "v" } }),
+                )
+                .await
+                .unwrap_err();
+            assert!(matches!(err, ActionError::Params(_)), "{bad}: {err}");
+        }
     }
 
     #[tokio::test]
