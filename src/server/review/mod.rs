@@ -129,7 +129,12 @@ async fn list(State(state): State<AppState>, who: SignedIn) -> Response {
 
 async fn show(State(state): State<AppState>, who: SignedIn, Path(id): Path<String>) -> Response {
     match state.service.run(&id).await {
-        Ok(view) => page(StatusCode::OK, pages::run(&who, &view)),
+        Ok(view) => {
+            // The findings come from the evidence bytes; a run whose evidence cannot be read
+            // still shows everything else.
+            let found = crate::report::for_run(state.service.as_ref(), &id).await.ok();
+            page(StatusCode::OK, pages::run(&who, &view, found.as_ref()))
+        }
         Err(e) => service_error(&who, e),
     }
 }

@@ -10,6 +10,7 @@ use super::super::settings::Role;
 use super::session::SignedIn;
 use super::style::CSS;
 use crate::engine::service::RunView;
+use crate::report::{Report, chart_svg};
 use crate::store::{RunRecord, RunStatus};
 
 /// A path segment, percent-encoded: a run id reaches a URL only through this.
@@ -255,7 +256,7 @@ fn step(step: &Value) -> Markup {
 }
 
 /// `GET /runs/{id}`: the run, why it waits, what it would send, what happened, its evidence.
-pub(super) fn run(who: &SignedIn, view: &RunView) -> Markup {
+pub(super) fn run(who: &SignedIn, view: &RunView, found: Option<&Report>) -> Markup {
     let run = &view.run;
     let plan = run.plan.as_ref();
     let alert = plan.and_then(|p| p.get("alert"));
@@ -327,6 +328,9 @@ pub(super) fn run(who: &SignedIn, view: &RunView) -> Markup {
                         }
                     }
                 }
+            }
+            @if let Some(found) = found {
+                (findings(found))
             }
             h2 { "Evidence" }
             @if view.evidence.is_empty() {
@@ -409,5 +413,33 @@ mod tests {
         assert!(!page.contains("<script>"), "{page}");
         assert!(page.contains("&lt;script&gt;"), "{page}");
         assert_eq!(page.matches("<h1").count(), 1);
+    }
+}
+
+/// What the run's evidence shows, as the incident report draws it: the seed's query as its
+/// stacked bar chart and the Activity Log as a timeline.
+fn findings(found: &Report) -> Markup {
+    html! {
+        h2 { "What riposte found" }
+        h3 { "Log Analytics: potential anomalies" }
+        @match &found.anomalies {
+            // The SVG is plotters' output from query results, whose text it escapes.
+            Some(bars) => figure.chart { (PreEscaped(chart_svg(bars))) figcaption { "New processes per day, stacked by process (the seed's " code { "render barchart kind=stacked" } ")." } },
+            None => p.muted { "The seed's query has not run for this run." },
+        }
+        h3 { "Activity Log" }
+        @if found.timeline.is_empty() {
+            p.muted { "No Activity Log events were collected." }
+        } @else {
+            table {
+                caption { "The user's Azure operations, oldest first" }
+                thead { tr { th scope="col" { "When (UTC)" } th scope="col" { "Operation" } th scope="col" { "Resource" } th scope="col" { "Status" } th scope="col" { "Caller" } } }
+                tbody {
+                    @for t in &found.timeline {
+                        tr { td.mono { (t.at) } td { (t.operation) } td.mono { (t.resource) } td { (t.status) } td { (t.caller) } }
+                    }
+                }
+            }
+        }
     }
 }

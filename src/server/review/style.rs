@@ -17,6 +17,8 @@ h1{font-size:1.35rem;margin:.25rem 0 1rem}
 h2{font-size:1.1rem;margin:1.5rem 0 .5rem;border-bottom:1px solid #c9ced6;padding-bottom:.25rem}
 h3{font-size:1rem;margin:1rem 0 .25rem}
 a{color:#0b4f9c}
+figure.chart{margin:.5rem 0;background:#ffffff;padding:.5rem;overflow-x:auto}
+figure.chart svg{max-width:100%;height:auto}
 table{border-collapse:collapse;width:100%;background:#ffffff}
 th,td{text-align:left;vertical-align:top;padding:.3rem .5rem;border-bottom:1px solid #dde1e6}
 th{background:#eceff3;font-weight:600}
