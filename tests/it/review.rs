@@ -467,7 +467,11 @@ async fn the_review_page_signs_in_shows_and_approves(postgres: bool) {
     // The findings, drawn as the incident report draws them: the seed's chart and the
     // Activity Log timeline.
     assert!(a.body.contains("What riposte found"), "{}", a.body);
-    assert!(a.body.contains("<figure class=\"chart\"><svg"), "{}", a.body);
+    assert!(
+        a.body.contains("<figure class=\"chart\"><svg"),
+        "{}",
+        a.body
+    );
     assert!(a.body.contains("The user's Azure operations"), "{}", a.body);
 
     // Sign-out needs the token, deletes the row, and the old cookie opens nothing.

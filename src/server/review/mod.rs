@@ -132,7 +132,9 @@ async fn show(State(state): State<AppState>, who: SignedIn, Path(id): Path<Strin
         Ok(view) => {
             // The findings come from the evidence bytes; a run whose evidence cannot be read
             // still shows everything else.
-            let found = crate::report::for_run(state.service.as_ref(), &id).await.ok();
+            let found = crate::report::for_run(state.service.as_ref(), &id)
+                .await
+                .ok();
             page(StatusCode::OK, pages::run(&who, &view, found.as_ref()))
         }
         Err(e) => service_error(&who, e),

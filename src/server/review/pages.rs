@@ -396,26 +396,6 @@ pub(super) fn error(who: Option<&SignedIn>, status: StatusCode, message: &str) -
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_run_id_is_encoded_in_links() {
-        assert_eq!(segment("01900000-ab_c.d"), "01900000-ab_c.d");
-        assert_eq!(segment("../x?y#z"), "..%2Fx%3Fy%23z");
-    }
-
-    #[test]
-    fn hostile_text_is_escaped() {
-        let page = error(None, StatusCode::FORBIDDEN, "<script>alert(1)</script>");
-        let page = page.into_string();
-        assert!(!page.contains("<script>"), "{page}");
-        assert!(page.contains("&lt;script&gt;"), "{page}");
-        assert_eq!(page.matches("<h1").count(), 1);
-    }
-}
-
 /// What the run's evidence shows, as the incident report draws it: the seed's query as its
 /// stacked bar chart and the Activity Log as a timeline.
 fn findings(found: &Report) -> Markup {
@@ -441,5 +421,25 @@ fn findings(found: &Report) -> Markup {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_id_is_encoded_in_links() {
+        assert_eq!(segment("01900000-ab_c.d"), "01900000-ab_c.d");
+        assert_eq!(segment("../x?y#z"), "..%2Fx%3Fy%23z");
+    }
+
+    #[test]
+    fn hostile_text_is_escaped() {
+        let page = error(None, StatusCode::FORBIDDEN, "<script>alert(1)</script>");
+        let page = page.into_string();
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(page.contains("&lt;script&gt;"), "{page}");
+        assert_eq!(page.matches("<h1").count(), 1);
     }
 }
