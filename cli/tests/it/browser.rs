@@ -145,17 +145,9 @@ fn alert(who: (&str, &str)) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_signs_in_sees_why_a_run_waits_approves_it_and_it_runs() {
-    if let Some(reason) = browser_missing() {
-        if std::env::var("RIPOSTE_TEST_BROWSER_REQUIRED").is_ok_and(|v| v == "1") {
-            panic!("the browser test is required (RIPOSTE_TEST_BROWSER_REQUIRED=1) but {reason}");
-        }
-        eprintln!("browser test skipped: {reason}");
+    let Some((emulator, dir, store)) = start() else {
         return;
-    }
-    riposte::connectors::install_crypto_provider();
-    let emulator = Emulator::start("127.0.0.1:0".parse().unwrap(), privileged_tenant()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = format!("sqlite://{}", dir.path().join("riposte.db").display());
+    };
     let digest = |t: &str| hex::encode(sha2::Sha256::digest(t.as_bytes()));
     let config = dir.path().join("riposte.toml");
     std::fs::write(
@@ -322,6 +314,24 @@ async fn a_person_signs_in_sees_why_a_run_waits_approves_it_and_it_runs() {
     emulator.shutdown().await;
 }
 
+/// The emulator (riposte's app privileged enough to contain a Global Administrator), a
+/// directory and its store URL; `None` (the test skips) when there is no browser, which
+/// `RIPOSTE_TEST_BROWSER_REQUIRED=1` turns into a failure.
+fn start() -> Option<(riposte_emulator::EmulatorHandle, tempfile::TempDir, String)> {
+    if let Some(reason) = browser_missing() {
+        if std::env::var("RIPOSTE_TEST_BROWSER_REQUIRED").is_ok_and(|v| v == "1") {
+            panic!("the browser test is required (RIPOSTE_TEST_BROWSER_REQUIRED=1) but {reason}");
+        }
+        eprintln!("browser test skipped: {reason}");
+        return None;
+    }
+    riposte::connectors::install_crypto_provider();
+    let emulator = Emulator::start("127.0.0.1:0".parse().unwrap(), privileged_tenant()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("riposte.db").display());
+    Some((emulator, dir, store))
+}
+
 /// chromedriver on a free port, driving headless Chromium with a profile under `dir`; the
 /// guard stops chromedriver (and its browser) when dropped.
 async fn start_browser(dir: &Path) -> (Guard, fantoccini::Client) {
@@ -366,17 +376,9 @@ async fn start_browser(dir: &Path) -> (Guard, fantoccini::Client) {
 /// picks their account, and comes back signed in as `oidc:<object id>` with their app role.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_signs_in_with_entra_id_in_the_browser() {
-    if let Some(reason) = browser_missing() {
-        if std::env::var("RIPOSTE_TEST_BROWSER_REQUIRED").is_ok_and(|v| v == "1") {
-            panic!("the browser test is required (RIPOSTE_TEST_BROWSER_REQUIRED=1) but {reason}");
-        }
-        eprintln!("browser test skipped: {reason}");
+    let Some((emulator, dir, store)) = start() else {
         return;
-    }
-    riposte::connectors::install_crypto_provider();
-    let emulator = Emulator::start("127.0.0.1:0".parse().unwrap(), privileged_tenant()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = format!("sqlite://{}", dir.path().join("riposte.db").display());
+    };
     // The callback must be known before the listener is: a fixed free port.
     let port = free_port();
     let config = dir.path().join("riposte.toml");

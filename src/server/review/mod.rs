@@ -45,10 +45,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(list))
         .route("/runs/{id}", get(show))
-        .route("/runs/{id}/approve", post(approve))
-        .route("/runs/{id}/reject", post(reject))
-        .route("/runs/{id}/rollback", post(rollback))
-        .route("/runs/{id}/cancel", post(cancel))
+        .route("/runs/{id}/{op}", post(press))
         .route("/auth/login", get(login_form).post(login))
         .route("/auth/logout", post(logout))
         .route("/auth/callback", get(callback))
@@ -220,44 +217,23 @@ async fn act(
     }
 }
 
-async fn approve(
+/// `POST /runs/{id}/{approve|reject|rollback|cancel}`: the button's operation; any other name
+/// is not a route.
+async fn press(
     State(state): State<AppState>,
     who: SignedIn,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path((id, name)): Path<(String, String)>,
     form: Result<Form<ActionForm>, FormRejection>,
 ) -> Response {
-    act(state, who, headers, id, form, Op::Approve).await
-}
-
-async fn reject(
-    State(state): State<AppState>,
-    who: SignedIn,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    form: Result<Form<ActionForm>, FormRejection>,
-) -> Response {
-    act(state, who, headers, id, form, Op::Reject).await
-}
-
-async fn rollback(
-    State(state): State<AppState>,
-    who: SignedIn,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    form: Result<Form<ActionForm>, FormRejection>,
-) -> Response {
-    act(state, who, headers, id, form, Op::Rollback).await
-}
-
-async fn cancel(
-    State(state): State<AppState>,
-    who: SignedIn,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    form: Result<Form<ActionForm>, FormRejection>,
-) -> Response {
-    act(state, who, headers, id, form, Op::Cancel).await
+    let op = match name.as_str() {
+        "approve" => Op::Approve,
+        "reject" => Op::Reject,
+        "rollback" => Op::Rollback,
+        "cancel" => Op::Cancel,
+        _ => return error_page(Some(&who), StatusCode::NOT_FOUND, "no such page"),
+    };
+    act(state, who, headers, id, form, op).await
 }
 
 #[derive(Debug, Default, Deserialize)]
