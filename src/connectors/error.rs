@@ -63,6 +63,10 @@ pub enum ApiError {
     Invalid(String),
     #[error("configuration: {0}")]
     Config(String),
+    /// The caller's send gate closed before the request left (see `connectors::gate`);
+    /// nothing was sent.
+    #[error("not sent: {0}")]
+    Withheld(String),
     /// A page's next link pointed away from the site of the first request; it was not
     /// followed.
     #[error("refused to follow the next-page link `{link}`: pages must stay on {expected}")]
@@ -102,7 +106,8 @@ impl ApiError {
             ApiError::Config(_)
             | ApiError::Invalid(_)
             | ApiError::Header(_)
-            | ApiError::ForeignNextLink { .. } => None,
+            | ApiError::ForeignNextLink { .. }
+            | ApiError::Withheld(_) => None,
         }
     }
 }

@@ -351,6 +351,9 @@ impl HttpClient {
             // Graph rejects body-less POSTs without a length (411) behind some proxies.
             builder = builder.header(reqwest::header::CONTENT_LENGTH, "0");
         }
+        // After every wait above, and before each attempt: the caller may have lost its right
+        // to send meanwhile (a worker's lease lapsed while this request queued).
+        super::gate::check().map_err(|why| Failed::fatal(ApiError::Withheld(why)))?;
         let response = match builder.send().await {
             Ok(r) => r,
             Err(e) => {

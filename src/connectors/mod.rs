@@ -7,6 +7,7 @@ pub mod azure;
 mod client;
 pub mod cloud;
 mod error;
+pub mod gate;
 pub mod http;
 pub mod lacework;
 pub mod oidc;

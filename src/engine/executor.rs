@@ -537,7 +537,11 @@ impl Executor<'_> {
             record.error = Some(format!("{e}; the request was not sent"));
             return (record, Value::Null);
         }
-        let result = self.transport.send(&request).await;
+        let send = self.transport.send(&request);
+        let result = match self.journal.send_gate(&plan.run_id) {
+            Some(gate) => crate::connectors::gate::guarded(gate, send).await,
+            None => send.await,
+        };
         let body = match result {
             Ok(resp) => {
                 record.status = Some(resp.status);

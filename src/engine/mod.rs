@@ -77,6 +77,13 @@ pub trait Journal: Send + Sync {
     fn may_send(&self, _run_id: &str) -> Result<(), JournalError> {
         Ok(())
     }
+
+    /// The same question, asked again by the HTTP client right before each attempt goes on
+    /// the wire (`connectors::gate`): a request can wait after `may_send` (token bucket,
+    /// throttle hold, retry backoff) long enough for the lease to lapse. `None`: not checked.
+    fn send_gate(&self, _run_id: &str) -> Option<crate::connectors::gate::SendGate> {
+        None
+    }
 }
 
 /// The store's journal under one claim of a run: every write carries the claim's fencing
@@ -91,8 +98,9 @@ pub struct FencedJournal<'a> {
 
 /// When a worker's lease on a run ends, as its last renewal set it. The fence check in the
 /// store catches a stale write; this catches a stale send, which the store never sees.
-#[derive(Debug, Default)]
-pub struct LeaseClock(std::sync::atomic::AtomicI64);
+/// Clones share one clock, so the HTTP client's last look sees every renewal.
+#[derive(Debug, Default, Clone)]
+pub struct LeaseClock(std::sync::Arc<std::sync::atomic::AtomicI64>);
 
 impl LeaseClock {
     /// Renewed (or claimed) now, for `lease`; a margin of a tenth of the lease stays unused,
@@ -148,6 +156,20 @@ impl Journal for FencedJournal<'_> {
             _ => Ok(()),
         }
     }
+
+    fn send_gate(&self, run_id: &str) -> Option<crate::connectors::gate::SendGate> {
+        let lease = self.lease?.clone();
+        let run_id = run_id.to_string();
+        Some(std::sync::Arc::new(move || {
+            if lease.holds() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "this worker's lease on run {run_id} ran out while the request waited; another worker may hold the run"
+                ))
+            }
+        }))
+    }
 }
 
 /// A journal that keeps nothing, for one-shot runs without a store.
@@ -179,5 +201,38 @@ mod lease_tests {
         assert!(clock.holds());
         clock.set(LeaseClock::deadline(std::time::Duration::ZERO) - 1);
         assert!(!clock.holds());
+    }
+
+    /// The HTTP client's last look reads the same clock the renewals move, not a copy taken
+    /// when the request was queued.
+    #[tokio::test]
+    async fn the_send_gate_follows_the_lease_clock() {
+        let store: std::sync::Arc<dyn crate::store::Store> = std::sync::Arc::new(
+            crate::store::SqliteStore::open("sqlite::memory:")
+                .await
+                .unwrap(),
+        );
+        let clock = LeaseClock::default();
+        clock.renewed(std::time::Duration::from_secs(60));
+        let journal = FencedJournal {
+            store: &store,
+            fence: crate::store::Fence(1),
+            lease: Some(&clock),
+        };
+        let gate = journal
+            .send_gate("run-1")
+            .expect("a fenced journal has a gate");
+        assert!(gate().is_ok());
+        clock.set(LeaseClock::deadline(std::time::Duration::ZERO) - 1);
+        let refused = gate().unwrap_err();
+        assert!(refused.contains("run-1"), "{refused}");
+        assert!(
+            FencedJournal {
+                lease: None,
+                ..journal
+            }
+            .send_gate("run-1")
+            .is_none()
+        );
     }
 }

@@ -1013,3 +1013,49 @@ async fn a_webhook_failure_is_summarised_not_reflected() {
     assert!(!err.contains("secret-path"), "{err}");
     assert!(err.contains("400"), "{err}");
 }
+
+/// The send gate is asked right before every attempt, after every wait: a caller whose right
+/// to send ends while its request waits to be retried (a worker's lease lapsing) sends no
+/// further attempt, and the error says nothing was sent.
+#[tokio::test]
+async fn a_closed_send_gate_stops_the_next_attempt() {
+    let (server, c) = setup().await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/u1"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let asked = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = Arc::clone(&asked);
+    // Open for the first attempt, closed from then on (the lease ran out during the backoff).
+    let gate: riposte::connectors::gate::SendGate = Arc::new(move || {
+        if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            Ok(())
+        } else {
+            Err("the lease ran out".into())
+        }
+    });
+    let err = riposte::connectors::gate::guarded(
+        gate,
+        c.send(&ApiRequest::get(Api::Graph, user_url(&server))),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ApiError::Withheld(_)), "{err}");
+    assert!(
+        err.to_string().contains("not sent: the lease ran out"),
+        "{err}"
+    );
+    let sent = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/v1.0/users/u1")
+        .count();
+    assert_eq!(
+        sent, 1,
+        "only the attempt made while the gate was open left"
+    );
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
