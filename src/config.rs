@@ -52,6 +52,26 @@ pub struct Config {
     pub audit: AuditSettings,
     #[serde(default)]
     pub notify: NotifySettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+/// `[log]`: how log lines are written (to stderr). The level comes from `RIPOSTE_LOG`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// `text` (default) for people; `json`: one object per line, with the run, step and request
+/// spans a line was written in, for log shippers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 fn default_playbooks() -> PathBuf {
@@ -63,7 +83,7 @@ fn default_policies() -> PathBuf {
 }
 
 /// The configuration's top-level keys, the only `RIPOSTE_*` variables read as configuration.
-const TOP_LEVEL_KEYS: [&str; 13] = [
+const TOP_LEVEL_KEYS: [&str; 14] = [
     "mode",
     "playbooks",
     "policies",
@@ -77,6 +97,7 @@ const TOP_LEVEL_KEYS: [&str; 13] = [
     "engine",
     "audit",
     "notify",
+    "log",
 ];
 
 /// A configuration that cannot be used, with what to fix.
@@ -108,7 +129,10 @@ impl Config {
                 // Within a section a misspelt key is still an error.
                 env.filter(|k| {
                     let top = k.as_str().split("__").next().unwrap_or_default();
-                    TOP_LEVEL_KEYS.iter().any(|t| top.eq_ignore_ascii_case(t))
+                    // `RIPOSTE_LOG` itself is the log filter (`riposte=info`), not the `[log]`
+                    // table; `RIPOSTE_LOG__FORMAT` is configuration.
+                    let log_filter = k.as_str().eq_ignore_ascii_case("log");
+                    !log_filter && TOP_LEVEL_KEYS.iter().any(|t| top.eq_ignore_ascii_case(t))
                 })
                 .split("__")
                 .map(|k| k.as_str().to_lowercase().into()),

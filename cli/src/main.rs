@@ -8,14 +8,29 @@ mod cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RIPOSTE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = cli::Cli::parse();
+    // The format is configuration (`[log] format`); a configuration that does not load is the
+    // command's to report, so logging falls back to text for it.
+    let format = riposte::config::Config::load(cli.config.as_deref())
+        .map(|c| c.log.format)
+        .unwrap_or_default();
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("RIPOSTE_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+    };
+    match format {
+        riposte::config::LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .init(),
+        riposte::config::LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     match cli::run(cli).await {
         Ok(code) => code,
         Err(e) => {

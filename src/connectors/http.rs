@@ -290,7 +290,14 @@ impl HttpClient {
                 attempt,
             )
         };
-        retrying(self.options(), &shown_url, attempt)
+        let span = tracing::info_span!(
+            "request",
+            api = super::throttle::api_name(req.api),
+            method = %req.method,
+            url = %shown_url,
+            client_request_id = %client_request_id,
+        );
+        tracing::Instrument::instrument(retrying(self.options(), &shown_url, attempt), span)
             .await
             .map_err(|failed| failed.outcome)
     }

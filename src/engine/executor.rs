@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use futures::StreamExt;
 use futures::future::{BoxFuture, join_all};
@@ -184,7 +185,12 @@ impl Executor<'_> {
                 }
                 let policy = *policies.get(step.id.as_str()).unwrap_or(&default_policy);
                 running.push(Box::pin(async move {
-                    let mut r = self.run_step(plan, step, policy).await;
+                    let mut r = self
+                        .run_step(plan, step, policy)
+                        .instrument(
+                            tracing::info_span!("step", step = %step.id, action = %step.action),
+                        )
+                        .await;
                     r.finished_seq = seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                     self.finish(&plan.run_id, &r).await;
                     r

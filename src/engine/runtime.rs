@@ -198,9 +198,12 @@ impl Service {
         let _permit = self.runs_sem.acquire().await;
         let id = claim.run_id;
         let lease = self.lease_clock();
-        let driven = self
-            .under_lease(&id, &lease, self.drive_held(&id, claim.fence, &lease, None))
-            .await;
+        let span = tracing::info_span!("run", run_id = %id, worker = %self.worker_id);
+        let driven = tracing::Instrument::instrument(
+            self.under_lease(&id, &lease, self.drive_held(&id, claim.fence, &lease, None)),
+            span,
+        )
+        .await;
         match driven {
             Ok(_) => {}
             Err(ServiceError::Conflict(reason)) => {
@@ -228,13 +231,16 @@ impl Service {
     ) -> Result<RunRecord, ServiceError> {
         let fence = self.claim(run_id).await?;
         let lease = self.lease_clock();
-        let driven = self
-            .under_lease(
+        let span = tracing::info_span!("run", run_id = %run_id, worker = %self.worker_id);
+        let driven = tracing::Instrument::instrument(
+            self.under_lease(
                 run_id,
                 &lease,
                 self.drive_held(run_id, fence, &lease, on_event),
-            )
-            .await;
+            ),
+            span,
+        )
+        .await;
         let _ = self.store.release(&self.worker_id, run_id).await;
         driven
     }

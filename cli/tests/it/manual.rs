@@ -634,3 +634,49 @@ async fn operator_commands_speak_json_and_shells_complete_them() {
     }
     world.emulator.shutdown().await;
 }
+
+/// `[log] format = "json"`: every log line is one JSON object, and the lines written while a
+/// run executes carry its span (`run_id`), the step's and the outbound request's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_run_step_and_request_spans() {
+    let world = World::start();
+    let path = world.dir.path().join("riposte.toml");
+    let toml = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{toml}\n[log]\nformat = \"json\"\n")).unwrap();
+    let out = world
+        .riposte_with(
+            &[
+                "act",
+                "entra.disable_user",
+                "--principal",
+                ALEX.0,
+                "--enforce",
+                "--format",
+                "json",
+            ],
+            &[("RIPOSTE_LOG", "riposte=info")],
+        )
+        .await;
+    let v = json_of(&out);
+    let run_id = v["run"]["id"].as_str().unwrap().to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
+        .collect();
+    assert!(!lines.is_empty(), "no log lines");
+    let in_span = |name: &str| {
+        lines.iter().any(|l| {
+            l["spans"].as_array().is_some_and(|spans| {
+                spans.iter().any(|s| s["name"] == name)
+                    && spans
+                        .iter()
+                        .any(|s| s["name"] == "run" && s["run_id"] == run_id.as_str())
+            })
+        })
+    };
+    assert!(in_span("run"), "{stderr}");
+    assert!(in_span("step"), "{stderr}");
+    assert!(in_span("request"), "{stderr}");
+    world.emulator.shutdown().await;
+}
