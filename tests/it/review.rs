@@ -446,6 +446,16 @@ async fn the_review_page_signs_in_shows_and_approves(postgres: bool) {
     assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
     assert!(a.body.contains("is not the run"), "{}", a.body);
 
+    // Only the four buttons are operations.
+    let a = w
+        .post(
+            &format!("/runs/{waiting}/delete"),
+            Some(&alice),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
+
     // Approved with the right token: the run executes.
     let a = w
         .post(
