@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::session::{self, digest, random_token};
+use super::session::{self, cookie, digest, random_token};
 use super::{error_page, see_other};
 use crate::server::AppState;
 use crate::server::oidc::{EntraSignIn, PendingLogin};
@@ -42,18 +42,6 @@ fn login_cookie(value: &str, max_age: i64, secure: bool) -> HeaderValue {
         "{LOGIN_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/auth/callback; Max-Age={max_age}{secure}"
     ))
     .expect("a cookie of base64url and fixed text is a valid header value")
-}
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.trim().to_string())
-        .filter(|v| !v.is_empty())
 }
 
 /// Starts a sign-in: the pending login stored, the browser sent to the authorize endpoint.
@@ -147,7 +135,7 @@ pub(super) async fn finish(
             "no sign-in was started from this browser (or it took too long); sign in again",
         );
     };
-    let key = digest(&id);
+    let key = digest(id);
     let row = store.find_session(&key, Utc::now()).await;
     // Used once, whatever follows.
     let _ = store.delete_session(&key).await;

@@ -117,17 +117,22 @@ pub async fn open(
     Ok(opened)
 }
 
-/// The session id the request's cookie carries, if any.
-fn cookie_id(headers: &HeaderMap) -> Option<&str> {
+/// The value of the request's cookie `name`, if it carries a non-empty one.
+pub(super) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.trim())
         .filter(|v| !v.is_empty())
+}
+
+/// The session id the request's cookie carries, if any.
+fn cookie_id(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, COOKIE)
 }
 
 /// The signed-in person a request comes from. Extracting it from a request without a live
