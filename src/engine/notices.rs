@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::events::Audit;
+use super::report::{RunReport, StepOutcome};
 use super::runtime::Service;
 use crate::notify::{Notice, ServiceEvent, message};
 use crate::plan::{Plan, StepStatus};
@@ -57,9 +58,8 @@ impl Service {
         let records = self.store.audit_records(from + 1, PAGE).await?;
         let mut posted = 0;
         for record in records {
-            if let Some(notice) = self.notice_for(&record).await
-                && self.notify.wants(notice.event)
-            {
+            // `notice_for` answers only for the events `[notify] events` names.
+            if let Some(notice) = self.notice_for(&record).await {
                 self.post(&notice).await;
                 posted += 1;
             }
@@ -179,21 +179,15 @@ fn failure_reasons(run: &RunRecord, record: &AuditRecord) -> Vec<String> {
     if let Some(reason) = record.body["reason"].as_str() {
         return vec![reason.to_string()];
     }
-    let steps = run
+    let report = run
         .report
-        .as_ref()
-        .and_then(|r| r["steps"].as_array().cloned())
-        .unwrap_or_default();
-    let failed: Vec<String> = steps
+        .clone()
+        .and_then(|r| serde_json::from_value::<RunReport>(r).ok());
+    let failed: Vec<String> = report
         .iter()
-        .filter(|s| s["outcome"] == "failed")
-        .map(|s| {
-            format!(
-                "{}: {}",
-                s["id"].as_str().unwrap_or("?"),
-                s["reason"].as_str().unwrap_or("failed")
-            )
-        })
+        .flat_map(|r| &r.steps)
+        .filter(|s| s.outcome == StepOutcome::Failed)
+        .map(|s| format!("{}: {}", s.id, s.reason.as_deref().unwrap_or("failed")))
         .collect();
     if failed.is_empty() {
         run.last_error.iter().cloned().collect()
