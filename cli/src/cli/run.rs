@@ -325,9 +325,9 @@ async fn wait_for_approval(
     progress: &super::progress::Progress,
     on_event: &(dyn Fn(&riposte::engine::Event<'_>) + Send + Sync),
 ) -> anyhow::Result<riposte::store::RunRecord> {
-    use riposte::engine::service::ServiceApi;
     let started = std::time::Instant::now();
     let mut said = None;
+    let mut acted_on = None;
     while run.status == RunStatus::AwaitingApproval {
         let minutes = started.elapsed().as_secs() / 60;
         if said != Some(minutes) {
@@ -342,46 +342,48 @@ async fn wait_for_approval(
             ));
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        let approved = match &run.plan_hash {
+        // The newest approval of the plan as it stands. Each one is acted on once: one the
+        // engine does not accept (expired, for a plan that changed) leaves the run waiting
+        // without being planned again every second.
+        let approval = match &run.plan_hash {
             Some(hash) => service
                 .store()
                 .approvals_for(&run.id)
                 .await?
-                .iter()
-                .any(|a| {
+                .into_iter()
+                .filter(|a| {
                     &a.plan_hash == hash && a.decision == riposte::store::ApprovalDecision::Approve
-                }),
-            None => false,
+                })
+                .map(|a| a.at)
+                .max(),
+            None => None,
         };
-        run = if approved {
+        if let Some(at) = approval.filter(|at| acted_on != Some(*at)) {
+            acted_on = Some(at);
             progress.waiting("approved; executing");
             match service.drive(&run.id, Some(on_event)).await {
-                Ok(r) => r,
                 // A `riposte serve` worker took it first: follow it from the store instead.
-                Err(riposte::engine::service::ServiceError::Conflict(_)) => {
-                    service
-                        .run(&run.id)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e}"))?
-                        .run
-                }
+                Ok(_) | Err(riposte::engine::service::ServiceError::Conflict(_)) => {}
                 Err(e) => return Err(anyhow::anyhow!("{e}")),
             }
-        } else {
-            service
-                .run(&run.id)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .run
-        };
+        }
+        run = current(service, &run.id).await?;
         while run.status == RunStatus::Running {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            run = service
-                .run(&run.id)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .run;
+            run = current(service, &run.id).await?;
         }
     }
     Ok(run)
+}
+
+/// The run as the store has it now.
+async fn current(
+    service: &riposte::engine::Service,
+    id: &str,
+) -> anyhow::Result<riposte::store::RunRecord> {
+    service
+        .store()
+        .get_run(id)
+        .await?
+        .with_context(|| format!("run {id} is no longer in the store"))
 }
