@@ -101,7 +101,7 @@ const TOP_LEVEL_KEYS: [&str; 14] = [
 ];
 
 /// A configuration that cannot be used, with what to fix.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration file {0} does not exist")]
     Missing(PathBuf),

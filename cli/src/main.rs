@@ -11,9 +11,8 @@ async fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // The format is configuration (`[log] format`); a configuration that does not load is the
     // command's to report, so logging falls back to text for it.
-    let format = riposte::config::Config::load(cli.config.as_deref())
-        .map(|c| c.log.format)
-        .unwrap_or_default();
+    let config = riposte::config::Config::load(cli.config.as_deref());
+    let format = config.as_ref().map(|c| c.log.format).unwrap_or_default();
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_env("RIPOSTE_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
@@ -31,7 +30,7 @@ async fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init(),
     }
-    match cli::run(cli).await {
+    match cli::run(cli, config).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -338,9 +338,13 @@ pub enum PolicyCommand {
     },
 }
 
-/// Runs the command line; returns the process exit code.
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let load_config = || Config::load(cli.config.as_deref());
+/// Runs the command line with the configuration `main` loaded once (an error is reported by
+/// the commands that need a configuration, not by those that do not); returns the exit code.
+pub async fn run(
+    cli: Cli,
+    config: Result<Config, riposte::config::ConfigError>,
+) -> anyhow::Result<ExitCode> {
+    let load_config = || config.clone();
     match cli.command {
         Command::Validate { paths, format } => validate::run(&load_config()?, paths, format),
         Command::Plan {
