@@ -19,7 +19,6 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use rand::RngCore as _;
-use sha2::{Digest, Sha256};
 
 use super::super::AppState;
 use super::super::settings::Role;
@@ -84,8 +83,9 @@ pub(super) fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// What the store keeps of a secret id: the digest API tokens are configured as.
 pub(super) fn digest(id: &str) -> String {
-    hex::encode(Sha256::digest(id.as_bytes()))
+    crate::server::token_digest(id)
 }
 
 /// Opens a session for `caller` with `role` for [`LIFETIME`]: stores its digest, caller, role
