@@ -5,14 +5,16 @@
 //! cannot mutate, by construction.
 
 mod budget;
+mod cache;
 mod done;
 mod facts;
 mod render;
 mod seal;
+mod step;
 
 pub use seal::exact;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use minijinja::Value as JValue;
@@ -20,12 +22,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::actions::{self, ActionPlan, ActionSettings, Effect, PlanContext, PlanStatus};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+use crate::actions::{ActionSettings, Effect};
 use crate::alert::Alert;
 use crate::connectors::{ApiRequest, Endpoints, Lookup};
 use crate::playbook::expr::{Unknown, from_data};
-use crate::playbook::model::{Param, Playbook, Stage, Step};
-use crate::policy::{Decision, Guard, PolicyInput, Verdict};
+use crate::playbook::model::{Playbook, Stage, Step};
+use crate::policy::{Decision, Guard};
 
 pub use budget::DEFAULT_MAX_PLANNING_READS;
 pub use done::{DoneStep, leave_out_done, leave_out_revocation};
@@ -124,6 +129,20 @@ pub enum PlanError {
     ReadBudgetExceeded { limit: u32 },
 }
 
+/// A change made to a decided step, given the steps it depends on.
+pub type AdjustStep = dyn Fn(&mut PlannedStep, &[&PlannedStep]) + Send + Sync;
+
+/// What a caller adds to one planning, step by step, as each step is decided.
+#[derive(Default)]
+pub struct StepHooks<'a> {
+    /// Changes a decided step before anything else sees it, given the steps it depends on
+    /// (what an earlier run of the incident already did is left out here).
+    pub adjust: Option<&'a AdjustStep>,
+    /// Receives each step, sealed exactly as the finished plan will hold it, as soon as it
+    /// is decided: streaming execution starts a step before the whole plan is made.
+    pub decided: Option<tokio::sync::mpsc::UnboundedSender<PlannedStep>>,
+}
+
 /// Everything planning needs from outside, passed in so planning stays testable.
 pub struct Planner<'a> {
     pub endpoints: &'a Endpoints,
@@ -182,17 +201,54 @@ impl Planner<'_> {
         now: DateTime<Utc>,
         counters: &crate::policy::Counters,
     ) -> Result<Plan, PlanError> {
+        self.plan_with_hooks(
+            playbook,
+            alert,
+            given_inputs,
+            mode,
+            run_id,
+            now,
+            counters,
+            StepHooks::default(),
+        )
+        .await
+    }
+
+    /// As [`Planner::plan_with_counters`], with `hooks` called as each step is decided.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn plan_with_hooks(
+        &self,
+        playbook: &Playbook,
+        alert: &Alert,
+        given_inputs: &BTreeMap<String, String>,
+        mode: Mode,
+        run_id: &str,
+        now: DateTime<Utc>,
+        counters: &crate::policy::Counters,
+        hooks: StepHooks<'_>,
+    ) -> Result<Plan, PlanError> {
         let limit = self
             .settings
             .max_planning_reads
             .unwrap_or(DEFAULT_MAX_PLANNING_READS);
         let budget = budget::ReadBudget::new(self.lookup, limit);
+        // The cache sits in front of the budget: a read answered from it costs nothing.
+        let cache = cache::ReadCache::new(&budget);
         let planner = Planner {
-            lookup: &budget,
+            lookup: &cache,
             ..*self
         };
         let plan = planner
-            .plan_within_budget(playbook, alert, given_inputs, mode, run_id, now, counters)
+            .plan_within_budget(
+                playbook,
+                alert,
+                given_inputs,
+                mode,
+                run_id,
+                now,
+                counters,
+                hooks,
+            )
             .await?;
         if budget.exceeded() {
             return Err(PlanError::ReadBudgetExceeded { limit });
@@ -210,6 +266,7 @@ impl Planner<'_> {
         run_id: &str,
         now: DateTime<Utc>,
         counters: &crate::policy::Counters,
+        hooks: StepHooks<'_>,
     ) -> Result<Plan, PlanError> {
         let inputs = resolve_inputs(playbook, given_inputs)?;
         let mut notes = Vec::new();
@@ -225,211 +282,63 @@ impl Planner<'_> {
         } else {
             mode
         };
-        let alert_value = from_data(alert);
-        let alert_json = serde_json::to_value(alert).unwrap_or(Value::Null);
-        let playbook_json =
-            json!({"name": playbook.name, "version": playbook.version, "stage": playbook.stage});
-        let run = json!({"id": run_id, "mode": mode.as_str(), "playbook": playbook.name, "now": now.to_rfc3339()});
+        let frame = step::Frame {
+            playbook,
+            alert,
+            alert_value: from_data(alert),
+            alert_json: serde_json::to_value(alert).unwrap_or(Value::Null),
+            playbook_json: json!({"name": playbook.name, "version": playbook.version, "stage": playbook.stage}),
+            inputs: &inputs,
+            run: json!({"id": run_id, "mode": mode.as_str(), "playbook": playbook.name, "now": now.to_rfc3339()}),
+            mode,
+            run_id,
+            now,
+            counters,
+        };
         let mut results: BTreeMap<String, (StepStatus, JValue)> = BTreeMap::new();
         let mut planned: BTreeMap<String, PlannedStep> = BTreeMap::new();
-
-        for step in topological(&playbook.steps) {
-            let action = actions::find(&step.uses).expect("validated at load");
-            let info = action.info();
-            let ctx_value = context(&alert_value, &inputs, &run, &results, None);
-            let mut ps = PlannedStep {
-                id: step.id.clone(),
-                action: step.uses.clone(),
-                needs: step.needs.clone(),
-                status: StepStatus::Planned,
-                reason: None,
-                effect: info.effect,
-                policy: None,
-                pre_state: Value::Null,
-                desired_state: Value::Null,
-                requests: Vec::new(),
-                permissions: info.permissions.flat(),
-                notes: Vec::new(),
-                blocked: None,
-                with: Value::Null,
-                item_requests: Vec::new(),
-                outputs: Value::Null,
-                condition: None,
-                unknowns: Vec::new(),
-            };
-            // `needs` orders steps; only a denied dependency stops its dependents, since
-            // running them would act on a decision the guardrails refused.
-            if let Some(dep) = step.needs.iter().find(|d| {
-                results
-                    .get(*d)
-                    .is_some_and(|(s, _)| *s == StepStatus::Denied)
-            }) {
-                // What depends on a refused step is refused with it, and says why.
-                let why = format!("needs `{dep}`, which the guardrails denied");
-                ps.status = if info.effect == Effect::Mutate {
-                    StepStatus::Denied
-                } else {
-                    StepStatus::Skipped
-                };
-                if ps.status == StepStatus::Denied {
-                    ps.policy = Some(Decision {
-                        decision: Verdict::Deny,
-                        reasons: vec![why.clone()],
-                    });
+        // Every step whose dependencies are decided is decided at once, side by side: its
+        // reads go out together with its siblings'. A step left waiting when nothing runs
+        // is in a cycle, which the loader has already reported.
+        let mut waiting: Vec<&Step> = playbook.steps.iter().collect();
+        let mut deciding = FuturesUnordered::new();
+        loop {
+            waiting.retain(|step| {
+                if !step.needs.iter().all(|d| planned.contains_key(d)) {
+                    return true;
                 }
-                ps.reason = Some(why);
-            } else if let Some(cond) = &step.condition {
-                match cond.eval_condition(&ctx_value) {
-                    Ok(Some(true)) => {}
-                    Ok(Some(false)) => {
-                        ps.status = StepStatus::Skipped;
-                        ps.reason = Some("its `if` condition is false".into());
-                    }
-                    // Planned in full, so the reviewer sees what it would send; the executor
-                    // decides right before the step, over its dependencies' results.
-                    Ok(None) => {
-                        ps.condition = cond.expressions().next().map(|(e, _)| e.to_string());
-                        ps.notes.push(
-                            "its `if` condition reads run-time state; it is evaluated right before the step runs".into(),
-                        );
-                    }
-                    Err(e) => {
-                        ps.status = StepStatus::Skipped;
-                        ps.reason = Some(format!("cannot plan: `if`: {e}"));
-                    }
-                }
-            }
-            if ps.status == StepStatus::Planned {
-                self.plan_step(
-                    step,
-                    &mut ps,
-                    &alert_value,
-                    &inputs,
-                    &run,
-                    &results,
-                    alert,
-                    run_id,
-                    now,
-                    playbook,
-                )
-                .await;
-            }
-            // Already-satisfied steps are asked too: they send nothing either way, but a
-            // reviewer should see that riposte would never act on, say, a break-glass account.
-            // Notifications are asked as well: where riposte posts is a policy's business.
-            if matches!(info.effect, Effect::Mutate | Effect::Notify)
-                && matches!(
-                    ps.status,
-                    StepStatus::Planned | StepStatus::AlreadySatisfied
-                )
-            {
-                let was_satisfied = ps.status == StepStatus::AlreadySatisfied;
-                // Facts from every step this one depends on, directly or not (`revoke` needs
-                // `suspend`, which needs `user`: the user's roles matter to `revoke` too).
-                let mut ancestors: Vec<&str> = Vec::new();
-                let mut stack: Vec<&str> = step.needs.iter().map(String::as_str).collect();
-                while let Some(d) = stack.pop() {
-                    if !ancestors.contains(&d) {
-                        ancestors.push(d);
-                        if let Some(p) = planned.get(d) {
-                            stack.extend(p.needs.iter().map(String::as_str));
-                        }
-                    }
-                }
-                let needed: Vec<&Value> = ancestors
+                let ancestors = ancestors_of(step, &planned);
+                let seen_results = results
                     .iter()
-                    .filter_map(|d| planned.get(*d))
-                    .map(|d| &d.outputs)
+                    .filter(|(id, _)| ancestors.contains_key(*id))
+                    .map(|(id, r)| (id.clone(), r.clone()))
                     .collect();
-                let mut target = crate::policy::Target::from_step(
-                    needed.iter().copied(),
-                    &ps.with,
-                    &ps.pre_state,
-                    &alert_json,
-                );
-                // Whatever no earlier step read about the targets is read now, so the
-                // guardrails decide on the real targets (a single action has no lookup step).
-                let mut unreadable = None;
-                if info.effect == Effect::Mutate {
-                    let known = facts::Known {
-                        user: target.user.is_some(),
-                        resource_reads: planned
-                            .values()
-                            .filter(|p| p.action == "arm.get_resource")
-                            .map(|p| &p.outputs)
-                            .collect(),
-                        created: ancestors
-                            .iter()
-                            .filter_map(|d| planned.get(*d))
-                            .filter(|p| p.effect == Effect::Mutate)
-                            .map(|p| &p.outputs)
-                            .collect(),
-                    };
-                    match self
-                        .target_facts(&ps.with, &known, alert, run_id, &step.id, now)
-                        .await
-                    {
-                        facts::TargetFacts::Read(read) => {
-                            if !read.outputs.is_empty() {
-                                target = crate::policy::Target::from_step(
-                                    needed.iter().copied().chain(read.outputs.iter()),
-                                    &ps.with,
-                                    &ps.pre_state,
-                                    &alert_json,
-                                );
-                            }
-                            if let Some((kind, sp)) = read.principal {
-                                target.principal_type = Some(kind);
-                                target.service_principal = sp;
-                            }
-                        }
-                        facts::TargetFacts::Unreadable(why) => unreadable = Some(why),
-                        facts::TargetFacts::Offline => {}
-                    }
-                }
-                let notify_params;
-                let mut params = &ps.with;
-                if info.effect == Effect::Notify {
-                    target.destination = ps.requests.first().map(|r| origin_of(&r.url));
-                    notify_params = without_url(&ps.with);
-                    params = &notify_params;
-                }
-                let decision = match unreadable {
-                    Some(why) => Decision::deny(why),
-                    None => self.guard.decide(&PolicyInput {
-                        action: crate::policy::ActionRef {
-                            name: &step.uses,
-                            effect: info.effect,
-                        },
-                        params,
-                        target,
-                        alert: &alert_json,
-                        playbook: &playbook_json,
-                        mode: mode.as_str(),
-                        counters,
-                    }),
-                };
-                ps.status = match decision.decision {
-                    Verdict::Deny => StepStatus::Denied,
-                    _ if was_satisfied => StepStatus::AlreadySatisfied,
-                    Verdict::Allow => StepStatus::Planned,
-                    Verdict::RequireApproval => StepStatus::NeedsApproval,
-                };
-                if ps.status != StepStatus::Planned && ps.reason.is_none() {
-                    ps.reason = decision.reasons.first().cloned();
-                }
-                ps.policy = Some(decision);
+                deciding.push(self.decide_step(&frame, step, seen_results, ancestors));
+                false
+            });
+            let Some(mut ps) = deciding.next().await else {
+                break;
+            };
+            if let Some(adjust) = hooks.adjust {
+                let ancestors = ancestors_of_planned(&ps, &planned);
+                adjust(&mut ps, &ancestors);
+            }
+            if let Some(decided) = &hooks.decided {
+                let mut shown = ps.clone();
+                seal::seal_step(&mut shown);
+                // A closed receiver stopped listening (its run ended); planning goes on.
+                let _ = decided.send(shown);
             }
             let outputs_ctx = if ps.outputs.is_null() && ps.status != StepStatus::Skipped {
-                Unknown::value(format!("steps.{}.outputs", step.id))
+                Unknown::value(format!("steps.{}.outputs", ps.id))
             } else {
                 from_data(&ps.outputs)
             };
-            results.insert(step.id.clone(), (ps.status, outputs_ctx));
-            planned.insert(step.id.clone(), ps);
+            results.insert(ps.id.clone(), (ps.status, outputs_ctx));
+            planned.insert(ps.id.clone(), ps);
         }
 
-        let final_ctx = context(&alert_value, &inputs, &run, &results, None);
+        let final_ctx = context(&frame.alert_value, &inputs, &frame.run, &results, None);
         let outputs: serde_json::Map<String, Value> = playbook
             .outputs
             .iter()
@@ -451,7 +360,7 @@ impl Planner<'_> {
                 sha256: playbook.sha256.clone(),
             },
             alert: alert.clone(),
-            inputs: Value::Object(inputs.into_iter().collect()),
+            inputs: Value::Object(inputs.clone().into_iter().collect()),
             created_at: now,
             steps,
             outputs: Value::Object(outputs),
@@ -461,199 +370,6 @@ impl Planner<'_> {
         plan.plan_hash = plan_hash(&plan.steps);
         Ok(plan)
     }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn plan_step(
-        &self,
-        step: &Step,
-        ps: &mut PlannedStep,
-        alert_value: &JValue,
-        inputs: &BTreeMap<String, Value>,
-        run: &Value,
-        results: &BTreeMap<String, (StepStatus, JValue)>,
-        alert: &Alert,
-        run_id: &str,
-        now: DateTime<Utc>,
-        playbook: &Playbook,
-    ) {
-        let action = actions::find(&step.uses).expect("validated at load");
-        let base_ctx = context(alert_value, inputs, run, results, None);
-        // `None` means a single run with no `item`.
-        let items: Vec<Option<JValue>> = match &step.for_each {
-            None => vec![None],
-            Some(t) => match t.eval(&base_ctx) {
-                Ok(Value::Array(items)) => items.iter().map(|i| Some(from_data(i))).collect(),
-                Ok(Value::String(s)) if actions::unknown::is_placeholder(&s) => {
-                    let of = actions::unknown::describe(&s).unwrap_or_default();
-                    vec![Some(Unknown::value(format!("each of {of}")))]
-                }
-                Ok(other) => {
-                    ps.status = StepStatus::Skipped;
-                    ps.reason = Some(format!(
-                        "cannot plan: `for_each` must give a list, gave {other}"
-                    ));
-                    return;
-                }
-                Err(e) => {
-                    ps.status = StepStatus::Skipped;
-                    ps.reason = Some(format!("cannot plan: `for_each`: {e}"));
-                    return;
-                }
-            },
-        };
-        if items.is_empty() {
-            ps.status = StepStatus::Skipped;
-            ps.reason = Some("`for_each` gave an empty list".into());
-            return;
-        }
-        let mut plans: Vec<ActionPlan> = Vec::new();
-        let mut withs = Vec::new();
-        for item in &items {
-            let ctx_value = context(alert_value, inputs, run, results, item.clone());
-            let with = match render_params(&step.with, &ctx_value) {
-                Ok(w) => w,
-                Err(e) => {
-                    ps.status = StepStatus::Skipped;
-                    ps.reason = Some(format!("cannot plan: {e}"));
-                    return;
-                }
-            };
-            let ctx = PlanContext {
-                endpoints: self.endpoints,
-                lookup: self.lookup,
-                alert,
-                run_id,
-                step_id: &step.id,
-                settings: self.settings,
-                now,
-                playbook_dir: playbook.dir(),
-            };
-            match action.plan_value(with.clone(), &ctx).await {
-                Ok(p) => plans.push(p),
-                Err(e) => {
-                    ps.status = StepStatus::Skipped;
-                    ps.reason = Some(format!("cannot plan: {e}"));
-                    ps.with = with;
-                    return;
-                }
-            }
-            withs.push(with);
-        }
-        merge_item_plans(ps, plans, withs, step.for_each.is_some());
-    }
-}
-
-/// Folds per-item plans into one step: requests in item order; list outputs concatenated so
-/// a later step can iterate over, e.g., every snapshot id of every resource.
-fn merge_item_plans(ps: &mut PlannedStep, plans: Vec<ActionPlan>, withs: Vec<Value>, looped: bool) {
-    let all_satisfied = plans
-        .iter()
-        .all(|p| p.status == PlanStatus::AlreadySatisfied);
-    ps.status = if all_satisfied {
-        StepStatus::AlreadySatisfied
-    } else {
-        StepStatus::Planned
-    };
-    ps.reason = plans.iter().find_map(|p| p.reason.clone());
-    ps.blocked = plans.iter().find_map(|p| p.blocked.clone());
-    let mut notes = BTreeSet::new();
-    for p in &plans {
-        notes.extend(p.notes.iter().cloned());
-    }
-    ps.notes.extend(notes);
-    ps.requests = plans
-        .iter()
-        .flat_map(|p| p.requests.iter().cloned())
-        .collect();
-    if !looped {
-        let p = plans.into_iter().next().expect("one item");
-        ps.pre_state = p.pre_state;
-        ps.desired_state = p.desired_state;
-        ps.outputs = p.outputs;
-        ps.with = withs.into_iter().next().unwrap_or(Value::Null);
-        return;
-    }
-    ps.item_requests = plans.iter().map(|p| p.requests.len()).collect();
-    ps.pre_state = Value::Array(plans.iter().map(|p| p.pre_state.clone()).collect());
-    ps.desired_state = Value::Array(plans.iter().map(|p| p.desired_state.clone()).collect());
-    ps.with = Value::Array(withs);
-    ps.outputs = if plans.iter().any(|p| p.outputs.is_null()) {
-        Value::Null
-    } else {
-        let mut merged = serde_json::Map::new();
-        for p in &plans {
-            for (k, v) in p.outputs.as_object().into_iter().flatten() {
-                let slot = merged
-                    .entry(k.clone())
-                    .or_insert_with(|| Value::Array(Vec::new()));
-                if let Value::Array(list) = slot {
-                    match v {
-                        Value::Array(items) => list.extend(items.iter().cloned()),
-                        other => list.push(other.clone()),
-                    }
-                }
-            }
-        }
-        Value::Object(merged)
-    };
-}
-
-/// `scheme://host[:port]` of a planned URL (a webhook's is already redacted to that).
-fn origin_of(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => format!(
-            "{}://{}{}",
-            u.scheme(),
-            u.host_str().unwrap_or_default(),
-            u.port().map(|p| format!(":{p}")).unwrap_or_default()
-        ),
-        Err(_) => String::new(),
-    }
-}
-
-/// A notification's parameters without its `url`, whose path is a secret: policies see the
-/// destination's origin instead.
-fn without_url(with: &Value) -> Value {
-    match with {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(k, _)| k.as_str() != "url")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(without_url).collect()),
-        other => other.clone(),
-    }
-}
-
-fn render_params(with: &[(String, Param)], ctx: &JValue) -> Result<Value, String> {
-    fn one(p: &Param, ctx: &JValue) -> Result<Value, String> {
-        Ok(match p {
-            Param::Literal(v) => v.clone(),
-            Param::Template(t) => t.eval(ctx)?,
-            Param::List(items) => Value::Array(
-                items
-                    .iter()
-                    .map(|i| one(i, ctx))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Param::Map(entries) => Value::Object(
-                entries
-                    .iter()
-                    .map(|(k, v)| Ok((k.clone(), one(v, ctx)?)))
-                    .collect::<Result<_, String>>()?,
-            ),
-        })
-    }
-    Ok(Value::Object(
-        with.iter()
-            .map(|(k, v)| {
-                one(v, ctx)
-                    .map(|v| (k.clone(), v))
-                    .map_err(|e| format!("`{k}`: {e}"))
-            })
-            .collect::<Result<_, _>>()?,
-    ))
 }
 
 /// The template context: `alert`, `inputs`, `run`, `steps.<id>.{outputs,status}` and `item`.
@@ -716,21 +432,39 @@ fn resolve_inputs(
     Ok(out)
 }
 
-/// Steps in an order where every step comes after the steps it needs; among steps that are
-/// ready together, file order.
-fn topological(steps: &[Step]) -> Vec<&Step> {
-    let mut done: BTreeSet<&str> = BTreeSet::new();
-    let mut out = Vec::with_capacity(steps.len());
-    while out.len() < steps.len() {
-        let before = out.len();
-        for s in steps {
-            if !done.contains(s.id.as_str()) && s.needs.iter().all(|d| done.contains(d.as_str())) {
-                done.insert(&s.id);
-                out.push(s);
-            }
+/// Every step `step` depends on, directly or not, as planned.
+fn ancestors_of(
+    step: &Step,
+    planned: &BTreeMap<String, PlannedStep>,
+) -> BTreeMap<String, PlannedStep> {
+    let mut out = BTreeMap::new();
+    let mut stack: Vec<&str> = step.needs.iter().map(String::as_str).collect();
+    while let Some(d) = stack.pop() {
+        if out.contains_key(d) {
+            continue;
         }
-        if out.len() == before {
-            break; // a cycle; the loader has already reported it
+        if let Some(p) = planned.get(d) {
+            stack.extend(p.needs.iter().map(String::as_str));
+            out.insert(d.to_string(), p.clone());
+        }
+    }
+    out
+}
+
+/// As [`ancestors_of`], for a step already decided.
+fn ancestors_of_planned<'p>(
+    step: &PlannedStep,
+    planned: &'p BTreeMap<String, PlannedStep>,
+) -> Vec<&'p PlannedStep> {
+    let mut out: Vec<&PlannedStep> = Vec::new();
+    let mut stack: Vec<&str> = step.needs.iter().map(String::as_str).collect();
+    while let Some(d) = stack.pop() {
+        if out.iter().any(|p| p.id == d) {
+            continue;
+        }
+        if let Some(p) = planned.get(d) {
+            stack.extend(p.needs.iter().map(String::as_str));
+            out.push(p);
         }
     }
     out

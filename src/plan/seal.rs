@@ -17,7 +17,7 @@ pub(super) fn seal(plan: &mut Plan) {
     }
 }
 
-fn seal_step(step: &mut PlannedStep) {
+pub(super) fn seal_step(step: &mut PlannedStep) {
     let Ok(mut value) = serde_json::to_value(&*step) else {
         return;
     };

@@ -51,14 +51,32 @@ impl Action for GetUser {
             Api::Graph,
             format!("{}?$select={USER_SELECT}", user_url(&base, &p.user)),
         );
-        let Some(user) = lookup_user(ctx, &p.user).await? else {
+        // The roles are read by the key the step was given, beside the user itself: the two
+        // reads need nothing from each other, and both are on the way to containment. A key
+        // Graph takes only in the `users('…')` form is read by the id the user read finds.
+        let beside = !p.user.starts_with('$');
+        let by_key = directory_roles_request(&user_url(&base, &p.user), ROLE_SELECT);
+        let (found, roles_by_key) = if beside {
+            let (found, roles) = tokio::join!(lookup_user(ctx, &p.user), ctx.lookup.read(&by_key));
+            (found, Some(roles))
+        } else {
+            (lookup_user(ctx, &p.user).await, None)
+        };
+        let Some(user) = found? else {
             return Ok(ActionPlan::planned(vec![user_get])
                 .outputs(Value::Null)
                 .reason("known at run time: no credentials to look the user up"));
         };
         let id = user["id"].as_str().unwrap_or(&p.user).to_string();
-        let roles_get = directory_roles_request(&user_url(&base, &id), ROLE_SELECT);
-        let roles = match ctx.lookup.read(&roles_get).await? {
+        let (roles_get, roles) = match roles_by_key {
+            Some(roles) => (by_key, roles?),
+            None => {
+                let by_id = directory_roles_request(&user_url(&base, &id), ROLE_SELECT);
+                let roles = ctx.lookup.read(&by_id).await?;
+                (by_id, roles)
+            }
+        };
+        let roles = match roles {
             LookupOutcome::Found(v) => v["value"].clone(),
             // Roles decide what the guardrails allow: roles that cannot be read are not "no
             // roles", they are a target riposte cannot see.
@@ -93,9 +111,11 @@ mod tests {
     use super::*;
     use crate::actions::testing::*;
 
+    /// By the key the step was given (here the UPN), so it goes out beside the user read.
     fn roles_url() -> String {
         format!(
-            "{GRAPH}/users/{ALEX_ID}/transitiveMemberOf/microsoft.graph.directoryRole?$select=id,displayName,roleTemplateId&$count=true"
+            "{}/transitiveMemberOf/microsoft.graph.directoryRole?$select=id,displayName,roleTemplateId&$count=true",
+            user_url(GRAPH, ALEX_UPN)
         )
     }
 
